@@ -1,0 +1,7 @@
+"""qubinode-recovery-provider: diagnose, recover and escalate failed infrastructure DAG tasks."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,207 @@
+"""Every ``[qubinode_recovery]`` option in one place.
+
+The table :data:`OPTIONS` is the single source of truth: Airflow's provider info is built from it (so
+``airflow config list`` shows each option with its description and default), and :func:`get` reads an
+option without importing Airflow, so the CLI and the core work in a plain Python process. Lookup order
+is Airflow's own: the environment variable ``AIRFLOW__QUBINODE_RECOVERY__<OPTION>``, then the
+``[qubinode_recovery]`` section of ``airflow.cfg``, then the default below.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+SECTION = "qubinode_recovery"
+
+
+class ConfigError(ValueError):
+    """An option holds a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Option:
+    description: str
+    type: str  # string | boolean | integer | float
+    default: str
+    example: str | None = None
+
+
+OPTIONS: dict[str, Option] = {
+    "pattern_dirs": Option(
+        "Comma-separated directories with extra YAML pattern packs, loaded after the shipped ones.",
+        "string", "", "/opt/airflow/qubinode_patterns"),
+    "state_dir": Option(
+        "Directory for the ledger SQLite file, the spool of unwritten events and reports. Empty: "
+        "$AIRFLOW_HOME/qubinode_recovery.",
+        "string", "", "/opt/airflow/qubinode_recovery"),
+    "ledger_conn_id": Option(
+        "Airflow connection id of the ledger database (PostgreSQL in production). Empty: a SQLite "
+        "file in state_dir.",
+        "string", "", "qubinode_ledger"),
+    "ledger_url": Option(
+        "SQLAlchemy URL of the ledger, for processes without Airflow connections (the CLI). Overrides "
+        "ledger_conn_id when set.",
+        "string", "", "postgresql+psycopg://ledger@db/qubinode"),
+    "retention_days": Option(
+        "Ledger rows older than this many days are purged by the retention job.", "integer", "90"),
+    "auto_recovery_enabled": Option(
+        "Master switch for automatic recovery actions. Off: plans are made and recorded, never run.",
+        "boolean", "True"),
+    "dry_run": Option(
+        "Record what automatic recovery would do without doing it.", "boolean", "False"),
+    "approval_risk_threshold": Option(
+        "Options whose risk is above this level (none, low, medium, high) wait for a human approval "
+        "in the Airflow UI.",
+        "string", "low"),
+    "min_auto_confidence": Option(
+        "Below this confidence an option is never carried out automatically.", "float", "0.7"),
+    "breaker_max_attempts": Option(
+        "Circuit breaker: automatic attempts allowed per failure fingerprint per window.",
+        "integer", "3"),
+    "breaker_max_host_attempts": Option(
+        "Circuit breaker: automatic attempts allowed per libvirt host per window.", "integer", "10"),
+    "breaker_window_minutes": Option(
+        "Circuit breaker window length in minutes.", "integer", "60"),
+    "probe_timeout_seconds": Option(
+        "Timeout of each context probe (systemctl, podman, TCP connect).", "float", "2.0"),
+    "systemd_units": Option(
+        "Comma-separated systemd units whose health is collected with a failure.",
+        "string", "libvirtd.service,virtqemud.service,podman.socket,vault.service"),
+    "podman_containers": Option(
+        "Comma-separated podman containers whose health is collected with a failure.", "string", "",
+        "airflow-scheduler,vault"),
+    "reachability_targets": Option(
+        "Comma-separated host:port targets probed for TCP reachability with a failure.", "string",
+        "", "quay.io:443,vault.example.com:8200"),
+    "dependency_map": Option(
+        "JSON object: service -> list of services or tools that depend on it.", "string",
+        '{"libvirtd": ["kcli", "virsh", "virt-install"], "podman.socket": ["podman"], '
+        '"vault": ["ansible", "airflow"]}'),
+    "log_tail_lines": Option(
+        "How many lines of the failed attempt's log the analyzer reads.", "integer", "500"),
+    "notifier_budget_seconds": Option(
+        "Time budget of the failure notifier inside the worker.", "float", "5.0"),
+    "recovery_conn_id": Option(
+        "Airflow connection (type http) of the Airflow REST API, used to start recovery runs and "
+        "clear failed tasks.", "string", "airflow_api"),
+    "libvirt_conn_ids": Option(
+        "Comma-separated libvirt connection ids the shadow scan inventories.", "string",
+        "libvirt_default"),
+    "lineage_file": Option(
+        "OpenLineage file-transport JSON-lines file the shadow scan reads.", "string", "",
+        "/opt/airflow/openlineage/events.jsonl"),
+    "marquez_url": Option(
+        "Marquez API base URL; when set, the shadow scan reads lineage from Marquez.", "string", "",
+        "http://marquez:5000"),
+    "shadow_scan_schedule": Option(
+        "Cron schedule of the qubinode_shadow_scan DAG.", "string", "*/15 * * * *"),
+    "github_conn_id": Option(
+        "GitHub connection id used for escalation issues (apache-airflow-providers-github).", "string",
+        "github_default"),
+    "github_repository": Option(
+        "owner/name of the repository escalation issues go to. Empty: Markdown reports only.",
+        "string", "", "my-org/infra-incidents"),
+    "llm_model": Option(
+        "PydanticAI model name for optional reasoning on low-confidence diagnoses. Empty: off.",
+        "string", ""),
+}
+
+
+def _env_name(option: str) -> str:
+    return f"AIRFLOW__{SECTION.upper()}__{option.upper()}"
+
+
+@lru_cache(maxsize=1)
+def _cfg_file_values() -> dict[str, str]:
+    path = os.environ.get("AIRFLOW_CONFIG") or str(
+        Path(os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))) / "airflow.cfg"
+    )
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (OSError, configparser.Error):
+        return {}
+    return dict(parser[SECTION]) if parser.has_section(SECTION) else {}
+
+
+def get(option: str) -> str:
+    """Return the raw string value of ``option``."""
+    if option not in OPTIONS:
+        raise KeyError(f"unknown option [{SECTION}] {option}")
+    env = os.environ.get(_env_name(option))
+    if env is not None:
+        return env
+    return _cfg_file_values().get(option, OPTIONS[option].default)
+
+
+def get_bool(option: str) -> bool:
+    value = get(option).strip().lower()
+    if value in {"true", "t", "1", "yes", "on"}:
+        return True
+    if value in {"false", "f", "0", "no", "off", ""}:
+        return False
+    raise ConfigError(f"[{SECTION}] {option} must be true or false, got {value!r}")
+
+
+def get_int(option: str) -> int:
+    try:
+        return int(get(option))
+    except ValueError:
+        raise ConfigError(f"[{SECTION}] {option} must be an integer, got {get(option)!r}") from None
+
+
+def get_float(option: str) -> float:
+    try:
+        return float(get(option))
+    except ValueError:
+        raise ConfigError(f"[{SECTION}] {option} must be a number, got {get(option)!r}") from None
+
+
+def get_list(option: str) -> list[str]:
+    return [item.strip() for item in get(option).split(",") if item.strip()]
+
+
+def get_json(option: str) -> Any:
+    try:
+        return json.loads(get(option) or "null")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"[{SECTION}] {option} is not valid JSON: {exc.msg}") from None
+
+
+def state_dir() -> Path:
+    """The provider's state directory (created on first use by whoever writes there)."""
+    configured = get("state_dir")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))) / "qubinode_recovery"
+
+
+def clear_cache() -> None:
+    """Forget the cached airflow.cfg values (tests change AIRFLOW_HOME)."""
+    _cfg_file_values.cache_clear()
+
+
+def provider_config_section() -> dict[str, Any]:
+    """The ``config`` entry of the provider info, built from :data:`OPTIONS`."""
+    return {
+        SECTION: {
+            "description": "Settings of the qubinode recovery provider: diagnosis, recovery policy, "
+            "ledger, shadow scan and escalation.",
+            "options": {
+                name: {
+                    "description": opt.description,
+                    "version_added": "0.1.0",
+                    "type": opt.type,
+                    "example": opt.example,
+                    "default": opt.default,
+                }
+                for name, opt in OPTIONS.items()
+            },
+        }
+    }
