@@ -8,7 +8,7 @@ ignore fields they do not know.
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,10 +18,10 @@ SCHEMA_VERSION = 1
 
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-class RootCause(str, enum.Enum):
+class RootCause(enum.StrEnum):
     """The ten root-cause categories of the brief."""
 
     VIRTUALIZATION = "virtualization"
@@ -36,7 +36,7 @@ class RootCause(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How bad a failure is for the DAG that hit it."""
 
     LOW = "low"
@@ -52,7 +52,7 @@ class Severity(str, enum.Enum):
 _SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 
-class Health(str, enum.Enum):
+class Health(enum.StrEnum):
     """State of a probed service, resource or network target."""
 
     HEALTHY = "healthy"
@@ -204,7 +204,7 @@ class Diagnosis(_Model):
         return self.model_dump(mode="json")
 
 
-class RecoveryActionType(str, enum.Enum):
+class RecoveryActionType(enum.StrEnum):
     """The kinds of recovery option a plan can offer."""
 
     RETRY = "retry"
@@ -215,7 +215,7 @@ class RecoveryActionType(str, enum.Enum):
     ESCALATE = "escalate"
 
 
-class Risk(str, enum.Enum):
+class Risk(enum.StrEnum):
     """How much harm an option can do if it goes wrong."""
 
     NONE = "none"
@@ -269,14 +269,14 @@ class RecoveryPlan(_Model):
         return self.options[self.recommended_index]
 
 
-class IncidentState(str, enum.Enum):
+class IncidentState(enum.StrEnum):
     OPEN = "open"
     RECOVERING = "recovering"
     RESOLVED = "resolved"
     ESCALATED = "escalated"
 
 
-class AttemptOutcome(str, enum.Enum):
+class AttemptOutcome(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -318,7 +318,7 @@ class RecoveryAttempt(_Model):
     finished_at: datetime | None = None
 
 
-class ShadowErrorType(str, enum.Enum):
+class ShadowErrorType(enum.StrEnum):
     VM_NOT_CREATED = "vm_not_created"
     VM_NOT_RUNNING = "vm_not_running"
     LINEAGE_MISSING = "lineage_missing"
@@ -343,5 +343,6 @@ class ShadowError(_Model):
 
     @property
     def dedup_key(self) -> str:
-        return "|".join([self.type.value, self.dag_id or "", self.run_id or "", self.task_id or "",
-                         self.resource or ""])
+        return "|".join(
+            [self.type.value, self.dag_id or "", self.run_id or "", self.task_id or "", self.resource or ""]
+        )

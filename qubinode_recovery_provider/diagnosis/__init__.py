@@ -1,0 +1,17 @@
+"""Diagnosis: context collectors, the known-error library and the analyzer. Plain Python, no Airflow."""
+
+from __future__ import annotations
+
+from qubinode_recovery_provider.diagnosis.analyzer import FailureAnalyzer
+from qubinode_recovery_provider.diagnosis.patterns import PackError, Pattern, PatternLibrary
+from qubinode_recovery_provider.models import DiagnosticContext, Diagnosis, FailureEvent
+
+__all__ = [
+    "DiagnosticContext",
+    "Diagnosis",
+    "FailureAnalyzer",
+    "FailureEvent",
+    "PackError",
+    "Pattern",
+    "PatternLibrary",
+]

@@ -1,0 +1,220 @@
+"""Speed and memory of the analyzer against the reference implementation's approach.
+
+    python bench/bench_analyzer.py            # all sizes, writes bench/results/analyzer.json
+    python bench/bench_analyzer.py --quick    # fewer repeats
+
+The baseline is the reference implementation's matching: its ten regexes, lower-cased, each run with
+``re.search`` over the lower-cased text, one after the other. The analyzer runs end to end (scan,
+weighing, fingerprint) with the full shipped library. Both run in the same process on the same inputs:
+a 1 KB error message and noisy logs of 100 KB, 1 MB and 10 MB whose real cause sits two thirds of the
+way down, followed by a timeout. For the choice of matching technique the benchmark also times, over
+the full library: every regex over the whole text, one combined alternation, and a google-re2 set.
+Memory on a 100 MB log is the peak RSS of a child process that streams the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# The reference implementation's ten patterns, as it runs them (lower-cased regex on lower-cased text).
+SEED_REGEXES = [
+    r"(CPU virtualization|KVM not available|nested virtualization)",
+    r"(libvirtd.*not running|Failed to connect to system bus)",
+    r"(No route to host|Network is unreachable|Temporary failure in name resolution)",
+    r"(Failed to pull image|registry.*not reachable|authentication required)",
+    r"(No space left on device|Disk quota exceeded|out of disk space)",
+    r"(Permission denied|authentication failed|Invalid credentials|Unauthorized)",
+    r"(vault.*connection|Failed to unseal vault|vault.*decrypt)",
+    r"(timeout|timed out|connection timeout|read timeout)",
+    r"(airflow.*scheduler|airflow.*worker|DAG.*import|airflow.*database)",
+    r"(kcli.*error|VM.*already exists|image.*not found)",
+]
+
+NOISE = [
+    "TASK [kcli_vm : Render the VM profile] *********************************************",
+    "ok: [hypervisor-{n}] => (item=vm-{n})",
+    "changed: [hypervisor-{n}]",
+    "[2026-11-02T10:{m:02d}:{s:02d}.{n:03d}+0000] {{taskinstance.py:1234}} INFO - Dependencies all met",
+    "Deploying vm vm-{n} from profile rhel9 on pool default",
+    "Copying blob sha256:{h} done",
+    "Writing manifest to image destination",
+    "Storing signatures",
+    "DEBUG: libvirt: connecting to qemu:///system (attempt {n})",
+    "PLAY RECAP *****************************************************************************",
+    "hypervisor-{n}               : ok={n}   changed=2    unreachable=0    failed=0    skipped=3",
+    "Getting image source signatures",
+    "Trying to pull quay.io/qubinode/airflow:{n}...",
+    "INFO  Waiting up to 20m0s for the Kubernetes API at https://api.lab.example.com:6443...",
+]
+CAUSE = (
+    'fatal: [hypervisor-7]: FAILED! => {"changed": false, "msg": "Failed to create VM: '
+    "error: Failed to start domain 'vm-7'\\nerror: No space left on device\"}"
+)
+SYMPTOM = "airflow.exceptions.AirflowException: SSH operator error: exit status = 1 (timed out)"
+MESSAGE_1KB = (
+    'Traceback (most recent call last):\n  File "/opt/kcli/kvirt/config.py", line 1047, in create_vm\n'
+    "    result = k.create(name=name, profile=profile)\n"
+    "libvirt.libvirtError: Cannot access storage file '/var/lib/libvirt/images/vm-7.qcow2' "
+    "(as uid:107, gid:107): No such file or directory\n"
+)
+
+
+def noisy_log(size: int, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    lines: list[str] = []
+    total, cause_at = 0, int(size * 2 / 3)
+    while total < size:
+        line = rng.choice(NOISE).format(
+            n=rng.randrange(1000), m=rng.randrange(60), s=rng.randrange(60), h=f"{rng.getrandbits(64):016x}"
+        )
+        if cause_at and total >= cause_at:
+            line, cause_at = CAUSE, 0
+        lines.append(line)
+        total += len(line) + 1
+    lines.append(SYMPTOM)
+    return "\n".join(lines) + "\n"
+
+
+def naive_baseline(text: str) -> list[str]:
+    lowered = text.lower()
+    return [rx for rx in SEED_REGEXES if re.search(rx.lower(), lowered)]
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def p(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def alternatives(library: PatternLibrary, text: str, repeats: int) -> dict[str, float]:
+    """Median seconds of other matching techniques over the full library, for the technique choice."""
+    regexes = [cp.regex for cp in library]
+    out = {
+        "each_regex_whole_text": statistics.median(timed(lambda: [r.search(text) for r in regexes], repeats))
+    }
+    combined = re.compile("|".join(f"(?:{cp.pattern.regex})" for cp in library), re.IGNORECASE)
+    out["one_combined_regex_finditer"] = statistics.median(
+        timed(lambda: list(combined.finditer(text)), repeats)
+    )
+    try:
+        import re2
+    except ImportError:
+        return out
+    options = re2.Options()
+    options.case_sensitive = False
+    rset = re2.Set.UnanchoredSearch(options)
+    ok = 0
+    for cp in library:
+        try:
+            rset.Add(cp.pattern.regex)
+            ok += 1
+        except re2.error:
+            continue
+    rset.Compile()
+    lines = text.split("\n")
+    out["re2_set_per_line"] = statistics.median(timed(lambda: [rset.Match(line) for line in lines], repeats))
+    out["re2_set_patterns_compiled"] = ok
+    return out
+
+
+def memory_100mb(path: Path) -> dict[str, float]:
+    code = (
+        f"import resource,sys,time; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary\n"
+        "a = FailureAnalyzer(PatternLibrary.load()); a.matcher\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"t = time.perf_counter(); d = a.analyze_file({str(path)!r}); t = time.perf_counter() - t\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(base, peak, t, d.root_cause.value)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    base, peak, secs, cause = out.stdout.split()
+    return {
+        "rss_before_mb": int(base) / 1024,
+        "rss_peak_mb": int(peak) / 1024,
+        "seconds": float(secs),
+        "root_cause": cause,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    library = PatternLibrary.load()
+    analyzer = FailureAnalyzer(library)
+    analyzer.analyze("warm up")
+    sizes = {"1KB_message": None, "100KB": 100_000, "1MB": 1_000_000, "10MB": 10_000_000}
+    repeats = {"1KB_message": 2000, "100KB": 50, "1MB": 15, "10MB": 5}
+    if args.quick:
+        repeats = {k: max(2, v // 5) for k, v in repeats.items()}
+    report: dict[str, object] = {"python": platform.python_version(), "patterns": len(library), "sizes": {}}
+    for name, size in sizes.items():
+        text = MESSAGE_1KB if size is None else noisy_log(size)
+        ours = timed(lambda text=text: analyzer.analyze(text), repeats[name])
+        naive = timed(lambda text=text: naive_baseline(text), repeats[name])
+        row = {
+            "bytes": len(text),
+            "repeats": repeats[name],
+            "analyzer_p50_ms": statistics.median(ours) * 1000,
+            "analyzer_p95_ms": p(ours, 0.95) * 1000,
+            "baseline_p50_ms": statistics.median(naive) * 1000,
+            "speedup_vs_baseline": statistics.median(naive) / statistics.median(ours),
+            "analyzer_ms_per_mb": statistics.median(ours) * 1000 / (len(text) / 1e6),
+            "root_cause": analyzer.analyze(text).root_cause.value,
+        }
+        if name == "1MB":
+            row["alternatives_ms"] = {
+                k: (v * 1000 if isinstance(v, float) else v)
+                for k, v in alternatives(library, text, 3).items()
+            }
+        report["sizes"][name] = row  # type: ignore[index]
+        print(
+            f"{name:>12}: analyzer p50 {row['analyzer_p50_ms']:.3f} ms, baseline p50 "
+            f"{row['baseline_p50_ms']:.3f} ms, speed-up {row['speedup_vs_baseline']:.1f}x, "
+            f"-> {row['root_cause']}"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "100mb.log"
+        chunk = noisy_log(10_000_000, seed=11)
+        with big.open("w") as handle:
+            for _ in range(10):
+                handle.write(chunk)
+        report["memory_100MB"] = memory_100mb(big)
+        print(f"  100MB file: {report['memory_100MB']}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "analyzer.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""``qubinode-recovery diagnose``: diagnose an error text, a log file or a batch of failures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from qubinode_recovery_provider.cli import EXIT_OK, UsageError
+from qubinode_recovery_provider.cli.common import load_analyzer, open_input
+from qubinode_recovery_provider.cli.render import render_diagnosis
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+    from qubinode_recovery_provider.models import DiagnosticContext
+
+BATCH_FIELDS = ("id", "dag_id", "task_id")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "diagnose",
+        help="diagnose a failure text, a log file or a JSON-lines batch",
+        description="Diagnose the text given. The machine's own services and resources are probed only "
+        "with --probe, since the failure usually happened on another host.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--error", metavar="TEXT", help="the error message or log excerpt")
+    source.add_argument("--log-file", metavar="PATH", help="a log file of any size ('-' for stdin)")
+    source.add_argument(
+        "--batch",
+        metavar="FILE.jsonl",
+        help="one JSON object per line with 'text' (and optional 'id', 'dag_id', 'task_id'); "
+        "prints one JSON diagnosis per line, in input order ('-' for stdin)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine output (JSON)")
+    parser.add_argument(
+        "--probe", action="store_true", help="also probe this machine's services and resources"
+    )
+    parser.add_argument(
+        "--patterns-dir", action="append", default=[], metavar="DIR", help="extra pattern packs"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    analyzer = load_analyzer(args.patterns_dir)
+    if args.batch is not None:
+        records = read_batch(args.batch)
+        context = _probe() if args.probe else None
+        for record in records:
+            diagnosis = analyzer.analyze(record["text"], context, diagnosis_id=record["id"])
+            row: dict[str, Any] = {
+                **diagnosis.to_json_dict(),
+                **{k: record[k] for k in BATCH_FIELDS if k in record},
+            }
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    diagnosis = _diagnose_one(analyzer, args)
+    if args.json:
+        sys.stdout.write(json.dumps(diagnosis.to_json_dict(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_diagnosis(diagnosis))
+    return EXIT_OK
+
+
+def _diagnose_one(analyzer: FailureAnalyzer, args: argparse.Namespace) -> Any:
+    context = _probe() if args.probe else None
+    if args.error is not None:
+        if not args.error.strip():
+            raise UsageError("--error is empty: give the error message or log excerpt to diagnose")
+        return analyzer.analyze(args.error, context)
+    if args.log_file == "-":
+        return analyzer.analyze(sys.stdin.read(), context)
+    path = Path(args.log_file)
+    if not path.is_file():
+        raise UsageError(f"log file {args.log_file} does not exist or is not a file")
+    try:
+        return analyzer.analyze_file(path, context)
+    except OSError as exc:
+        raise UsageError(f"cannot read log file {args.log_file}: {exc.strerror}") from None
+
+
+def read_batch(name: str) -> list[dict[str, Any]]:
+    """Read and validate every batch line before diagnosing any: bad input fails with its line number."""
+    with open_input(name) as handle:
+        return list(_parse_batch(handle, name))
+
+
+def _parse_batch(handle: TextIO, name: str) -> Any:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{name}:{number}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise UsageError(f"{name}:{number}: each line must be a JSON object")
+        if not isinstance(record.get("text"), str):
+            raise UsageError(f"{name}:{number}: 'text' is missing or not a string")
+        for key in BATCH_FIELDS:
+            if key in record and record[key] is not None and not isinstance(record[key], str | int):
+                raise UsageError(f"{name}:{number}: '{key}' must be a string")
+        record["id"] = str(record.get("id") if record.get("id") is not None else number)
+        yield record
+
+
+def _probe() -> DiagnosticContext:
+    from qubinode_recovery_provider.diagnosis.context import collect_context
+
+    return collect_context()

@@ -1,0 +1,347 @@
+"""The analyzer: from a failure's text (and optionally the host's context) to one :class:`Diagnosis`.
+
+1. One scan finds every known-error pattern in the text (:mod:`.matcher`), wherever it sits.
+2. Each hit is weighed: a ``cause`` pattern outweighs a ``symptom`` (a timeout or ``exit status 1``
+   that follows the real cause), a longer, more specific match outweighs a generic one, and later lines
+   weigh a little more than earlier ones.
+3. Categories are scored from their patterns; the best pattern of the best category is the decisive one.
+4. Service health and resources from a :class:`DiagnosticContext` corroborate or contradict it.
+5. Confidence is a logistic function of these features whose coefficients were fitted on the
+   development part of the labelled corpus (``calibration.json``, made by ``bench/accuracy.py --fit``);
+   the held-out part measures how well it is calibrated (``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, template
+from qubinode_recovery_provider.diagnosis.matcher import Hit, Matcher, ScanResult
+from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, Pattern, PatternLibrary
+from qubinode_recovery_provider.models import (
+    Diagnosis,
+    DiagnosticContext,
+    FailureEvent,
+    Health,
+    PatternMatch,
+    RootCause,
+    Severity,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+SYMPTOM_WEIGHT = 0.35
+RUNNER_UP_SHARE = 0.3
+DEFAULT_RETRY_DELAY = {
+    RootCause.NETWORK: 60,
+    RootCause.SERVICE_DEPENDENCY: 120,
+    RootCause.TIMEOUT: 120,
+    RootCause.STATE_MISMATCH: 60,
+    RootCause.RESOURCE_EXHAUSTION: 300,
+}
+_ERRORISH = re.compile(
+    r"error|fail|fatal|exception|denied|refused|cannot|can't|unable|not found|invalid|abort|panic",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Coefficients of the confidence model (logistic regression over a few features)."""
+
+    bias: float = -0.4
+    w_score: float = 1.2
+    w_margin: float = 1.5
+    w_cause: float = 0.8
+    w_agree: float = 0.4
+    w_corroborate: float = 0.8
+    w_contradict: float = -0.9
+    unknown_confidence: float = 0.2
+    min_retryable_confidence: float = 0.45
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return cls()
+        known = {
+            k: float(v) for k, v in data.get("coefficients", {}).items() if k in cls.__dataclass_fields__
+        }
+        return cls(**known)
+
+
+@dataclass
+class Evidence:
+    """The weighed hits of one pattern."""
+
+    compiled: CompiledPattern
+    hits: list[Hit]
+    count: int
+    weight: float = 0.0
+    best: Hit | None = None
+
+    @property
+    def category(self) -> RootCause:
+        return self.compiled.pattern.category
+
+
+@dataclass
+class Features:
+    """What the confidence model reads."""
+
+    score: float
+    margin: float
+    cause: float
+    agree: float
+    corroborations: list[str] = field(default_factory=list)
+    contradictions: list[str] = field(default_factory=list)
+
+
+class FailureAnalyzer:
+    """Diagnose failures with a pattern library.
+
+    :param library: the patterns; default: the shipped packs plus ``[qubinode_recovery] pattern_dirs``.
+    :param calibration: confidence coefficients; default: the fitted ``calibration.json``.
+    """
+
+    def __init__(self, library: PatternLibrary | None = None, calibration: Calibration | None = None) -> None:
+        self.library = library if library is not None else PatternLibrary.from_config()
+        self.calibration = calibration or Calibration.load()
+
+    @cached_property
+    def matcher(self) -> Matcher:
+        return Matcher(self.library.patterns)
+
+    def analyze(
+        self,
+        failure: str | FailureEvent,
+        context: DiagnosticContext | None = None,
+        *,
+        diagnosis_id: str | None = None,
+    ) -> Diagnosis:
+        """Diagnose a failure given as text or as a :class:`FailureEvent`."""
+        event = failure if isinstance(failure, FailureEvent) else None
+        text = event.text() if event is not None else str(failure)
+        return self._diagnose(self.matcher.scan_text(text), context, event, diagnosis_id)
+
+    def analyze_file(
+        self, path: str | Path, context: DiagnosticContext | None = None, *, diagnosis_id: str | None = None
+    ) -> Diagnosis:
+        """Diagnose a log file of any size (streamed)."""
+        return self._diagnose(self.matcher.scan_file(path), context, None, diagnosis_id)
+
+    def _diagnose(
+        self,
+        scan: ScanResult,
+        context: DiagnosticContext | None,
+        event: FailureEvent | None,
+        diagnosis_id: str | None,
+    ) -> Diagnosis:
+        evidence = self._weigh(scan)
+        diagnosis = self._unknown(scan) if not evidence else self._known(evidence, context)
+        diagnosis.id = diagnosis_id
+        if event is not None:
+            diagnosis.dag_id, diagnosis.task_id, diagnosis.run_id = event.dag_id, event.task_id, event.run_id
+        return diagnosis
+
+    def _weigh(self, scan: ScanResult) -> list[Evidence]:
+        by_pattern: dict[int, list[Hit]] = defaultdict(list)
+        for hit in scan.hits():
+            by_pattern[hit.pattern_index].append(hit)
+        total = max(scan.total_lines, 1)
+        evidence = []
+        for index, hits in by_pattern.items():
+            ev = Evidence(self.matcher.patterns[index], hits, scan.counts[index])
+            for hit in hits:
+                w = _hit_weight(ev.compiled, hit, total)
+                if w > ev.weight or (
+                    w == ev.weight and ev.best is not None and hit.line_number > ev.best.line_number
+                ):
+                    ev.weight, ev.best = w, hit
+            ev.weight += 0.05 * math.log(ev.count)
+            evidence.append(ev)
+        return sorted(evidence, key=lambda e: (-e.weight, e.best.line_number if e.best else 0))
+
+    def _known(self, evidence: list[Evidence], context: DiagnosticContext | None) -> Diagnosis:
+        category, in_category, features = _rank(evidence)
+        primary = in_category[0]
+        pattern = primary.compiled.pattern
+        _apply_context(features, primary, context)
+        confidence = self._confidence(features)
+        retryable = pattern.retryable if confidence >= self.calibration.min_retryable_confidence else None
+        ordered = in_category + [e for e in evidence if e.category is not category]
+        decisive = template(primary.best.text if primary.best else "")
+        return Diagnosis(
+            root_cause=category,
+            summary=pattern.description,
+            confidence=confidence,
+            severity=_severity(pattern.severity, features),
+            retryable=retryable,
+            retry_delay_seconds=_retry_delay(pattern, category) if retryable else None,
+            affected_services=_unique(s for e in in_category for s in e.compiled.pattern.services),
+            matched_patterns=[_as_match(e) for e in ordered],
+            fingerprint=fingerprint(category.value, [pattern.id], decisive),
+            template=decisive,
+            recommended_actions=_actions(in_category, retryable, category),
+            diagnostic_commands=_unique(
+                c for e in in_category for c in e.compiled.pattern.diagnostic_commands
+            ),
+            corroboration=features.corroborations,
+            contradictions=features.contradictions,
+        )
+
+    def _unknown(self, scan: ScanResult) -> Diagnosis:
+        line = _decisive_unknown_line(scan)
+        decisive = template(line)
+        return Diagnosis(
+            root_cause=RootCause.UNKNOWN,
+            summary="No known error pattern matched; grouped by the template of the last error line.",
+            confidence=self.calibration.unknown_confidence,
+            severity=Severity.MEDIUM,
+            retryable=None,
+            fingerprint=fingerprint(RootCause.UNKNOWN.value, [], decisive),
+            template=decisive,
+            recommended_actions=[
+                "Read the task log around the last error line; no known pattern explains it.",
+                "If this failure recurs, add a pattern for it (qubinode-recovery patterns suggest).",
+            ],
+        )
+
+    def _confidence(self, f: Features) -> float:
+        c = self.calibration
+        z = (
+            c.bias
+            + c.w_score * min(f.score, 2.0)
+            + c.w_margin * f.margin
+            + c.w_cause * f.cause
+            + c.w_agree * min(f.agree, 3.0)
+            + c.w_corroborate * len(f.corroborations)
+            + c.w_contradict * len(f.contradictions)
+        )
+        return round(1.0 / (1.0 + math.exp(-z)), 4)
+
+    def features_of(self, text: str) -> tuple[RootCause, Features | None]:
+        """The predicted category and the confidence features, for fitting the calibration."""
+        evidence = self._weigh(self.matcher.scan_text(text))
+        if not evidence:
+            return RootCause.UNKNOWN, None
+        category, _, features = _rank(evidence)
+        return category, features
+
+
+def _rank(evidence: Sequence[Evidence]) -> tuple[RootCause, list[Evidence], Features]:
+    """The winning category, its evidence (best first) and the confidence features."""
+    ranked = sorted(_category_scores(evidence).items(), key=lambda kv: -kv[1])
+    category, top = ranked[0]
+    second = ranked[1][1] if len(ranked) > 1 else 0.0
+    in_category = [e for e in evidence if e.category is category]
+    features = Features(
+        score=top,
+        margin=(top - second) / top if top else 0.0,
+        cause=1.0 if in_category[0].compiled.pattern.role == "cause" else 0.0,
+        agree=float(len(in_category) - 1),
+    )
+    return category, in_category, features
+
+
+def _hit_weight(cp: CompiledPattern, hit: Hit, total_lines: int) -> float:
+    base = 1.0 if cp.pattern.role == "cause" else SYMPTOM_WEIGHT
+    specificity = 0.6 + 0.4 * min(1.0, hit.match_length / 40.0)
+    recency = 0.85 + 0.15 * (hit.line_number / total_lines)
+    return base * specificity * recency
+
+
+def _category_scores(evidence: Sequence[Evidence]) -> dict[RootCause, float]:
+    grouped: dict[RootCause, list[float]] = defaultdict(list)
+    for ev in evidence:
+        grouped[ev.category].append(ev.weight)
+    return {
+        cat: ws[0] + RUNNER_UP_SHARE * sum(ws[1:])
+        for cat, ws in ((c, sorted(w, reverse=True)) for c, w in grouped.items())
+    }
+
+
+def _apply_context(features: Features, primary: Evidence, context: DiagnosticContext | None) -> None:
+    if context is None:
+        return
+    for service in primary.compiled.pattern.services:
+        health = context.service(service)
+        if health is None or health.state is Health.UNKNOWN:
+            continue
+        if health.state in (Health.DOWN, Health.DEGRADED):
+            features.corroborations.append(
+                f"{health.kind} {health.name} is {health.state.value}: {health.detail}".rstrip(": ")
+            )
+        elif primary.category is RootCause.SERVICE_DEPENDENCY:
+            features.contradictions.append(f"{health.kind} {health.name} is healthy now")
+    _apply_resources(features, primary.category, context)
+
+
+def _apply_resources(features: Features, category: RootCause, context: DiagnosticContext) -> None:
+    res = context.resources
+    if res.state is Health.UNKNOWN:
+        return
+    if category is RootCause.STORAGE:
+        full = [d for d in res.disks if (d.percent or 0) >= 95 or (d.inodes_percent or 0) >= 95]
+        features.corroborations.extend(
+            f"{d.mount} is {max(d.percent or 0, d.inodes_percent or 0):.0f}% full" for d in full
+        )
+    elif category is RootCause.RESOURCE_EXHAUSTION and (res.memory_percent or 0) >= 90:
+        features.corroborations.append(f"memory is {res.memory_percent:.0f}% used")
+    elif category is RootCause.NETWORK:
+        down = [r for r in context.network if r.state is Health.DOWN]
+        features.corroborations.extend(f"{r.target} unreachable: {r.error}" for r in down)
+
+
+def _severity(severity: Severity, features: Features) -> Severity:
+    if features.corroborations and severity is not Severity.CRITICAL:
+        return list(Severity)[severity.rank + 1]
+    return severity
+
+
+def _retry_delay(pattern: Pattern, category: RootCause) -> int:
+    return pattern.retry_delay_seconds or DEFAULT_RETRY_DELAY.get(category, 60)
+
+
+def _as_match(ev: Evidence) -> PatternMatch:
+    hit = ev.best or ev.hits[0]
+    return PatternMatch(
+        pattern_id=ev.compiled.id,
+        category=ev.category,
+        line_number=hit.line_number,
+        evidence=hit.text[:500],
+        weight=round(ev.weight, 4),
+    )
+
+
+def _actions(in_category: Sequence[Evidence], retryable: bool | None, category: RootCause) -> list[str]:
+    actions = _unique(
+        e.compiled.pattern.recovery_hint for e in in_category if e.compiled.pattern.recovery_hint
+    )
+    if retryable is True:
+        actions.append("A retry can help: this failure is transient by nature.")
+    elif retryable is False:
+        actions.append(f"Do not retry blindly: a {category.value} failure needs a change first.")
+    return actions
+
+
+def _decisive_unknown_line(scan: ScanResult) -> str:
+    lines = [text for _, text in scan.tail if text.strip()]
+    for line in reversed(lines):
+        if _ERRORISH.search(line):
+            return line
+    return lines[-1] if lines else ""
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(item for item in items if item))

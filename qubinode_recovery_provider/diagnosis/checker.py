@@ -1,0 +1,81 @@
+"""Check pattern packs: every pack loads, every example is found, no near miss is.
+
+Examples run through the same :class:`Matcher` the analyzer uses, so a pattern whose literal prefilter
+or Ansible-blob handling would hide a real match fails here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qubinode_recovery_provider.diagnosis.matcher import Matcher
+from qubinode_recovery_provider.diagnosis.patterns import (
+    SHIPPED_PACKS_DIR,
+    PackError,
+    PatternLibrary,
+    pack_files,
+)
+
+
+@dataclass
+class CheckReport:
+    """Result of checking a set of packs."""
+
+    packs: int = 0
+    patterns: int = 0
+    examples: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_packs(files: list[Path]) -> CheckReport:
+    """Load ``files`` in order into one library and run every example."""
+    report = CheckReport()
+    library = PatternLibrary()
+    for path in files:
+        try:
+            library.add_file(path)
+        except PackError as exc:
+            report.problems.append(str(exc))
+            continue
+        report.packs += 1
+    report.patterns = len(library)
+    _run_examples(library, report)
+    return report
+
+
+def default_pack_files(extra_dirs: list[str], extra_files: list[str]) -> list[Path]:
+    """Shipped packs, then packs in ``extra_dirs``, then ``extra_files``."""
+    files = pack_files(SHIPPED_PACKS_DIR)
+    for directory in extra_dirs:
+        path = Path(directory)
+        files.extend(pack_files(path) if path.is_dir() else [path])
+    files.extend(Path(f) for f in extra_files)
+    return files
+
+
+def _run_examples(library: PatternLibrary, report: CheckReport) -> None:
+    matcher = Matcher(library.patterns)
+    for index, cp in enumerate(library.patterns):
+        source = library.sources.get(cp.id, cp.pattern.pack)
+        for number, example in enumerate(cp.pattern.examples, start=1):
+            report.examples += 1
+            if index not in matcher.scan_text(example.text).counts:
+                report.problems.append(
+                    f"{source}: {cp.id}: example {number} is not matched: {_clip(example.text)}"
+                )
+        for number, near in enumerate(cp.pattern.near_misses, start=1):
+            report.examples += 1
+            if index in matcher.scan_text(near.text).counts:
+                report.problems.append(
+                    f"{source}: {cp.id}: near miss {number} is matched: {_clip(near.text)}"
+                )
+
+
+def _clip(text: str, width: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
