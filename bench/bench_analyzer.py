@@ -127,7 +127,7 @@ def alternatives(library: PatternLibrary, text: str, repeats: int) -> dict[str, 
         return out
     options = re2.Options()
     options.case_sensitive = False
-    rset = re2.Set.UnanchoredSearch(options)
+    rset = re2.Set.SearchSet(options)
     ok = 0
     for cp in library:
         try:

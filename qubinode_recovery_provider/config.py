@@ -35,81 +35,126 @@ class Option:
 OPTIONS: dict[str, Option] = {
     "pattern_dirs": Option(
         "Comma-separated directories with extra YAML pattern packs, loaded after the shipped ones.",
-        "string", "", "/opt/airflow/qubinode_patterns"),
+        "string",
+        "",
+        "/opt/airflow/qubinode_patterns",
+    ),
     "state_dir": Option(
         "Directory for the ledger SQLite file, the spool of unwritten events and reports. Empty: "
         "$AIRFLOW_HOME/qubinode_recovery.",
-        "string", "", "/opt/airflow/qubinode_recovery"),
+        "string",
+        "",
+        "/opt/airflow/qubinode_recovery",
+    ),
     "ledger_conn_id": Option(
         "Airflow connection id of the ledger database (PostgreSQL in production). Empty: a SQLite "
         "file in state_dir.",
-        "string", "", "qubinode_ledger"),
+        "string",
+        "",
+        "qubinode_ledger",
+    ),
     "ledger_url": Option(
         "SQLAlchemy URL of the ledger, for processes without Airflow connections (the CLI). Overrides "
         "ledger_conn_id when set.",
-        "string", "", "postgresql+psycopg://ledger@db/qubinode"),
+        "string",
+        "",
+        "postgresql+psycopg://ledger@db/qubinode",
+    ),
     "retention_days": Option(
-        "Ledger rows older than this many days are purged by the retention job.", "integer", "90"),
+        "Ledger rows older than this many days are purged by the retention job.", "integer", "90"
+    ),
     "auto_recovery_enabled": Option(
         "Master switch for automatic recovery actions. Off: plans are made and recorded, never run.",
-        "boolean", "True"),
-    "dry_run": Option(
-        "Record what automatic recovery would do without doing it.", "boolean", "False"),
+        "boolean",
+        "True",
+    ),
+    "dry_run": Option("Record what automatic recovery would do without doing it.", "boolean", "False"),
     "approval_risk_threshold": Option(
         "Options whose risk is above this level (none, low, medium, high) wait for a human approval "
         "in the Airflow UI.",
-        "string", "low"),
+        "string",
+        "low",
+    ),
     "min_auto_confidence": Option(
-        "Below this confidence an option is never carried out automatically.", "float", "0.7"),
+        "Below this confidence an option is never carried out automatically.", "float", "0.7"
+    ),
     "breaker_max_attempts": Option(
-        "Circuit breaker: automatic attempts allowed per failure fingerprint per window.",
-        "integer", "3"),
+        "Circuit breaker: automatic attempts allowed per failure fingerprint per window.", "integer", "3"
+    ),
     "breaker_max_host_attempts": Option(
-        "Circuit breaker: automatic attempts allowed per libvirt host per window.", "integer", "10"),
-    "breaker_window_minutes": Option(
-        "Circuit breaker window length in minutes.", "integer", "60"),
+        "Circuit breaker: automatic attempts allowed per libvirt host per window.", "integer", "10"
+    ),
+    "breaker_window_minutes": Option("Circuit breaker window length in minutes.", "integer", "60"),
     "probe_timeout_seconds": Option(
-        "Timeout of each context probe (systemctl, podman, TCP connect).", "float", "2.0"),
+        "Timeout of each context probe (systemctl, podman, TCP connect).", "float", "2.0"
+    ),
     "systemd_units": Option(
         "Comma-separated systemd units whose health is collected with a failure.",
-        "string", "libvirtd.service,virtqemud.service,podman.socket,vault.service"),
+        "string",
+        "libvirtd.service,virtqemud.service,podman.socket,vault.service",
+    ),
     "podman_containers": Option(
-        "Comma-separated podman containers whose health is collected with a failure.", "string", "",
-        "airflow-scheduler,vault"),
+        "Comma-separated podman containers whose health is collected with a failure.",
+        "string",
+        "",
+        "airflow-scheduler,vault",
+    ),
     "reachability_targets": Option(
-        "Comma-separated host:port targets probed for TCP reachability with a failure.", "string",
-        "", "quay.io:443,vault.example.com:8200"),
+        "Comma-separated host:port targets probed for TCP reachability with a failure.",
+        "string",
+        "",
+        "quay.io:443,vault.example.com:8200",
+    ),
     "dependency_map": Option(
-        "JSON object: service -> list of services or tools that depend on it.", "string",
+        "JSON object: service -> list of services or tools that depend on it.",
+        "string",
         '{"libvirtd": ["kcli", "virsh", "virt-install"], "podman.socket": ["podman"], '
-        '"vault": ["ansible", "airflow"]}'),
+        '"vault": ["ansible", "airflow"]}',
+    ),
     "log_tail_lines": Option(
-        "How many lines of the failed attempt's log the analyzer reads.", "integer", "500"),
+        "How many lines of the failed attempt's log the analyzer reads.", "integer", "500"
+    ),
     "notifier_budget_seconds": Option(
-        "Time budget of the failure notifier inside the worker.", "float", "5.0"),
+        "Time budget of the failure notifier inside the worker.", "float", "5.0"
+    ),
     "recovery_conn_id": Option(
         "Airflow connection (type http) of the Airflow REST API, used to start recovery runs and "
-        "clear failed tasks.", "string", "airflow_api"),
+        "clear failed tasks.",
+        "string",
+        "airflow_api",
+    ),
     "libvirt_conn_ids": Option(
-        "Comma-separated libvirt connection ids the shadow scan inventories.", "string",
-        "libvirt_default"),
+        "Comma-separated libvirt connection ids the shadow scan inventories.", "string", "libvirt_default"
+    ),
     "lineage_file": Option(
-        "OpenLineage file-transport JSON-lines file the shadow scan reads.", "string", "",
-        "/opt/airflow/openlineage/events.jsonl"),
+        "OpenLineage file-transport JSON-lines file the shadow scan reads.",
+        "string",
+        "",
+        "/opt/airflow/openlineage/events.jsonl",
+    ),
     "marquez_url": Option(
-        "Marquez API base URL; when set, the shadow scan reads lineage from Marquez.", "string", "",
-        "http://marquez:5000"),
+        "Marquez API base URL; when set, the shadow scan reads lineage from Marquez.",
+        "string",
+        "",
+        "http://marquez:5000",
+    ),
     "shadow_scan_schedule": Option(
-        "Cron schedule of the qubinode_shadow_scan DAG.", "string", "*/15 * * * *"),
+        "Cron schedule of the qubinode_shadow_scan DAG.", "string", "*/15 * * * *"
+    ),
     "github_conn_id": Option(
-        "GitHub connection id used for escalation issues (apache-airflow-providers-github).", "string",
-        "github_default"),
+        "GitHub connection id used for escalation issues (apache-airflow-providers-github).",
+        "string",
+        "github_default",
+    ),
     "github_repository": Option(
         "owner/name of the repository escalation issues go to. Empty: Markdown reports only.",
-        "string", "", "my-org/infra-incidents"),
+        "string",
+        "",
+        "my-org/infra-incidents",
+    ),
     "llm_model": Option(
-        "PydanticAI model name for optional reasoning on low-confidence diagnoses. Empty: off.",
-        "string", ""),
+        "PydanticAI model name for optional reasoning on low-confidence diagnoses. Empty: off.", "string", ""
+    ),
 }
 
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from qubinode_recovery_provider import __version__
+from qubinode_recovery_provider.config import ConfigError
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         print(f"qubinode-recovery: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:

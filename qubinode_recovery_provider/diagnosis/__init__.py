@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from qubinode_recovery_provider.diagnosis.analyzer import FailureAnalyzer
 from qubinode_recovery_provider.diagnosis.patterns import PackError, Pattern, PatternLibrary
-from qubinode_recovery_provider.models import DiagnosticContext, Diagnosis, FailureEvent
+from qubinode_recovery_provider.models import Diagnosis, DiagnosticContext, FailureEvent
 
 __all__ = [
-    "DiagnosticContext",
     "Diagnosis",
+    "DiagnosticContext",
     "FailureAnalyzer",
     "FailureEvent",
     "PackError",

@@ -1,33 +1,103 @@
-"""Find every known-error pattern in a log with one pass over the text.
+"""Find every known-error pattern in a log with one pass over its bytes.
 
-One Aho-Corasick automaton holds the required literals of every pattern (see :mod:`.literals`). A scan
-lower-cases a chunk of the log, runs the automaton over it in C, and runs a pattern's regex only on the
-lines where one of its literals occurs. Logs are read in chunks that end at a line boundary, so memory
-stays bounded whatever the size of the log, and the time is linear in its size. The benchmark in
-``bench/bench_analyzer.py`` compares this with running each regex over the whole text.
+The required literals of every pattern (see :mod:`.literals`) form one multi-literal index: a Hyperscan
+database where Hyperscan is available (x86-64 wheels), else a pyahocorasick automaton. A scan runs the
+index over a chunk of raw bytes, and runs a pattern's Python regex only on the lines where one of its
+literals occurs, decoding just those lines. Logs are read in chunks that end at a line boundary, so
+memory stays bounded whatever the size of the log, and time is linear in its size. Both index kinds
+and the alternatives they were chosen over are timed by ``bench/bench_analyzer.py``.
 """
 
 from __future__ import annotations
 
 import collections
-import io
+import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import ahocorasick
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from qubinode_recovery_provider.diagnosis.preprocess import BLOB_MARKER, expand_line
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern
 
-CHUNK_CHARS = 4 * 1024 * 1024
-MAX_LINE_WINDOW = 4096  # characters of a very long line searched around a literal hit
+CHUNK_BYTES = 4 * 1024 * 1024
+MAX_LINE_WINDOW = 4096  # bytes of a very long line searched around a literal hit
 HITS_KEPT_PER_PATTERN = 3  # first and last occurrences of each pattern are kept
 TAIL_LINES = 60
 _BLOB = -1
+
+
+class LiteralIndex(Protocol):
+    """Finds case-insensitive occurrences of many literals in bytes."""
+
+    kind: str
+
+    def find(self, data: bytes) -> Iterable[tuple[int, tuple[int, ...]]]:
+        """Yield ``(end_offset_exclusive, pattern_ids)`` for every occurrence, in any order."""
+
+
+class HyperscanIndex:
+    """Literal index on a Hyperscan block-mode database (about 1 GB/s here)."""
+
+    kind = "hyperscan"
+
+    def __init__(self, literals: dict[bytes, tuple[int, ...]]) -> None:
+        import hyperscan
+
+        self._ids = list(literals.values())
+        expressions = [re.escape(lit.decode("latin-1")).encode("latin-1") for lit in literals]
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._db.compile(
+            expressions=expressions,
+            ids=list(range(len(expressions))),
+            elements=len(expressions),
+            flags=[hyperscan.HS_FLAG_CASELESS] * len(expressions),
+        )
+        self._lock = threading.Lock()
+
+    def find(self, data: bytes) -> list[tuple[int, tuple[int, ...]]]:
+        found: list[tuple[int, tuple[int, ...]]] = []
+        ids = self._ids
+
+        def on_match(expr_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            found.append((end, ids[expr_id]))
+
+        with self._lock:  # one scratch space per database: scans are serialised
+            self._db.scan(data, match_event_handler=on_match)
+        return found
+
+
+class AhoCorasickIndex:
+    """Portable literal index: pyahocorasick over the bytes seen as Latin-1 (one char per byte)."""
+
+    kind = "pyahocorasick"
+
+    def __init__(self, literals: dict[bytes, tuple[int, ...]]) -> None:
+        import ahocorasick
+
+        self._automaton = ahocorasick.Automaton()
+        for literal, ids in literals.items():
+            self._automaton.add_word(literal.decode("latin-1").lower(), ids)
+        self._automaton.make_automaton()
+
+    def find(self, data: bytes) -> Iterator[tuple[int, tuple[int, ...]]]:
+        # Latin-1 lower() keeps every character's length, so offsets stay byte offsets.
+        for end, ids in self._automaton.iter(data.decode("latin-1").lower()):
+            yield end + 1, ids
+
+
+def build_index(literals: dict[bytes, tuple[int, ...]], kind: str = "auto") -> LiteralIndex:
+    """The fastest literal index available (``kind``: auto, hyperscan or pyahocorasick)."""
+    if kind in ("auto", "hyperscan"):
+        try:
+            return HyperscanIndex(literals)
+        except ImportError:
+            if kind == "hyperscan":
+                raise
+    return AhoCorasickIndex(literals)
 
 
 @dataclass(frozen=True)
@@ -69,30 +139,31 @@ class ScanResult:
 
 
 class Matcher:
-    """An Aho-Corasick prefilter over the literals of ``patterns``, then their regexes per line."""
+    """A literal prefilter over ``patterns``, then their regexes on the candidate lines.
 
-    def __init__(self, patterns: Sequence[CompiledPattern]) -> None:
+    :param patterns: the compiled patterns; hit ``pattern_index`` values index this sequence.
+    :param index_kind: ``auto`` (Hyperscan when installed), ``hyperscan`` or ``pyahocorasick``.
+    """
+
+    def __init__(self, patterns: Sequence[CompiledPattern], index_kind: str = "auto") -> None:
         self.patterns = list(patterns)
-        index: dict[str, list[int]] = collections.defaultdict(list)
+        by_literal: dict[bytes, list[int]] = collections.defaultdict(list)
         for i, cp in enumerate(self.patterns):
             for literal in cp.literals:
-                index[literal].append(i)
-        index[BLOB_MARKER].append(_BLOB)
-        self._automaton = ahocorasick.Automaton()
-        for literal, ids in index.items():
-            self._automaton.add_word(literal, tuple(ids))
-        self._automaton.make_automaton()
+                by_literal[literal.encode("utf-8")].append(i)
+        by_literal[BLOB_MARKER.encode()].append(_BLOB)
+        self.index = build_index({lit: tuple(ids) for lit, ids in by_literal.items()}, index_kind)
 
     def scan_text(self, text: str) -> ScanResult:
         """Scan a string."""
-        return self.scan_chunks(_text_chunks(text))
+        return self.scan_chunks(_split_chunks(text.encode("utf-8", errors="surrogatepass")))
 
     def scan_file(self, path: str | Path) -> ScanResult:
         """Scan a file of any size in bounded memory (undecodable bytes are replaced, not fatal)."""
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        with open(path, "rb") as handle:
             return self.scan_chunks(_stream_chunks(handle))
 
-    def scan_chunks(self, chunks: Iterable[str]) -> ScanResult:
+    def scan_chunks(self, chunks: Iterable[bytes]) -> ScanResult:
         result = ScanResult()
         line_base = 0
         for chunk in chunks:
@@ -101,86 +172,106 @@ class Matcher:
         result.total_lines = line_base
         return result
 
-    def _scan_chunk(self, chunk: str, line_base: int, result: ScanResult) -> int:
-        lowered = chunk.lower()
-        if len(lowered) != len(chunk):  # rare: case folding changed lengths; keep offsets aligned
-            lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in chunk)
-        seen: set[tuple[int, int]] = set()
-        cursor, line_no = 0, line_base + 1
-        line_start, line_end = -1, -1
-        for end, ids in self._automaton.iter(lowered):
-            if end >= line_end:
-                line_start = chunk.rfind("\n", 0, end) + 1
-                line_no += chunk.count("\n", cursor, line_start)
-                cursor = line_start
-                line_end = chunk.find("\n", end)
-                if line_end < 0:
-                    line_end = len(chunk)
+    def _scan_chunk(self, chunk: bytes, line_base: int, result: ScanResult) -> int:
+        tried: set[tuple[int, int]] = set()
+        line_numbers = _LineNumbers(chunk, line_base)
+        for end, ids in sorted(self.index.find(chunk)):
+            start = chunk.rfind(b"\n", 0, end) + 1
+            stop = chunk.find(b"\n", end)
+            stop = len(chunk) if stop < 0 else stop
+            line_no = line_numbers.of(start)
             for pattern_index in ids:
-                if (line_start, pattern_index) in seen:
+                if (start, pattern_index) in tried:
                     continue
-                seen.add((line_start, pattern_index))
+                tried.add((start, pattern_index))
                 if pattern_index == _BLOB:
-                    self._scan_blob(chunk[line_start:line_end], line_no, result)
+                    matched = self._scan_blob(_decode(chunk[start:stop]), line_no, result)
+                    tried.update((start, i) for i in matched)
                 else:
-                    window = _window(chunk, line_start, line_end, end)
-                    self._try(pattern_index, window, line_no, result)
-        self._keep_tail(chunk, line_base, result)
-        return line_base + chunk.count("\n") + (0 if chunk.endswith("\n") else 1)
+                    self._try(pattern_index, _decode(_window(chunk, start, stop, end)), line_no, result)
+        _keep_tail(chunk, line_base, result)
+        return line_base + chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
 
     def _try(self, pattern_index: int, text: str, line_no: int, result: ScanResult) -> None:
         match = self.patterns[pattern_index].regex.search(text)
         if match is not None:
             result.add(Hit(pattern_index, line_no, text.strip(), match.end() - match.start()))
 
-    def _scan_blob(self, line: str, line_no: int, result: ScanResult) -> None:
+    def _scan_blob(self, line: str, line_no: int, result: ScanResult) -> set[int]:
+        """Scan the messages inside an Ansible result blob; return the patterns tried there."""
+        tried: set[int] = set()
         for part in expand_line(line)[1:]:
-            tried: set[int] = set()
-            for _end, ids in self._automaton.iter(part.lower()):
-                for pattern_index in ids:
-                    if pattern_index != _BLOB and pattern_index not in tried:
-                        tried.add(pattern_index)
-                        self._try(pattern_index, part[:MAX_LINE_WINDOW], line_no, result)
-
-    @staticmethod
-    def _keep_tail(chunk: str, line_base: int, result: ScanResult) -> None:
-        lines = chunk[-(TAIL_LINES * 400) :].split("\n")
-        if chunk.endswith("\n"):
-            lines.pop()
-        last_no = line_base + chunk.count("\n") + (0 if chunk.endswith("\n") else 1)
-        first_no = last_no - len(lines) + 1
-        for offset, line in enumerate(lines[-TAIL_LINES:], start=max(0, len(lines) - TAIL_LINES)):
-            result.tail.append((first_no + offset, line))
+            window = part[:MAX_LINE_WINDOW]
+            here = {
+                i for _, ids in self.index.find(window.encode("utf-8", "replace")) for i in ids if i != _BLOB
+            }
+            for pattern_index in sorted(here):
+                self._try(pattern_index, window, line_no, result)
+            tried |= here
+        return tried
 
 
-def _window(chunk: str, start: int, end: int, hit: int) -> str:
-    if end - start <= MAX_LINE_WINDOW:
-        return chunk[start:end]
+class _LineNumbers:
+    """1-based line numbers of offsets in a chunk, counted incrementally (offsets come sorted)."""
+
+    def __init__(self, chunk: bytes, line_base: int) -> None:
+        self._chunk = chunk
+        self._offset = 0
+        self._line = line_base + 1
+
+    def of(self, offset: int) -> int:
+        self._line += self._chunk.count(b"\n", self._offset, offset)
+        self._offset = offset
+        return self._line
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _window(chunk: bytes, start: int, stop: int, hit: int) -> bytes:
+    if stop - start <= MAX_LINE_WINDOW:
+        return chunk[start:stop]
     half = MAX_LINE_WINDOW // 2
-    return chunk[max(start, hit - half) : min(end, hit + half)]
+    return chunk[max(start, hit - half) : min(stop, hit + half)]
 
 
-def _text_chunks(text: str) -> Iterator[str]:
-    if len(text) <= CHUNK_CHARS:
-        yield text
-        return
-    yield from _stream_chunks(io.StringIO(text))
+def _keep_tail(chunk: bytes, line_base: int, result: ScanResult) -> None:
+    lines = chunk[-(TAIL_LINES * 400) :].split(b"\n")
+    if chunk.endswith(b"\n"):
+        lines.pop()
+    last_no = line_base + chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    first_no = last_no - len(lines) + 1
+    for offset in range(max(0, len(lines) - TAIL_LINES), len(lines)):
+        result.tail.append((first_no + offset, _decode(lines[offset])))
 
 
-def _stream_chunks(handle: io.TextIOBase) -> Iterator[str]:
-    """Chunks of about CHUNK_CHARS that end with a newline (except the last)."""
-    carry = ""
+def _split_chunks(data: bytes) -> Iterator[bytes]:
+    """Chunks of about CHUNK_BYTES of an in-memory text that end with a newline (except the last)."""
+    start = 0
+    while start < len(data):
+        cut = data.rfind(b"\n", start, start + CHUNK_BYTES) if start + CHUNK_BYTES < len(data) else -1
+        end = len(data) if cut < 0 else cut + 1
+        if cut < 0 and start + CHUNK_BYTES < len(data):
+            end = start + CHUNK_BYTES  # one enormous line: scan it in pieces
+        yield data[start:end]
+        start = end
+
+
+def _stream_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    """Chunks of about CHUNK_BYTES read from a file, each ending with a newline (except the last)."""
+    carry = b""
     while True:
-        block = handle.read(CHUNK_CHARS)
+        block = handle.read(CHUNK_BYTES)
         if not block:
             break
         block = carry + block
-        cut = block.rfind("\n")
+        cut = block.rfind(b"\n")
         if cut < 0:
             carry = block
-            if len(carry) > 4 * CHUNK_CHARS:  # one enormous line: scan it in pieces
+            if len(carry) > 4 * CHUNK_BYTES:  # one enormous line: scan it in pieces
                 yield carry
-                carry = ""
+                carry = b""
             continue
         carry = block[cut + 1 :]
         yield block[: cut + 1]

@@ -1,0 +1,244 @@
+"""``qubinode-recovery incidents list | show``: read the incident ledger.
+
+The ledger is the one configured for Airflow (``[qubinode_recovery] ledger_url`` or
+``ledger_conn_id``, else the SQLite file in ``state_dir``), or ``--ledger URL``. Exit codes: 0 done,
+1 ``show`` found no such incident, 2 bad or unreachable ledger URL (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError
+from qubinode_recovery_provider.models import IncidentState
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import Incident
+    from qubinode_recovery_provider.store import Ledger
+
+_STATES = [s.value for s in IncidentState]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("incidents", help="list or show incidents recorded in the ledger")
+    sub = parser.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
+
+    listing = sub.add_parser("list", help="incidents, most recently seen first")
+    listing.add_argument("--state", choices=_STATES, help="only incidents in this state")
+    listing.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="at most N incidents (default 50)"
+    )
+    _common(listing)
+    listing.set_defaults(func=run_list)
+
+    show = sub.add_parser("show", help="one incident with its diagnoses, plans, attempts and escalations")
+    show.add_argument("incident", metavar="ID_OR_FINGERPRINT")
+    _common(show)
+    show.set_defaults(func=run_show)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine output")
+    parser.add_argument(
+        "--ledger", metavar="URL", help="SQLAlchemy URL of the ledger (default: the configured ledger)"
+    )
+
+
+# --- opening the ledger ----------------------------------------------------------------------------
+
+
+def _open(url: str | None) -> Ledger | None:
+    """The ledger to read; None when the configured SQLite ledger has not been created yet."""
+    from qubinode_recovery_provider.store import Ledger, LedgerURLError
+    from qubinode_recovery_provider.store.engine import sqlite_path
+
+    try:
+        ledger = Ledger.from_config(migrate=False) if url is None else Ledger(url)
+    except LedgerURLError as exc:
+        raise UsageError(str(exc)) from None
+    ledger.auto_flush_interval = 0
+    path = sqlite_path(ledger.url)
+    if path is not None and not path.is_file():
+        if url is not None:
+            raise UsageError(f"no ledger database at {path}")
+        return None
+    return ledger
+
+
+def _read(url: str | None, reader: Any) -> Any:
+    """Run ``reader(ledger)``; database errors become a one-line :class:`UsageError`."""
+    from sqlalchemy import exc as sa_exc
+
+    from qubinode_recovery_provider.store import LedgerUnavailable
+
+    ledger = _open(url)
+    if ledger is None:
+        return None
+    try:
+        return reader(ledger)
+    except (LedgerUnavailable, sa_exc.SQLAlchemyError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        raise UsageError(
+            f"cannot read ledger {ledger.url.render_as_string(hide_password=True)}: {reason}"
+        ) from None
+    finally:
+        ledger.close()
+
+
+# --- list ------------------------------------------------------------------------------------------
+
+
+def run_list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    state = IncidentState(args.state) if args.state else None
+    incidents = _read(args.ledger, lambda ledger: ledger.list_incidents(state=state, limit=args.limit)) or []
+    if args.json:
+        for incident in incidents:
+            sys.stdout.write(json.dumps(incident.model_dump(mode="json")) + "\n")
+        return EXIT_OK
+    sys.stdout.write(render_list(incidents))
+    return EXIT_OK
+
+
+def render_list(incidents: Sequence[Incident]) -> str:
+    """A table of incidents."""
+    if not incidents:
+        return "No incidents.\n"
+    header = ("ID", "STATE", "OCCURRENCES", "LAST SEEN (UTC)", "ROOT CAUSE", "DAGS", "FINGERPRINT", "SUMMARY")
+    rows = [
+        (
+            str(i.id),
+            i.state.value,
+            str(i.occurrences),
+            _time(i.last_seen),
+            i.root_cause.value,
+            _clip(",".join(i.dag_ids) or "-", 30),
+            i.fingerprint,
+            _clip(i.summary or "-", 60),
+        )
+        for i in incidents
+    ]
+    widths = [max(len(row[col]) for row in [header, *rows]) for col in range(len(header) - 1)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in [header, *rows]
+    ]
+    lines.append(f"{len(rows)} incident{'s' if len(rows) != 1 else ''}")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+# --- show ------------------------------------------------------------------------------------------
+
+
+def run_show(args: argparse.Namespace) -> int:
+    detail = _read(args.ledger, lambda ledger: ledger.incident_detail(args.incident))
+    if not detail:
+        sys.stderr.write(f"qubinode-recovery: no incident {args.incident!r} in the ledger\n")
+        return EXIT_PROBLEM
+    if args.json:
+        sys.stdout.write(json.dumps(detail, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_detail(detail))
+    return EXIT_OK
+
+
+def render_detail(detail: dict[str, Any]) -> str:
+    """A readable report of one incident (the dict of ``Ledger.incident_detail``)."""
+    lines = _incident_header(detail["incident"])
+    sections = (
+        ("Diagnoses", detail["diagnoses"], _diagnosis_lines),
+        ("Plans", detail["plans"], _plan_lines),
+        ("Recovery attempts", detail["attempts"], _attempt_lines),
+        ("Escalations", detail["escalations"], _escalation_lines),
+        ("Checkpoints", detail["checkpoints"], _checkpoint_lines),
+    )
+    for title, items, render in sections:
+        lines.append("")
+        lines.append(f"{title} ({len(items)}{', newest first' if len(items) > 1 else ''})")
+        if not items:
+            lines.append("  none")
+        for item in items:
+            lines.extend(render(item))
+    return "\n".join(lines) + "\n"
+
+
+def _incident_header(inc: dict[str, Any]) -> list[str]:
+    return [
+        f"Incident {inc['id']}  [{inc['state']}]",
+        f"  Fingerprint:  {inc['fingerprint']}",
+        f"  Root cause:   {inc['root_cause']}",
+        f"  Summary:      {inc['summary'] or '-'}",
+        f"  Occurrences:  {inc['occurrences']} (first seen {_time(inc['first_seen'])}, "
+        f"last seen {_time(inc['last_seen'])} UTC)",
+        f"  DAGs:         {', '.join(inc['dag_ids']) or '-'}",
+        f"  Hosts:        {', '.join(inc['hosts']) or '-'}",
+    ]
+
+
+def _diagnosis_lines(item: dict[str, Any]) -> list[str]:
+    diag = item["diagnosis"]
+    where = ".".join(p for p in (item.get("dag_id"), item.get("task_id")) if p) or "-"
+    patterns = ", ".join(m["pattern_id"] for m in diag.get("matched_patterns", [])[:3]) or "no pattern"
+    lines = [
+        f"  {_time(item['occurred_at'])}  {where}  run={item.get('run_id') or '-'}  "
+        f"try={item.get('try_number') or '-'}  host={item.get('host') or '-'}",
+        f"      {diag['root_cause']} (confidence {diag['confidence']:.2f}, "
+        f"severity {diag['severity']}; {patterns})",
+    ]
+    prefix = f"{item['exception_type']}: " if item.get("exception_type") else ""
+    error = prefix + (item.get("exception_text") or "")
+    if error.strip():
+        lines.append(f"      {_clip(error, 100)}")
+    return lines
+
+
+def _plan_lines(plan: dict[str, Any]) -> list[str]:
+    index = plan.get("recommended_index")
+    options = plan.get("options", [])
+    best = options[index] if index is not None and 0 <= index < len(options) else None
+    summary = (
+        f"recommends {best['type']}: {best['title']} "
+        f"(confidence {best['confidence']:.2f}, risk {best['risk']})"
+        if best
+        else "no recommendation"
+    )
+    return [f"  {_time(plan['created_at'])}  {len(options)} options; {summary}"]
+
+
+def _attempt_lines(attempt: dict[str, Any]) -> list[str]:
+    flags = " (dry run)" if attempt["dry_run"] else ""
+    line = (
+        f"  {_time(attempt['started_at'])}  {attempt['action']}{flags}  {attempt['outcome']}  "
+        f"key={attempt['idempotency_key']}  host={attempt.get('host') or '-'}"
+    )
+    return [line] + ([f"      {_clip(attempt['detail'], 100)}"] if attempt.get("detail") else [])
+
+
+def _escalation_lines(item: dict[str, Any]) -> list[str]:
+    target = f" -> {item['reference']}" if item.get("reference") else ""
+    return [f"  #{item['id']}  {item['status']}  {_clip(item['title'], 80)}{target}"]
+
+
+def _checkpoint_lines(item: dict[str, Any]) -> list[str]:
+    return [
+        f"  {_time(item['recorded_at'])}  {item['dag_id']}.{item['task_id']}  run={item['run_id']}  "
+        f"{_clip(json.dumps(item['state'], sort_keys=True), 80)}"
+    ]
+
+
+def _time(value: datetime | str | None) -> str:
+    if value is None:
+        return "-"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
