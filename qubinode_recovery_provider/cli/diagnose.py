@@ -94,7 +94,7 @@ def _parse_batch(handle: TextIO, name: str) -> Any:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             raise UsageError(f"{name}:{number}: invalid JSON: {exc.msg} (column {exc.colno})") from None
         if not isinstance(record, dict):

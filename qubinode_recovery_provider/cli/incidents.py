@@ -208,7 +208,9 @@ def _plan_lines(plan: dict[str, Any]) -> list[str]:
         if best
         else "no recommendation"
     )
-    return [f"  {_time(plan['created_at'])}  {len(options)} options; {summary}"]
+    return [
+        f"  {_time(plan['created_at'])}  {len(options)} option{'' if len(options) == 1 else 's'}; {summary}"
+    ]
 
 
 def _attempt_lines(attempt: dict[str, Any]) -> list[str]:

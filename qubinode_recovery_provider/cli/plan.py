@@ -1,0 +1,108 @@
+"""``qubinode-recovery plan``: a ranked recovery plan for a diagnosis or for a new error text.
+
+``--analysis-file FILE`` reads a diagnosis as printed by ``diagnose --json`` (``-`` for stdin);
+``--error TEXT`` diagnoses the text first. The plan is printed as Markdown (default) or JSON. Nothing is
+executed. Exit codes: 0 plan printed, 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from qubinode_recovery_provider.cli import EXIT_OK, UsageError
+from qubinode_recovery_provider.cli.common import load_analyzer, open_input
+from qubinode_recovery_provider.models import Diagnosis
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="plan the recovery of a diagnosed failure (nothing is executed)",
+        description="Print a ranked recovery plan: retry, wait, manual fix, rollback, skip, escalate.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--analysis-file",
+        metavar="FILE",
+        help="a diagnosis JSON as printed by 'diagnose --json' ('-': stdin)",
+    )
+    source.add_argument("--error", metavar="TEXT", help="an error message or log excerpt to diagnose first")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine output (JSON)")
+    output.add_argument("--markdown", action="store_true", help="Markdown (the default)")
+    task = parser.add_argument_group("the failed task (optional; ids default to the diagnosis's)")
+    task.add_argument("--dag-id", metavar="ID")
+    task.add_argument("--task-id", metavar="ID")
+    task.add_argument("--run-id", metavar="ID")
+    task.add_argument("--try-number", type=int, metavar="N", help="the try that failed")
+    task.add_argument(
+        "--execution-timeout", type=float, metavar="SECONDS", help="the task's execution_timeout"
+    )
+    parser.add_argument(
+        "--patterns-dir", action="append", default=[], metavar="DIR", help="extra pattern packs (--error)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from qubinode_recovery_provider import config
+    from qubinode_recovery_provider.recovery import RecoveryPlanner, plan_to_json, plan_to_markdown
+
+    diagnosis = _diagnosis(args)
+    try:
+        planner = RecoveryPlanner(events=None)
+        plan = planner.plan_recovery(diagnosis, _task(args))
+    except config.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        sys.stdout.write(plan_to_json(plan) + "\n")
+    else:
+        sys.stdout.write(plan_to_markdown(plan, diagnosis=diagnosis, level=1))
+    return EXIT_OK
+
+
+def _diagnosis(args: argparse.Namespace) -> Diagnosis:
+    if args.error is not None:
+        if not args.error.strip():
+            raise UsageError("--error is empty: give the error message or log excerpt to plan for")
+        return load_analyzer(args.patterns_dir).analyze(args.error)
+    return read_diagnosis(args.analysis_file)
+
+
+def read_diagnosis(name: str) -> Diagnosis:
+    """Read and validate a diagnosis JSON file; any problem is a one-line :class:`UsageError`."""
+    with open_input(name) as handle:
+        text = handle.read()
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{name}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{name}: expected one diagnosis JSON object, got {type(data).__name__}")
+    try:
+        return Diagnosis.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "diagnosis"
+        raise UsageError(f"{name}: not a diagnosis: {where}: {first.get('msg', 'invalid')}") from None
+
+
+def _task(args: argparse.Namespace) -> Any:
+    from qubinode_recovery_provider.recovery import TaskConfig
+
+    if args.try_number is not None and args.try_number < 0:
+        raise UsageError("--try-number must be 0 or more")
+    if args.execution_timeout is not None and args.execution_timeout <= 0:
+        raise UsageError("--execution-timeout must be a positive number of seconds")
+    return TaskConfig(
+        dag_id=args.dag_id,
+        task_id=args.task_id,
+        run_id=args.run_id,
+        try_number=args.try_number,
+        execution_timeout_seconds=args.execution_timeout,
+    )

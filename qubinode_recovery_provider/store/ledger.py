@@ -1,0 +1,666 @@
+"""The incident ledger: what failed, what the provider thought and did about it.
+
+:class:`Ledger` is the only entry point. Writes that feed the record (failures, plans, attempt
+outcomes, checkpoints, escalations, shadow findings) never raise because the database is locked or
+unreachable: they are spooled to local disk and replayed later, exactly once. Operations that need an
+answer from the database (reads, :meth:`Ledger.begin_attempt`, :meth:`Ledger.purge`) raise
+:class:`LedgerUnavailable` instead. Errors a retry cannot fix (bugs, constraint violations) always
+propagate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
+
+from qubinode_recovery_provider import config
+from qubinode_recovery_provider.models import (
+    AttemptOutcome,
+    Diagnosis,
+    FailureEvent,
+    Incident,
+    IncidentState,
+    RecoveryAttempt,
+    RecoveryPlan,
+    ShadowError,
+    utcnow,
+)
+from qubinode_recovery_provider.store import ops
+from qubinode_recovery_provider.store import schema as t
+from qubinode_recovery_provider.store.engine import (
+    READ_OPTION,
+    LedgerUnavailable,
+    create_ledger_engine,
+    is_unavailable,
+    normalize_url,
+)
+from qubinode_recovery_provider.store.migrate import upgrade
+from qubinode_recovery_provider.store.spool import ReplayResult, Spool, SpoolEvent, SpoolReject, SpoolStop
+from qubinode_recovery_provider.store.url import default_spool_dir, resolve_ledger_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection, Engine, Row
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 5.0
+AUTO_FLUSH_INTERVAL = 30.0
+AUTO_FLUSH_LIMIT = 200
+#: Attempt outcomes that did not act on anything; the circuit breaker ignores them.
+NON_ACTING_OUTCOMES = (
+    AttemptOutcome.SKIPPED.value,
+    AttemptOutcome.BLOCKED.value,
+    AttemptOutcome.DRY_RUN.value,
+)
+_PERMANENT = (ValidationError, KeyError, TypeError, ValueError, sa_exc.IntegrityError, sa_exc.DataError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return " ".join(text.split())[:300]
+
+
+class Ledger:
+    """The ledger at ``url`` (SQLite or PostgreSQL), spooling to ``spool_dir`` when it is unavailable.
+
+    :param url: SQLAlchemy URL; ``postgresql://`` uses psycopg 3.
+    :param spool_dir: where unwritten events wait; default ``<state_dir>/spool``.
+    :param timeout: seconds to wait for a lock or a connection before spooling.
+    :param auto_flush_interval: after a successful write, replay the spool when it was last looked at
+        more than this many seconds ago (0 disables automatic replay).
+    :raises LedgerURLError: for a malformed URL or an unsupported database.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        spool_dir: Path | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        auto_flush_interval: float = AUTO_FLUSH_INTERVAL,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.spool = Spool(Path(spool_dir) if spool_dir is not None else default_spool_dir())
+        self.timeout = timeout
+        self.auto_flush_interval = auto_flush_interval
+        self.last_flush: ReplayResult | None = None
+        self._engine: Engine | None = None
+        self._pid = os.getpid()
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._last_flush_check = -math.inf
+
+    @classmethod
+    def from_config(cls, *, migrate: bool = True, **kwargs: Any) -> Ledger:
+        """The ledger configured in ``[qubinode_recovery]`` (``ledger_url``, ``ledger_conn_id`` or the
+        SQLite file in ``state_dir``), migrated to the current schema when it is reachable."""
+        ledger = cls(resolve_ledger_url(), default_spool_dir(), **kwargs)
+        if migrate:
+            try:
+                ledger.migrate()
+            except LedgerUnavailable as exc:
+                log.warning("ledger unavailable, will migrate on first use: %s", exc)
+        return ledger
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.url.render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (created on first use; its pool is renewed after a fork)."""
+        if self._engine is None:
+            self._engine = create_ledger_engine(self.url, self.timeout)
+        elif self._pid != os.getpid():
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.url.get_backend_name()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _available(self) -> Iterator[None]:
+        """Turn "database locked / down" errors into :class:`LedgerUnavailable`."""
+        try:
+            yield
+        except sa_exc.SQLAlchemyError as exc:
+            if is_unavailable(exc):
+                raise LedgerUnavailable(_one_line(exc)) from exc
+            raise
+
+    def migrate(self) -> bool:
+        """Upgrade the schema to the newest migration (idempotent, safe from many processes at once);
+        returns True when something was migrated.
+
+        :raises LedgerUnavailable: when the database cannot be reached or stays locked.
+        """
+        with self._schema_lock, self._available():
+            changed = upgrade(self.engine)
+            self._schema_ready = True
+        return changed
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            self.migrate()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._available():
+            self._ensure_schema()
+            with self.engine.connect().execution_options(**{READ_OPTION: True}) as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._available():
+            self._ensure_schema()
+            with self.engine.begin() as conn:
+                yield conn
+
+    def _apply(self, event: SpoolEvent) -> Any:
+        with self._writing() as conn:
+            return ops.apply(conn, event.op, event.id, event.payload)[1]
+
+    def _write(self, op: str, payload: dict[str, Any]) -> tuple[bool, Any]:
+        """Apply one write now, or spool it; returns (written now, result)."""
+        event = SpoolEvent(op=op, payload=payload)
+        try:
+            result = self._apply(event)
+        except LedgerUnavailable as exc:
+            self._spool_event(event, exc)
+            return False, None
+        self._maybe_flush()
+        return True, result
+
+    def _spool_event(self, event: SpoolEvent, reason: BaseException) -> None:
+        try:
+            self.spool.append(event)
+        except OSError as exc:
+            log.error(
+                "ledger unavailable (%s) and spool %s not writable (%s); event: %s",
+                reason,
+                self.spool.directory,
+                exc,
+                event.to_line().strip(),
+            )
+            return
+        log.warning("ledger unavailable (%s): %s spooled to %s", reason, event.op, self.spool.path)
+
+    def _maybe_flush(self) -> None:
+        if self.auto_flush_interval <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last_flush_check < self.auto_flush_interval:
+            return
+        self._last_flush_check = now
+        if self.spool.has_pending():
+            self.flush_spool(limit=AUTO_FLUSH_LIMIT)
+
+    # --- spool -----------------------------------------------------------------------------------
+
+    def flush_spool(self, limit: int | None = None) -> int:
+        """Replay spooled writes (at most ``limit``) into the database, each exactly once; returns how
+        many were replayed. Stops quietly when the database is unavailable again; unreadable events are
+        moved to ``.rejected`` files (see :attr:`last_flush` and :meth:`spool_status`)."""
+        budget = [math.inf if limit is None else limit]
+
+        def replay_one(event: SpoolEvent) -> None:
+            if budget[0] <= 0:
+                raise SpoolStop
+            self._replay_one(event)
+            budget[0] -= 1
+
+        self.last_flush = self.spool.replay(replay_one)
+        if self.last_flush.applied or self.last_flush.rejected:
+            log.info(
+                "ledger spool: replayed %d, rejected %d, %d left",
+                self.last_flush.applied,
+                self.last_flush.rejected,
+                self.last_flush.remaining,
+            )
+        return self.last_flush.applied
+
+    def _replay_one(self, event: SpoolEvent) -> None:
+        if event.op not in ops.OPS:
+            raise SpoolReject(f"unknown operation {event.op!r}")
+        try:
+            self._apply(event)
+        except LedgerUnavailable:
+            raise SpoolStop from None
+        except _PERMANENT as exc:
+            raise SpoolReject(f"{event.op} {event.id}: {type(exc).__name__}: {_one_line(exc)}") from None
+
+    def spool_status(self) -> dict[str, Any]:
+        """``{"directory", "pending_events", "rejected_events"}``."""
+        return {
+            "directory": str(self.spool.directory),
+            "pending_events": self.spool.pending_events(),
+            "rejected_events": self.spool.rejected_events(),
+        }
+
+    # --- incidents -------------------------------------------------------------------------------
+
+    def record_failure(self, event: FailureEvent, diagnosis: Diagnosis) -> Incident:
+        """Count one more occurrence of the incident ``diagnosis.fingerprint`` (creating it on first
+        sight), add the DAG and host to it and store the diagnosis. A resolved incident seen again is
+        open again.
+
+        Never raises because the ledger is unavailable: the write is spooled and the returned incident
+        (``id`` None) is built from what is known.
+        """
+        payload = {"event": event.model_dump(mode="json"), "diagnosis": diagnosis.model_dump(mode="json")}
+        written, incident = self._write("record_failure", payload)
+        if written:
+            return incident
+        return Incident(
+            fingerprint=diagnosis.fingerprint,
+            root_cause=diagnosis.root_cause,
+            summary=diagnosis.summary,
+            occurrences=1,
+            first_seen=event.occurred_at,
+            last_seen=event.occurred_at,
+            dag_ids=[d for d in [event.dag_id or diagnosis.dag_id] if d],
+            hosts=[h for h in [event.host] if h],
+        )
+
+    def set_incident_state(self, fingerprint: str, state: IncidentState) -> None:
+        """Move the incident to ``state`` (spooled when the ledger is unavailable)."""
+        self._write("set_incident_state", {"fingerprint": fingerprint, "state": IncidentState(state).value})
+
+    def get_incident(self, fingerprint_or_id: str | int) -> Incident | None:
+        """The incident with this fingerprint, or this numeric id."""
+        with self._reading() as conn:
+            row = _find_incident(conn, fingerprint_or_id)
+            return ops.incidents_from_rows(conn, [row])[0] if row is not None else None
+
+    def list_incidents(self, state: IncidentState | None = None, limit: int = 50) -> list[Incident]:
+        """Incidents, most recently seen first."""
+        query = sa.select(t.incidents).order_by(t.incidents.c.last_seen.desc(), t.incidents.c.id.desc())
+        if state is not None:
+            query = query.where(t.incidents.c.state == IncidentState(state).value)
+        with self._reading() as conn:
+            rows = list(conn.execute(query.limit(limit)))
+            return ops.incidents_from_rows(conn, rows)
+
+    def incident_detail(self, fingerprint_or_id: str | int, limit: int = 50) -> dict[str, Any]:
+        """The incident with its latest diagnoses, plans, attempts, escalations and the checkpoints of
+        its runs, JSON-ready; ``{}`` when there is no such incident."""
+        with self._reading() as conn:
+            row = _find_incident(conn, fingerprint_or_id)
+            if row is None:
+                return {}
+            incident = ops.incidents_from_rows(conn, [row])[0]
+            return _detail(conn, incident, limit)
+
+    # --- plans and attempts ----------------------------------------------------------------------
+
+    def record_plan(self, plan: RecoveryPlan) -> None:
+        """Store a recovery plan (spooled when the ledger is unavailable)."""
+        self._write("record_plan", {"plan": plan.model_dump(mode="json")})
+
+    def begin_attempt(self, attempt: RecoveryAttempt) -> bool:
+        """Claim ``attempt.idempotency_key``: True when this caller inserted it and may act, False
+        when the key exists (someone else runs or ran it). Exactly one of any number of concurrent
+        callers gets True.
+
+        :raises LedgerUnavailable: when the ledger cannot say; the caller must not act.
+        """
+        table = t.attempts
+        with self._writing() as conn:
+            stmt = (
+                ops.upsert(conn, table)
+                .values(
+                    idempotency_key=attempt.idempotency_key,
+                    fingerprint=attempt.incident_fingerprint,
+                    action=attempt.action,
+                    action_args=attempt.model_dump(mode="json")["action_args"],
+                    dry_run=attempt.dry_run,
+                    outcome=attempt.outcome.value,
+                    detail=attempt.detail,
+                    host=attempt.host,
+                    started_at=attempt.started_at,
+                    finished_at=attempt.finished_at,
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(table.c.id)
+            )
+            return conn.execute(stmt).first() is not None
+
+    def finish_attempt(self, idempotency_key: str, outcome: AttemptOutcome, detail: str = "") -> None:
+        """Record the outcome of a claimed attempt (spooled when the ledger is unavailable)."""
+        payload = {
+            "idempotency_key": idempotency_key,
+            "outcome": AttemptOutcome(outcome).value,
+            "detail": detail,
+            "finished_at": utcnow().isoformat(),
+        }
+        self._write("finish_attempt", payload)
+
+    def get_attempt(self, idempotency_key: str) -> RecoveryAttempt | None:
+        """The attempt claimed under ``idempotency_key``."""
+        with self._reading() as conn:
+            row = conn.execute(
+                sa.select(t.attempts).where(t.attempts.c.idempotency_key == idempotency_key)
+            ).first()
+        return _attempt(row) if row is not None else None
+
+    def attempts(
+        self,
+        fingerprint: str | None = None,
+        host: str | None = None,
+        since: datetime | None = None,
+        automatic_only: bool = True,
+    ) -> list[RecoveryAttempt]:
+        """Attempts, oldest first, filtered for the circuit breaker. ``automatic_only`` keeps those
+        that acted: dry runs and skipped/blocked attempts are left out."""
+        table = t.attempts
+        query = sa.select(table).order_by(table.c.started_at, table.c.id)
+        if fingerprint is not None:
+            query = query.where(table.c.fingerprint == fingerprint)
+        if host is not None:
+            query = query.where(table.c.host == host)
+        if since is not None:
+            query = query.where(table.c.started_at >= since)
+        if automatic_only:
+            query = query.where(table.c.dry_run.is_(False), table.c.outcome.not_in(NON_ACTING_OUTCOMES))
+        with self._reading() as conn:
+            return [_attempt(row) for row in conn.execute(query)]
+
+    def action_outcomes(self, fingerprint: str, action: str) -> tuple[int, int]:
+        """(succeeded, failed) real (not dry-run) attempts of ``action`` on this fingerprint."""
+        table = t.attempts
+        query = (
+            sa.select(table.c.outcome, sa.func.count())
+            .where(table.c.fingerprint == fingerprint, table.c.action == action, table.c.dry_run.is_(False))
+            .group_by(table.c.outcome)
+        )
+        with self._reading() as conn:
+            counts = {outcome: n for outcome, n in conn.execute(query)}
+        return counts.get(AttemptOutcome.SUCCEEDED.value, 0), counts.get(AttemptOutcome.FAILED.value, 0)
+
+    # --- checkpoints -----------------------------------------------------------------------------
+
+    def record_checkpoint(
+        self, dag_id: str, task_id: str, run_id: str, state: dict[str, Any], host: str | None = None
+    ) -> None:
+        """Store a state snapshot recorded by user code (must be JSON-serialisable; spooled when the
+        ledger is unavailable)."""
+        payload = {
+            "dag_id": dag_id,
+            "task_id": task_id,
+            "run_id": run_id,
+            "host": host,
+            "state": json.loads(json.dumps(state)),
+            "recorded_at": utcnow().isoformat(),
+        }
+        self._write("record_checkpoint", payload)
+
+    def latest_checkpoint(
+        self, dag_id: str, task_id: str, run_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """The state of the newest checkpoint of this task (in ``run_id``, or in any run)."""
+        found = self.checkpoints(dag_id, task_id, run_id, limit=1)
+        return found[0]["state"] if found else None
+
+    def checkpoints(
+        self,
+        dag_id: str | None = None,
+        task_id: str | None = None,
+        run_id: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Checkpoints with their metadata, newest first."""
+        table = t.checkpoints
+        query = sa.select(table).order_by(table.c.recorded_at.desc(), table.c.id.desc()).limit(limit)
+        for column, value in (("dag_id", dag_id), ("task_id", task_id), ("run_id", run_id)):
+            if value is not None:
+                query = query.where(table.c[column] == value)
+        with self._reading() as conn:
+            return [_checkpoint(row) for row in conn.execute(query)]
+
+    # --- escalation outbox -----------------------------------------------------------------------
+
+    def enqueue_escalation(self, fingerprint: str, title: str, body: str, labels: list[str]) -> int:
+        """Put an escalation in the outbox; returns its id (0 when the ledger was unavailable and the
+        escalation was spooled: it reaches the outbox on replay)."""
+        payload = {
+            "fingerprint": fingerprint,
+            "title": title,
+            "body": body,
+            "labels": list(labels),
+            "created_at": utcnow().isoformat(),
+        }
+        written, outbox_id = self._write("enqueue_escalation", payload)
+        return int(outbox_id) if written else 0
+
+    def pending_escalations(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Escalations not sent yet, oldest first."""
+        table = t.escalation_outbox
+        query = sa.select(table).where(table.c.status == "pending").order_by(table.c.id).limit(limit)
+        with self._reading() as conn:
+            return [_outbox(row) for row in conn.execute(query)]
+
+    def mark_escalated(self, outbox_id: int, reference: str) -> None:
+        """Mark an outbox entry as sent, with the issue URL or report path (spooled when unavailable)."""
+        self._write(
+            "mark_escalated",
+            {"outbox_id": int(outbox_id), "reference": reference, "sent_at": utcnow().isoformat()},
+        )
+
+    def mark_escalation_failed(self, outbox_id: int, error: str) -> None:
+        """Count a failed delivery of an outbox entry; it stays pending."""
+        self._write("escalation_failed", {"outbox_id": int(outbox_id), "error": error})
+
+    # --- shadow findings -------------------------------------------------------------------------
+
+    def record_shadow_error(self, finding: ShadowError) -> tuple[int, bool]:
+        """Store a finding, deduplicated by ``finding.dedup_key``; returns (row id, first time seen).
+        When the ledger is unavailable the finding is spooled and ``(0, True)`` returned, so that the
+        caller escalates rather than stays silent."""
+        written, result = self._write("record_shadow_error", {"finding": finding.model_dump(mode="json")})
+        return result if written else (0, True)
+
+    def shadow_errors(self, since: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recorded findings, most recently seen first."""
+        table = t.shadow_errors
+        query = sa.select(table).order_by(table.c.last_seen.desc(), table.c.id.desc()).limit(limit)
+        if since is not None:
+            query = query.where(table.c.last_seen >= since)
+        with self._reading() as conn:
+            return [_shadow(row) for row in conn.execute(query)]
+
+    # --- retention -------------------------------------------------------------------------------
+
+    def purge(self, older_than_days: int | None = None) -> int:
+        """Delete rows older than ``older_than_days`` (default: ``retention_days``); returns how many.
+
+        Incidents go when last seen before the cutoff (unless being recovered), with their DAGs, hosts
+        and diagnoses; pending attempts and unsent escalations are kept.
+        """
+        days = config.get_int("retention_days") if older_than_days is None else older_than_days
+        if days < 0:
+            raise ValueError("older_than_days must be >= 0")
+        cutoff = utcnow() - timedelta(days=days)
+        with self._writing() as conn:
+            return _purge(conn, cutoff)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _find_incident(conn: Connection, key: str | int) -> Row[Any] | None:
+    table = t.incidents
+    if isinstance(key, int) and not isinstance(key, bool):
+        return conn.execute(sa.select(table).where(table.c.id == key)).first()
+    text = str(key).strip()
+    row = conn.execute(sa.select(table).where(table.c.fingerprint == text)).first()
+    if row is None and text.isdigit():
+        row = conn.execute(sa.select(table).where(table.c.id == int(text))).first()
+    return row
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _attempt(row: Row[Any]) -> RecoveryAttempt:
+    return RecoveryAttempt(
+        id=row.id,
+        incident_fingerprint=row.fingerprint,
+        idempotency_key=row.idempotency_key,
+        action=row.action,
+        action_args=row.action_args or {},
+        dry_run=row.dry_run,
+        outcome=row.outcome,
+        detail=row.detail,
+        host=row.host,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _checkpoint(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "dag_id": row.dag_id,
+        "task_id": row.task_id,
+        "run_id": row.run_id,
+        "host": row.host,
+        "state": row.state,
+        "recorded_at": _iso(row.recorded_at),
+    }
+
+
+def _outbox(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "fingerprint": row.fingerprint,
+        "title": row.title,
+        "body": row.body,
+        "labels": list(row.labels or []),
+        "status": row.status,
+        "reference": row.reference,
+        "tries": row.tries,
+        "last_error": row.last_error,
+        "created_at": _iso(row.created_at),
+        "sent_at": _iso(row.sent_at),
+    }
+
+
+def _shadow(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "dag_id": row.dag_id,
+        "run_id": row.run_id,
+        "task_id": row.task_id,
+        "resource": row.resource,
+        "confidence": row.confidence,
+        "severity": row.severity,
+        "seen_count": row.seen_count,
+        "first_seen": _iso(row.first_seen),
+        "last_seen": _iso(row.last_seen),
+        "evidence": (row.finding or {}).get("evidence", []),
+    }
+
+
+def _diagnosis_entry(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "occurred_at": _iso(row.occurred_at),
+        "dag_id": row.dag_id,
+        "task_id": row.task_id,
+        "run_id": row.run_id,
+        "try_number": row.try_number,
+        "host": row.host,
+        "diagnosis": row.diagnosis,
+        "exception_type": (row.event or {}).get("exception_type"),
+        "exception_text": (row.event or {}).get("exception_text", ""),
+    }
+
+
+def _detail(conn: Connection, incident: Incident, limit: int) -> dict[str, Any]:
+    fp = incident.fingerprint
+    d, p, a, o, c = t.diagnoses, t.plans, t.attempts, t.escalation_outbox, t.checkpoints
+    diag_rows = list(
+        conn.execute(
+            sa.select(d)
+            .where(d.c.fingerprint == fp)
+            .order_by(d.c.occurred_at.desc(), d.c.id.desc())
+            .limit(limit)
+        )
+    )
+    runs = {(r.dag_id, r.run_id) for r in diag_rows if r.dag_id and r.run_id}
+    checkpoint_rows: list[Row[Any]] = []
+    if runs:
+        where = sa.or_(*[sa.and_(c.c.dag_id == dag, c.c.run_id == run) for dag, run in sorted(runs)])
+        checkpoint_rows = list(
+            conn.execute(
+                sa.select(c).where(where).order_by(c.c.recorded_at.desc(), c.c.id.desc()).limit(limit)
+            )
+        )
+    plan_q = sa.select(p).where(p.c.fingerprint == fp).order_by(p.c.created_at.desc(), p.c.id.desc())
+    attempt_q = sa.select(a).where(a.c.fingerprint == fp).order_by(a.c.started_at.desc(), a.c.id.desc())
+    outbox_q = sa.select(o).where(o.c.fingerprint == fp).order_by(o.c.id.desc())
+    return {
+        "incident": incident.model_dump(mode="json"),
+        "diagnoses": [_diagnosis_entry(r) for r in diag_rows],
+        "plans": [r.plan for r in conn.execute(plan_q.limit(limit))],
+        "attempts": [_attempt(r).model_dump(mode="json") for r in conn.execute(attempt_q.limit(limit))],
+        "escalations": [_outbox(r) for r in conn.execute(outbox_q.limit(limit))],
+        "checkpoints": [_checkpoint(r) for r in checkpoint_rows],
+    }
+
+
+def _purge(conn: Connection, cutoff: datetime) -> int:
+    inc = t.incidents
+    stale = sa.select(inc.c.id).where(inc.c.last_seen < cutoff, inc.c.state != IncidentState.RECOVERING.value)
+    stale_ids = [row.id for row in conn.execute(stale)]
+    deletes = [
+        t.diagnoses.delete().where(
+            sa.or_(t.diagnoses.c.incident_id.in_(stale_ids), t.diagnoses.c.occurred_at < cutoff)
+        ),
+        t.incident_dags.delete().where(t.incident_dags.c.incident_id.in_(stale_ids)),
+        t.incident_hosts.delete().where(t.incident_hosts.c.incident_id.in_(stale_ids)),
+        inc.delete().where(inc.c.id.in_(stale_ids)),
+        t.plans.delete().where(t.plans.c.created_at < cutoff),
+        t.attempts.delete().where(
+            t.attempts.c.started_at < cutoff, t.attempts.c.outcome != AttemptOutcome.PENDING.value
+        ),
+        t.checkpoints.delete().where(t.checkpoints.c.recorded_at < cutoff),
+        t.escalation_outbox.delete().where(
+            t.escalation_outbox.c.status == "sent", t.escalation_outbox.c.created_at < cutoff
+        ),
+        t.shadow_errors.delete().where(t.shadow_errors.c.last_seen < cutoff),
+    ]
+    deleted = sum(conn.execute(stmt).rowcount for stmt in deletes)
+    conn.execute(t.applied_events.delete().where(t.applied_events.c.applied_at < cutoff))
+    return deleted
