@@ -14,7 +14,7 @@ from typing import Any
 
 BLOB_MARKER = "=> {"
 _BLOB_START = re.compile(r"(?:FAILED!|UNREACHABLE!|\(item=.*\)) => \{")
-_MESSAGE_KEYS = ("msg", "stderr", "module_stderr", "stdout", "exception")
+_MESSAGE_KEYS = ("msg", "err", "stderr", "module_stderr", "stdout", "exception")
 MAX_EXPANDED_LINES = 80
 _DECODER = json.JSONDecoder()
 
