@@ -162,14 +162,24 @@ def main() -> int:
     )
     parser.add_argument("--split", choices=["dev", "heldout"], default="heldout")
     parser.add_argument("--fit", action="store_true", help="fit calibration.json on the dev side")
+    parser.add_argument(
+        "--fit-prefixes",
+        default="",
+        help="comma-separated id prefixes: fit only on these dev items (ones no pattern was written from)",
+    )
     parser.add_argument("--overlap", action="store_true", help="report overlap with pattern examples")
     parser.add_argument("--errors", action="store_true", help="list misclassified items (dev side only)")
     args = parser.parse_args()
     analyzer = FailureAnalyzer(PatternLibrary.load())
     if args.fit:
-        calibration = fit_calibration(analyzer, load("dev"))
+        prefixes = tuple(p for p in args.fit_prefixes.split(",") if p)
+        fit_items = [i for i in load("dev") if not prefixes or i["id"].startswith(prefixes)]
+        calibration = fit_calibration(analyzer, fit_items)
         values = {f.name: round(getattr(calibration, f.name), 4) for f in fields(calibration)}
-        CALIBRATION_FILE.write_text(json.dumps({"fitted_on": "dev", "coefficients": values}, indent=2) + "\n")
+        fitted_on = {"split": "dev", "id_prefixes": list(prefixes), "items": len(fit_items)}
+        CALIBRATION_FILE.write_text(
+            json.dumps({"fitted_on": fitted_on, "coefficients": values}, indent=2) + "\n"
+        )
         print(f"wrote {CALIBRATION_FILE.relative_to(ROOT)}: {values}")
         analyzer = FailureAnalyzer(PatternLibrary.load(), calibration)
     items = load(args.split)

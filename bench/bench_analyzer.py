@@ -69,10 +69,21 @@ CAUSE = (
 )
 SYMPTOM = "airflow.exceptions.AirflowException: SSH operator error: exit status = 1 (timed out)"
 MESSAGE_1KB = (
-    'Traceback (most recent call last):\n  File "/opt/kcli/kvirt/config.py", line 1047, in create_vm\n'
-    "    result = k.create(name=name, profile=profile)\n"
+    "[2026-11-02, 10:14:03 UTC] {subprocess.py:93} INFO - Deploying vm vm-7 from profile rhel9\n"
+    "[2026-11-02, 10:14:04 UTC] {subprocess.py:93} INFO - Using 192.168.122.253 as api_ip\n"
+    "Traceback (most recent call last):\n"
+    '  File "/usr/lib/python3.11/site-packages/kvirt/config.py", line 1047, in create_vm\n'
+    "    result = k.create(name=name, profile=profile, overrides=overrides)\n"
+    '  File "/usr/lib/python3.11/site-packages/kvirt/providers/kvm/__init__.py", line 1301, in create\n'
+    "    vm = conn.defineXML(vmxml)\n"
+    '  File "/usr/lib64/python3.11/site-packages/libvirt.py", line 4481, in defineXML\n'
+    "    raise libvirtError('virDomainDefineXML() failed')\n"
     "libvirt.libvirtError: Cannot access storage file '/var/lib/libvirt/images/vm-7.qcow2' "
     "(as uid:107, gid:107): No such file or directory\n"
+    "[2026-11-02, 10:14:05 UTC] {taskinstance.py:3311} ERROR - Task failed with exception\n"
+    "airflow.exceptions.AirflowException: Bash command failed. "
+    "The command returned a non-zero exit code 1.\n"
+    "[2026-11-02, 10:14:05 UTC] {taskinstance.py:1226} INFO - Marking task as UP_FOR_RETRY.\n"
 )
 
 
@@ -113,10 +124,17 @@ def p(samples: list[float], q: float) -> float:
 
 def alternatives(library: PatternLibrary, text: str, repeats: int) -> dict[str, float]:
     """Median seconds of other matching techniques over the full library, for the technique choice."""
+    from qubinode_recovery_provider.diagnosis.matcher import Matcher
+
     regexes = [cp.regex for cp in library]
+    matchers = {kind: Matcher(library.patterns, index_kind=kind) for kind in ("hyperscan", "pyahocorasick")}
     out = {
-        "each_regex_whole_text": statistics.median(timed(lambda: [r.search(text) for r in regexes], repeats))
+        f"matcher_{kind}_index": statistics.median(timed(lambda m=m: m.scan_text(text), repeats))
+        for kind, m in matchers.items()
     }
+    out["each_regex_whole_text"] = statistics.median(
+        timed(lambda: [r.search(text) for r in regexes], repeats)
+    )
     combined = re.compile("|".join(f"(?:{cp.pattern.regex})" for cp in library), re.IGNORECASE)
     out["one_combined_regex_finditer"] = statistics.median(
         timed(lambda: list(combined.finditer(text)), repeats)
@@ -143,22 +161,26 @@ def alternatives(library: PatternLibrary, text: str, repeats: int) -> dict[str, 
 
 
 def memory_100mb(path: Path) -> dict[str, float]:
+    """Peak RSS and peak Python allocations of a child process that diagnoses a 100 MB file."""
+    root = str(Path(__file__).resolve().parent.parent)
     code = (
-        f"import resource,sys,time; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        f"import resource, sys, time, tracemalloc; sys.path.insert(0, {root!r})\n"
         "from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary\n"
         "a = FailureAnalyzer(PatternLibrary.load()); a.matcher\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         f"t = time.perf_counter(); d = a.analyze_file({str(path)!r}); t = time.perf_counter() - t\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(base, peak, t, d.root_cause.value)\n"
+        f"tracemalloc.start(); a.analyze_file({str(path)!r}); traced = tracemalloc.get_traced_memory()[1]\n"
+        "print(base, peak, t, d.root_cause.value, traced)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
     )
-    base, peak, secs, cause = out.stdout.split()
+    base, peak, secs, cause, traced = out.stdout.split()
     return {
         "rss_before_mb": int(base) / 1024,
         "rss_peak_mb": int(peak) / 1024,
+        "python_allocations_peak_mb": int(traced) / 2**20,
         "seconds": float(secs),
         "root_cause": cause,
     }

@@ -26,7 +26,9 @@ SAMPLES = ROOT / "examples" / "failures.jsonl"
 def main() -> int:
     analyzer = FailureAnalyzer()
     samples = [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
-    print(f"qubinode-recovery demo: {len(samples)} real failures, {len(analyzer.library)} known-error patterns\n")
+    print(
+        f"qubinode-recovery demo: {len(samples)} real failures, {len(analyzer.library)} known-error patterns\n"
+    )
     for sample in samples:
         lines = sample["text"].splitlines()
         print("=" * 100)
@@ -37,7 +39,11 @@ def main() -> int:
     print("The same batch through the CLI (qubinode-recovery diagnose --batch examples/failures.jsonl):\n")
     cli = Path(sys.executable).with_name("qubinode-recovery")
     out = subprocess.run(
-        [str(cli), "diagnose", "--batch", str(SAMPLES)], capture_output=True, text=True, check=True, timeout=120
+        [str(cli), "diagnose", "--batch", str(SAMPLES)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout
     for line in out.splitlines():
         row = json.loads(line)

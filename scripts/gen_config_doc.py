@@ -1,7 +1,7 @@
 """Write docs/configuration.md from the option table in qubinode_recovery_provider/config.py.
 
-    python scripts/gen_config_doc.py          # rewrite the page
-    python scripts/gen_config_doc.py --check  # exit 1 when the page is out of date (run by the tests)
+python scripts/gen_config_doc.py          # rewrite the page
+python scripts/gen_config_doc.py --check  # exit 1 when the page is out of date (run by the tests)
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ def render() -> str:
         "# Configuration",
         "",
         f"Every setting lives in the `[{SECTION}]` section of `airflow.cfg`, or in the environment as",
-        f"`AIRFLOW__{SECTION.upper()}__<OPTION>`. `airflow config list --section {SECTION} --include-descriptions`",
-        "shows them with their defaults. The CLI and the core read the same settings without importing",
+        f"`AIRFLOW__{SECTION.upper()}__<OPTION>`.",
+        f"`airflow config list --section {SECTION} --include-descriptions` shows them with their defaults.",
+        "The CLI and the core read the same settings without importing",
         "Airflow: environment first, then `airflow.cfg` (`$AIRFLOW_CONFIG` or `$AIRFLOW_HOME/airflow.cfg`),",
         "then the default.",
         "",
