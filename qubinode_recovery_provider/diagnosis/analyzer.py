@@ -48,6 +48,13 @@ DEFAULT_RETRY_DELAY = {
     RootCause.STATE_MISMATCH: 60,
     RootCause.RESOURCE_EXHAUSTION: 300,
 }
+NON_ERROR_LEVEL_WEIGHT = 0.7
+_LOW_LEVEL = re.compile(
+    r"\b(?:DEBUG|INFO|NOTICE|WARN|WARNING)\b|level=(?:debug|info|warn|warning)\b|\[(?:WARN|INFO)\]"
+)
+_ERROR_LEVEL = re.compile(
+    r"\b(?:ERROR|FATAL|CRITICAL|CRIT|ERR|FATA|ERRO)\b|level=(?:error|fatal)\b|^fatal:|^failed:"
+)
 _ERRORISH = re.compile(
     r"error|fail|fatal|exception|denied|refused|cannot|can't|unable|not found|invalid|abort|panic",
     re.IGNORECASE,
@@ -148,7 +155,8 @@ class FailureAnalyzer:
         diagnosis_id: str | None,
     ) -> Diagnosis:
         evidence = self._weigh(scan)
-        diagnosis = self._unknown(scan) if not evidence else self._known(evidence, context)
+        known = [e for e in evidence if e.category is not RootCause.UNKNOWN]
+        diagnosis = self._known(known, context) if known else self._unknown(scan, evidence)
         diagnosis.id = diagnosis_id
         if event is not None:
             diagnosis.dag_id, diagnosis.task_id, diagnosis.run_id = event.dag_id, event.task_id, event.run_id
@@ -200,19 +208,26 @@ class FailureAnalyzer:
             contradictions=features.contradictions,
         )
 
-    def _unknown(self, scan: ScanResult) -> Diagnosis:
-        line = _decisive_unknown_line(scan)
-        decisive = template(line)
+    def _unknown(self, scan: ScanResult, wrappers: list[Evidence]) -> Diagnosis:
+        """No pattern names a cause. ``wrappers`` are symptom patterns that only say *that* something
+        failed (``exit status 1``); their line, else the last error line, is the decisive one."""
+        best = wrappers[0].best if wrappers else None
+        decisive = template(best.text if best else _decisive_unknown_line(scan))
+        ids = [wrappers[0].compiled.id] if wrappers else []
         return Diagnosis(
             root_cause=RootCause.UNKNOWN,
-            summary="No known error pattern matched; grouped by the template of the last error line.",
+            summary=(
+                wrappers[0].compiled.pattern.description if wrappers else "No known error pattern matched"
+            )
+            + "; grouped by the template of the decisive line.",
             confidence=self.calibration.unknown_confidence,
             severity=Severity.MEDIUM,
             retryable=None,
-            fingerprint=fingerprint(RootCause.UNKNOWN.value, [], decisive),
+            matched_patterns=[_as_match(e) for e in wrappers],
+            fingerprint=fingerprint(RootCause.UNKNOWN.value, ids, decisive),
             template=decisive,
             recommended_actions=[
-                "Read the task log around the last error line; no known pattern explains it.",
+                "Read the task log around the decisive line; no known pattern explains the cause.",
                 "If this failure recurs, add a pattern for it (qubinode-recovery patterns suggest).",
             ],
         )
@@ -232,7 +247,9 @@ class FailureAnalyzer:
 
     def features_of(self, text: str) -> tuple[RootCause, Features | None]:
         """The predicted category and the confidence features, for fitting the calibration."""
-        evidence = self._weigh(self.matcher.scan_text(text))
+        evidence = [
+            e for e in self._weigh(self.matcher.scan_text(text)) if e.category is not RootCause.UNKNOWN
+        ]
         if not evidence:
             return RootCause.UNKNOWN, None
         category, _, features = _rank(evidence)
@@ -249,7 +266,7 @@ def _rank(evidence: Sequence[Evidence]) -> tuple[RootCause, list[Evidence], Feat
         score=top,
         margin=(top - second) / top if top else 0.0,
         cause=1.0 if in_category[0].compiled.pattern.role == "cause" else 0.0,
-        agree=float(len(in_category) - 1),
+        agree=float(len({e.best.line_number for e in in_category if e.best}) - 1),
     )
     return category, in_category, features
 
@@ -258,17 +275,30 @@ def _hit_weight(cp: CompiledPattern, hit: Hit, total_lines: int) -> float:
     base = 1.0 if cp.pattern.role == "cause" else SYMPTOM_WEIGHT
     specificity = 0.6 + 0.4 * min(1.0, hit.match_length / 40.0)
     recency = 0.85 + 0.15 * (hit.line_number / total_lines)
-    return base * specificity * recency
+    return base * specificity * recency * _level_factor(hit.text)
+
+
+def _level_factor(line: str) -> float:
+    """A line its tool logged below error level (INFO, WARNING) is weaker evidence of the cause."""
+    head = line[:160]
+    if _ERROR_LEVEL.search(head):
+        return 1.0
+    return NON_ERROR_LEVEL_WEIGHT if _LOW_LEVEL.search(head) else 1.0
 
 
 def _category_scores(evidence: Sequence[Evidence]) -> dict[RootCause, float]:
-    grouped: dict[RootCause, list[float]] = defaultdict(list)
+    """Best line of a category plus a share of its other lines: several patterns that match one
+    line are one piece of evidence, not several."""
+    per_line: dict[RootCause, dict[int, float]] = defaultdict(dict)
     for ev in evidence:
-        grouped[ev.category].append(ev.weight)
-    return {
-        cat: ws[0] + RUNNER_UP_SHARE * sum(ws[1:])
-        for cat, ws in ((c, sorted(w, reverse=True)) for c, w in grouped.items())
-    }
+        line = ev.best.line_number if ev.best else 0
+        lines = per_line[ev.category]
+        lines[line] = max(lines.get(line, 0.0), ev.weight)
+    scores = {}
+    for category, lines in per_line.items():
+        weights = sorted(lines.values(), reverse=True)
+        scores[category] = weights[0] + RUNNER_UP_SHARE * sum(weights[1:])
+    return scores
 
 
 def _apply_context(features: Features, primary: Evidence, context: DiagnosticContext | None) -> None:

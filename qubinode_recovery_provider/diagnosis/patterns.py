@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qubinode_recovery_provider.diagnosis.literals import required_literals
 from qubinode_recovery_provider.models import RootCause, Severity
@@ -82,12 +82,11 @@ class Pattern(BaseModel):
             raise ValueError(f"role must be 'cause' or 'symptom', not {value!r}")
         return value
 
-    @field_validator("category")
-    @classmethod
-    def _check_category(cls, value: RootCause) -> RootCause:
-        if value is RootCause.UNKNOWN:
-            raise ValueError("a pattern cannot have the category 'unknown'")
-        return value
+    @model_validator(mode="after")
+    def _check_category(self) -> Pattern:
+        if self.category is RootCause.UNKNOWN and self.role != "symptom":
+            raise ValueError("only a 'symptom' pattern can have the category 'unknown'")
+        return self
 
     def compile(self) -> re.Pattern[str]:
         return re.compile(self.regex, re.IGNORECASE if self.ignore_case else 0)
@@ -218,7 +217,7 @@ def _compile_pattern(raw: Any, pack: str, source: str, index: int) -> CompiledPa
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(part) for part in err["loc"])
-        raise PackError(source, pattern_id, f"{loc}: {err['msg']}") from None
+        raise PackError(source, pattern_id, f"{loc}: {err['msg']}" if loc else err["msg"]) from None
     try:
         regex = pattern.compile()
     except re.error as exc:

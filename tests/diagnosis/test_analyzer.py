@@ -120,3 +120,37 @@ def test_diagnosis_round_trips_through_json_and_tolerates_new_fields(small_analy
     assert Diagnosis.model_validate(data) == d
     data["field_from_a_newer_version"] = {"x": 1}
     assert Diagnosis.model_validate(data).fingerprint == d.fingerprint
+
+
+BASH_FAILED = (
+    "airflow.exceptions.AirflowException: Bash command failed. The command returned a non-zero exit code 1."
+)
+
+
+def test_a_bare_wrapper_line_is_unknown_but_anchors_the_fingerprint(analyzer: FailureAnalyzer) -> None:
+    d = analyzer.analyze("[2026-11-02, 10:14:05 UTC] {taskinstance.py:3311} ERROR - " + BASH_FAILED)
+    assert d.root_cause is RootCause.UNKNOWN
+    assert d.retryable is None
+    assert [m.pattern_id for m in d.matched_patterns] == ["airflow_012"]
+    assert d.template.startswith("airflow.exceptions.AirflowException: Bash command failed")
+
+
+def test_the_cause_above_a_wrapper_line_wins(analyzer: FailureAnalyzer) -> None:
+    text = "Deploying vm vm1\nerror: No space left on device\n" + BASH_FAILED
+    d = analyzer.analyze(text)
+    assert d.root_cause is RootCause.STORAGE
+    assert d.matched_patterns[0].line_number == 2
+
+
+def test_patterns_matching_one_line_count_as_one_piece_of_evidence(small_analyzer: FailureAnalyzer) -> None:
+    once = small_analyzer.analyze("No space left on device")
+    twice = small_analyzer.analyze("No space left on device\nwrite error: No space left on device")
+    assert twice.confidence >= once.confidence  # a second line agrees: more evidence, never less
+
+
+def test_an_error_level_line_outweighs_a_warning_level_line(small_analyzer: FailureAnalyzer) -> None:
+    text = (
+        "WARNING: ssh: connect to host 10.0.0.5 port 22: Connection timed out\n"
+        "ERROR: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n"
+    )
+    assert small_analyzer.analyze(text).root_cause is RootCause.SERVICE_DEPENDENCY

@@ -32,7 +32,7 @@ def _pack(tmp_path: Path, **overrides) -> Path:
         ({"regex": "(unclosed"}, "unitdisk_001: regex does not compile: missing ), unterminated subpattern"),
         ({"regex": "(ab|cd)"}, "unitdisk_001: regex has no required literal of 4+ characters"),
         ({"category": "weather"}, "unitdisk_001: category: Input should be"),
-        ({"category": "unknown"}, "unitdisk_001: category: Value error, a pattern cannot have the category"),
+        ({"category": "unknown"}, "unitdisk_001: Value error, only a 'symptom' pattern can have the"),
         ({"id": "Disk-1"}, "Disk-1: id: Value error, id 'Disk-1' must look like name_001"),
         ({"examples": []}, "unitdisk_001: examples: List should have at least 1 item"),
         ({"near_misses": None}, "unitdisk_001: near_misses: Field required"),
