@@ -112,3 +112,11 @@ def test_offline_sql_renders_without_a_database(tmp_path: Path) -> None:
     )
     assert "CREATE TABLE qr_incidents" in result.stdout
     assert "qr_alembic_version" in result.stdout
+
+
+def test_the_packaged_head_constant_matches_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from qubinode_recovery_provider.store.migrate import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION

@@ -1,0 +1,199 @@
+"""The default escalation sink: the ledger's escalation outbox plus a Markdown report on disk.
+
+:func:`escalate` hands an incident to a person once per fingerprint and failed run:
+
+1. it claims the escalation under the same idempotency key the recovery executor uses when its circuit
+   breaker escalates (``<fingerprint>|<run_id>|escalate``), so the executor and the recovery DAG never
+   queue the same escalation twice;
+2. the first claimant puts the title and Markdown body in the ledger's escalation outbox and moves the
+   incident to ``escalated``;
+3. every caller writes (or rewrites) the report ``<state_dir>/reports/escalation-<fingerprint>-<run>.md``;
+4. without a GitHub repository configured (``[qubinode_recovery] github_repository``), the outbox entry
+   is marked sent with the report's path as its reference. With one, it stays pending for the GitHub
+   sink.
+
+Plain Python: no Airflow import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider import config
+from qubinode_recovery_provider.models import AttemptOutcome, IncidentState, RecoveryAttempt, utcnow
+from qubinode_recovery_provider.recovery.executor import ESCALATION_LABELS, escalation_text
+from qubinode_recovery_provider.recovery.policy import ESCALATE_ACTION
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import Diagnosis, RecoveryPlan
+
+log = logging.getLogger(__name__)
+
+REPORTS_DIRECTORY = "reports"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class EscalationResult:
+    """What :func:`escalate` did.
+
+    :param first: this call queued the escalation (False: it was queued before, by this or another run)
+    :param outbox_id: the outbox entry, when known (0: spooled, the ledger was unavailable)
+    :param report_path: the Markdown report written
+    :param reference: where a person finds it (the report path, or "pending GitHub issue")
+    :param detail: one line for the task log
+    """
+
+    first: bool
+    outbox_id: int | None
+    report_path: str
+    reference: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "first": self.first,
+            "outbox_id": self.outbox_id,
+            "report_path": self.report_path,
+            "reference": self.reference,
+            "detail": self.detail,
+        }
+
+
+def reports_dir() -> Path:
+    """``<state_dir>/reports``, where escalation and recovery reports are written."""
+    return config.state_dir() / REPORTS_DIRECTORY
+
+
+def safe_name(*parts: str | None, limit: int = 120) -> str:
+    """A file name made of ``parts`` (unsafe characters become ``_``)."""
+    text = "-".join(_UNSAFE.sub("_", part) for part in parts if part)
+    return text[:limit].strip("_-") or "unknown"
+
+
+def escalation_key(plan: RecoveryPlan) -> str:
+    """The idempotency key of the escalation of ``plan`` (the executor's circuit breaker uses it too)."""
+    return f"{plan.fingerprint}|{plan.run_id or '-'}|{ESCALATE_ACTION}"
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` atomically (temporary file + rename) and return ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".md", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def escalate(
+    ledger: Any,
+    plan: RecoveryPlan,
+    reasons: list[str],
+    *,
+    diagnosis: Diagnosis | None = None,
+    details: str = "",
+    directory: Path | None = None,
+) -> EscalationResult:
+    """Hand the incident of ``plan`` to a person (see the module docstring); never raises because the
+    ledger is unavailable.
+
+    :param ledger: the ledger
+    :param plan: the recovery plan of the failure (its options are the person's starting point)
+    :param reasons: why no automatic recovery fixed it, one line each
+    :param diagnosis: adds the verdict to the report
+    :param details: extra Markdown for the report (what the recovery run did)
+    :param directory: where the report goes; default :func:`reports_dir`
+    """
+    reason = "; ".join(r.strip() for r in reasons if r and r.strip()) or "escalated by request"
+    title, body = escalation_text(plan, reason)
+    path = (directory or reports_dir()) / f"escalation-{safe_name(plan.fingerprint[:24], plan.run_id)}.md"
+    write_text(path, _report(title, body, diagnosis, details))
+    first = _claim(ledger, plan, reason)
+    outbox_id: int | None = None
+    if first:
+        labels = [*ESCALATION_LABELS, f"root-cause:{plan.root_cause.value}"]
+        outbox_id = _safely(ledger.enqueue_escalation, plan.fingerprint, title, body, labels)
+        _safely(ledger.set_incident_state, plan.fingerprint, IncidentState.ESCALATED)
+        _safely(ledger.finish_attempt, escalation_key(plan), AttemptOutcome.BLOCKED, f"escalated: {reason}")
+    else:
+        outbox_id = _pending_entry(ledger, plan.fingerprint)
+    reference = _deliver(ledger, outbox_id, path)
+    verb = "queued" if first else "already queued"
+    detail = f"escalation {verb} (outbox {outbox_id if outbox_id else 'spooled or sent'}); report {path}"
+    return EscalationResult(first, outbox_id, str(path), reference, detail)
+
+
+def _report(title: str, body: str, diagnosis: Diagnosis | None, details: str) -> str:
+    lines = [f"# {title}", "", f"_Written {utcnow().isoformat(timespec='seconds')}_", ""]
+    if diagnosis is not None:
+        lines += [
+            "## Diagnosis",
+            "",
+            f"- Root cause: {diagnosis.root_cause.value} (confidence {diagnosis.confidence:.2f}, "
+            f"severity {diagnosis.severity.value})",
+        ]
+        if diagnosis.summary:
+            lines.append(f"- Summary: {' '.join(diagnosis.summary.split())}")
+        if diagnosis.matched_patterns:
+            match = diagnosis.matched_patterns[0]
+            lines.append(f"- Decisive line ({match.pattern_id}): `{' '.join(match.evidence.split())[:300]}`")
+        lines.append("")
+    if details.strip():
+        lines += [details.rstrip(), ""]
+    lines.append(body.rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _claim(ledger: Any, plan: RecoveryPlan, reason: str) -> bool:
+    attempt = RecoveryAttempt(
+        incident_fingerprint=plan.fingerprint,
+        idempotency_key=escalation_key(plan),
+        action=ESCALATE_ACTION,
+        outcome=AttemptOutcome.BLOCKED,
+        detail=f"escalated: {reason}"[:2000],
+    )
+    try:
+        return bool(ledger.begin_attempt(attempt))
+    except Exception as exc:  # unavailable: escalate without de-duplication rather than stay silent
+        log.warning("ledger unavailable; escalating without de-duplication: %s", exc)
+        return True
+
+
+def _pending_entry(ledger: Any, fingerprint: str) -> int | None:
+    try:
+        pending = ledger.pending_escalations(limit=200)
+    except Exception:
+        return None
+    found = [entry["id"] for entry in pending if entry.get("fingerprint") == fingerprint]
+    return found[-1] if found else None
+
+
+def _deliver(ledger: Any, outbox_id: int | None, path: Path) -> str:
+    """Mark the outbox entry sent with the report as its reference, unless GitHub will send it."""
+    if config.get("github_repository").strip():
+        return "pending GitHub issue (report: " + str(path) + ")"
+    if outbox_id:
+        _safely(ledger.mark_escalated, outbox_id, str(path))
+    return str(path)
+
+
+def _safely(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        log.warning("ledger write %s failed: %s", getattr(fn, "__name__", fn), exc)
+        return None
+
+
+__all__ = ["EscalationResult", "escalate", "escalation_key", "reports_dir", "safe_name", "write_text"]

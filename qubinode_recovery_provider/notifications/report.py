@@ -1,0 +1,550 @@
+"""What the notifier does with one failure: diagnose, record, and start a recovery run when it is new.
+
+:class:`FailureReport` runs the steps in order and notes how far it got in a :class:`NotificationOutcome`,
+which the notifier reads even when the budget runs out halfway:
+
+1. read the attempt's log tail and build the redacted :class:`FailureEvent`;
+2. collect the host's context (bounded by a share of the budget);
+3. diagnose;
+4. record the incident in the ledger (spooled to disk when the ledger is locked or down);
+5. decide whether this incident needs a recovery run (:func:`trigger_verdict`), record the request in the
+   outbox as pending, send it, and mark it sent; a request that cannot be sent stays pending and is
+   delivered later (:func:`deliver_pending_triggers`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.models import IncidentState, utcnow
+from qubinode_recovery_provider.notifications.outbox import (
+    FAILED,
+    MAX_DELIVERY_ATTEMPTS,
+    PENDING,
+    SENT,
+    TriggerOutbox,
+    TriggerRecord,
+)
+from qubinode_recovery_provider.notifications.recovery import RECOVERY_DAG_ID
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import Diagnosis, FailureEvent, Incident
+    from qubinode_recovery_provider.notifications.trigger import RecoveryTrigger, TriggerResult
+    from qubinode_recovery_provider.store import Ledger
+    from qubinode_recovery_provider.task_failure import LogTail
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 2000
+#: Shares of the budget: context probes, ledger lock wait.
+CONTEXT_SHARE = 0.35
+LEDGER_SHARE = 0.3
+MIN_STEP_SECONDS = 0.2
+#: psutil's CPU sample inside a failing task: half the collector's default, the task is waiting.
+CPU_SAMPLE_SECONDS = 0.05
+#: Pending requests of other incidents delivered after a successful request, at most.
+REPLAY_AFTER_SUCCESS = 3
+
+
+@dataclass
+class NotificationOutcome:
+    """How far the notifier got, and what it decided (also what it logs)."""
+
+    stage: str = "start"
+    fingerprint: str | None = None
+    root_cause: str | None = None
+    confidence: float | None = None
+    text_source: str = ""
+    incident_id: int | None = None
+    occurrences: int | None = None
+    incident_recorded: bool = False
+    incident_spooled: bool = False
+    new_incident: bool = False
+    trigger_reason: str = ""
+    triggered: bool = False
+    trigger_pending: bool = False
+    recovery_run_id: str | None = None
+    errors: list[str] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    timed_out: bool = False
+
+    def summary(self) -> str:
+        """One line for the task log."""
+        parts = [
+            f"stage={self.stage}",
+            f"root_cause={self.root_cause}",
+            f"fingerprint={self.fingerprint}",
+            f"occurrences={self.occurrences}",
+            f"recorded={'spooled' if self.incident_spooled else self.incident_recorded}",
+            f"triggered={self.triggered}",
+            f"pending={self.trigger_pending}",
+            f"recovery_run={self.recovery_run_id}",
+            f"elapsed={self.elapsed_seconds:.3f}s",
+        ]
+        if self.trigger_reason:
+            parts.append(f"trigger_reason={self.trigger_reason!r}")
+        if self.timed_out:
+            parts.append("timed_out=True")
+        if self.errors:
+            parts.append(f"errors={'; '.join(self.errors)!r}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the report does and with what.
+
+    :param recovery_dag_id: the DAG started for new incidents.
+    :param trigger_recovery: start runs at all.
+    :param collect_context: probe services, resources and network.
+    :param log_tail_lines: lines of the attempt's log to read.
+    :param ledger_url: the ledger; default the configured one.
+    """
+
+    recovery_dag_id: str = RECOVERY_DAG_ID
+    trigger_recovery: bool = True
+    collect_context: bool = True
+    log_tail_lines: int = 500
+    ledger_url: str | None = None
+
+
+class Deadline:
+    """A point in time steps share out.
+
+    :param seconds: from now.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def share(self, fraction: float, cap: float | None = None) -> float:
+        """A step's time: ``fraction`` of what is left, at least :data:`MIN_STEP_SECONDS`."""
+        value = max(MIN_STEP_SECONDS, self.remaining() * fraction)
+        return min(value, cap) if cap is not None else value
+
+
+class FailureReport:
+    """One failure's way through the notifier.
+
+    :param context: the callback's context.
+    :param settings: what to do.
+    :param trigger: sends run requests.
+    :param outbox: the record of requests.
+    :param deadline: the time budget.
+    :param outcome: where progress is noted (shared with the thread that waits for it).
+    """
+
+    def __init__(
+        self,
+        context: Mapping[str, Any],
+        settings: ReportSettings,
+        trigger: RecoveryTrigger,
+        outbox: TriggerOutbox,
+        deadline: Deadline,
+        outcome: NotificationOutcome,
+    ) -> None:
+        self.context = context
+        self.settings = settings
+        self.trigger = trigger
+        self.outbox = outbox
+        self.deadline = deadline
+        self.outcome = outcome
+        self.event: FailureEvent | None = None
+        self.diagnosis: Diagnosis | None = None
+        self.exception: Any = context.get("exception")
+        self.lock = threading.Lock()
+
+    def run(self) -> NotificationOutcome:
+        """Run every step; errors are noted in the outcome, never raised."""
+        try:
+            self._run()
+        except Exception as exc:
+            self.outcome.errors.append(f"{self.outcome.stage}: {type(exc).__name__}: {exc}")
+            log.warning("RecoveryNotifier failed at %s", self.outcome.stage, exc_info=True)
+        return self.outcome
+
+    def _run(self) -> None:
+        from qubinode_recovery_provider import task_failure as tf
+
+        self.outcome.stage = "read_log"
+        key = tf.task_key(self.context)
+        tail = tf.read_attempt_log(key, self.settings.log_tail_lines)
+        self.outcome.text_source = tail.source
+        self.event = tf.failure_event(
+            key, self.exception, tail, missing_exception_text=_no_exception(key, self.context)
+        )
+        self.outcome.stage = "collect_context"
+        host = self._collect_context(tail)
+        self.outcome.stage = "diagnose"
+        diagnosis = tf.shared_analyzer().analyze(self.event, host)
+        with self.lock:
+            self.diagnosis = diagnosis
+        self.outcome.fingerprint = diagnosis.fingerprint
+        self.outcome.root_cause = diagnosis.root_cause.value
+        self.outcome.confidence = diagnosis.confidence
+        self.outcome.stage = "record"
+        incident, ledger = self._record(self.event, diagnosis)
+        if self.settings.trigger_recovery:
+            self.outcome.stage = "trigger"
+            self._trigger(incident, ledger, diagnosis)
+        self.outcome.stage = "done"
+
+    def _collect_context(self, tail: LogTail) -> Any:
+        """Probe the host within a share of the budget; ``None`` when the probes cannot even start."""
+        if not self.settings.collect_context:
+            return None
+        from qubinode_recovery_provider.diagnosis.context import ContextCollector
+
+        seconds = self.deadline.share(CONTEXT_SHARE)
+        try:
+            collector = ContextCollector(
+                timeout=min(seconds / 2, _probe_timeout()), deadline=seconds, cpu_interval=CPU_SAMPLE_SECONDS
+            )
+            return collector.collect(tail.lines[-50:])
+        except Exception as exc:
+            self.outcome.errors.append(f"context not collected: {type(exc).__name__}: {exc}")
+            return None
+
+    def _record(self, event: FailureEvent, diagnosis: Diagnosis) -> tuple[Incident, Ledger]:
+        ledger = ledger_for(self.settings.ledger_url, self.deadline.share(LEDGER_SHARE, cap=5.0))
+        incident = ledger.record_failure(event, diagnosis)
+        self.outcome.incident_id = incident.id
+        self.outcome.occurrences = incident.occurrences
+        self.outcome.incident_recorded = incident.id is not None
+        self.outcome.incident_spooled = incident.id is None
+        return incident, ledger
+
+    def _trigger(self, incident: Incident, ledger: Ledger, diagnosis: Diagnosis) -> None:
+        window = _breaker_window()
+        existing = self.outbox.get(diagnosis.fingerprint)
+        go, reason = trigger_verdict(incident, existing, lambda: _breaker_open(ledger, incident), window)
+        self.outcome.new_incident = incident.occurrences <= 1
+        self.outcome.trigger_reason = reason
+        if go:
+            record = self._new_record(incident, diagnosis)
+        elif existing is not None and existing.status == PENDING and existing.age() < window:
+            record = existing  # same incident, not delivered yet: try again now
+        else:
+            return
+        self.trigger.timeout = max(MIN_STEP_SECONDS, self.deadline.remaining() - 0.1)
+        result = deliver(self.outbox, self.trigger, record, self.context)
+        self.outcome.recovery_run_id = record.run_id
+        self.outcome.triggered = result.delivered
+        self.outcome.trigger_pending = record.status == PENDING
+        if not result.delivered:
+            self.outcome.errors.append(f"recovery run not started yet: {result.detail}")
+        elif self.deadline.remaining() > 1.0:
+            self._replay_others(diagnosis.fingerprint)
+
+    def _replay_others(self, fingerprint: str) -> None:
+        for record in self.outbox.pending(limit=REPLAY_AFTER_SUCCESS + 1):
+            if record.fingerprint == fingerprint or self.deadline.remaining() < 1.0:
+                continue
+            self.trigger.timeout = max(MIN_STEP_SECONDS, self.deadline.remaining() - 0.5)
+            deliver(self.outbox, self.trigger, record, self.context)
+
+    def _new_record(self, incident: Incident, diagnosis: Diagnosis) -> TriggerRecord:
+        record = TriggerRecord(
+            fingerprint=diagnosis.fingerprint,
+            dag_id=self.settings.recovery_dag_id,
+            run_id=recovery_run_id(diagnosis.fingerprint),
+            conf=recovery_conf(self.event, diagnosis, incident, self.exception, self.context),
+        )
+        try:
+            self.outbox.put(record)  # pending first: a worker killed now leaves it to be replayed
+        except OSError as exc:
+            self.outcome.errors.append(f"recovery request not kept on disk: {exc}")
+        return record
+
+    def rescue(self) -> str:
+        """Spool the incident from the waiting thread when the budget ran out before it was recorded.
+
+        :return: what was done, for the log.
+        """
+        from qubinode_recovery_provider import task_failure as tf
+        from qubinode_recovery_provider.store.spool import SpoolEvent
+
+        with self.lock:
+            event, diagnosis = self.event, self.diagnosis
+        if self.outcome.incident_recorded or self.outcome.incident_spooled:
+            return "nothing to rescue"
+        if event is None:
+            key = tf.task_key(self.context)
+            missing = _no_exception(key, self.context)
+            event = tf.failure_event(
+                key, self.exception, tf.LogTail([], "log not read in time"), missing_exception_text=missing
+            )
+        if diagnosis is None:
+            diagnosis = tf.shared_analyzer().analyze(event)
+
+        ledger = ledger_for(self.settings.ledger_url, MIN_STEP_SECONDS)
+        payload = {"event": event.model_dump(mode="json"), "diagnosis": diagnosis.model_dump(mode="json")}
+        ledger.spool.append(SpoolEvent(op="record_failure", payload=payload))
+        self.outcome.incident_spooled = True
+        self.outcome.fingerprint = diagnosis.fingerprint
+        return f"incident spooled to {ledger.spool.directory}"
+
+
+def trigger_verdict(
+    incident: Incident,
+    existing: TriggerRecord | None,
+    breaker_open: Callable[[], str | None],
+    window: timedelta,
+    now: datetime | None = None,
+) -> tuple[bool, str]:
+    """Whether this occurrence needs a new recovery run, and why (pure but for ``breaker_open``).
+
+    :param incident: the incident after this occurrence was counted.
+    :param existing: this host's last request for the fingerprint.
+    :param breaker_open: returns the circuit breaker's reason when it is open, else ``None``.
+    :param window: the circuit breaker window.
+    :param now: the current time (tests).
+    """
+    now = now or utcnow()
+    if existing is not None and existing.age(now) < window:
+        minutes = existing.age(now).total_seconds() / 60
+        return False, f"a recovery run was requested {minutes:.0f} min ago ({existing.status})"
+    if incident.state in (IncidentState.RECOVERING, IncidentState.ESCALATED):
+        return False, f"the incident is {incident.state.value}"
+    if incident.occurrences <= 1:
+        return True, "new incident"
+    if now - incident.first_seen < window:
+        return False, f"repeat #{incident.occurrences} inside the circuit breaker window of a new incident"
+    reason = breaker_open()
+    if reason:
+        return False, reason
+    return True, f"repeat #{incident.occurrences} of an open incident, no recovery run in the window"
+
+
+def deliver(
+    outbox: TriggerOutbox,
+    trigger: RecoveryTrigger,
+    record: TriggerRecord,
+    context: Mapping[str, Any] | None = None,
+) -> TriggerResult:
+    """Send one request and record the result in the outbox.
+
+    :param outbox: the record of requests.
+    :param trigger: the sender.
+    :param record: the request.
+    :param context: the callback's context, when called from one.
+    """
+    result = trigger.send(
+        record.dag_id,
+        record.run_id,
+        record.conf,
+        note=f"Started by qubinode RecoveryNotifier for incident {record.fingerprint}",
+        context=context,
+    )
+    record.attempts += 1
+    if result.delivered:
+        record.status, record.via, record.last_error = SENT, result.via, ""
+    else:
+        record.last_error = result.detail[:500]
+        if not result.retry_later or record.attempts >= MAX_DELIVERY_ATTEMPTS:
+            record.status = FAILED
+    try:
+        outbox.put(record)
+    except OSError as exc:
+        log.warning("could not update the recovery request record %s: %s", record.fingerprint, exc)
+    return result
+
+
+def deliver_pending_triggers(
+    *,
+    conn_id: str | None = None,
+    via: str = "auto",
+    limit: int = 50,
+    timeout: float = 10.0,
+    outbox: TriggerOutbox | None = None,
+) -> list[TriggerRecord]:
+    """Deliver recovery-run requests that could not be sent when their failure happened.
+
+    Call it from anything that runs regularly on the worker hosts (the recovery or the shadow scan DAG,
+    a cron job). Each request keeps its run id, so one that went through already is not started twice.
+    Records of delivered requests older than ``[qubinode_recovery] retention_days`` are removed.
+
+    :param conn_id: the API connection; default ``[qubinode_recovery] recovery_conn_id``.
+    :param via: ``auto``, ``api`` or ``task_sdk`` (see :mod:`.trigger`).
+    :param limit: the most requests delivered.
+    :param timeout: seconds per request.
+    :param outbox: the outbox; default the configured one.
+    :return: the records tried, with their new status.
+    """
+    from qubinode_recovery_provider.notifications.trigger import RecoveryTrigger
+
+    outbox = outbox or TriggerOutbox.from_config()
+    trigger = RecoveryTrigger(conn_id=conn_id, via=via, timeout=timeout)
+    tried = []
+    for record in outbox.pending(limit):
+        deliver(outbox, trigger, record)
+        tried.append(record)
+    outbox.prune(_retention())
+    return tried
+
+
+def recovery_run_id(fingerprint: str, now: datetime | None = None) -> str:
+    """A run id for the recovery run of one incident (characters Airflow allows by default).
+
+    :param fingerprint: the incident.
+    :param now: the time (tests).
+    """
+    stamp = (now or utcnow()).strftime("%Y%m%dT%H%M%S")
+    safe = "".join(c for c in fingerprint if c.isalnum())[:16] or "unknown"
+    return f"qubinode_recovery__{safe}__{stamp}_{secrets.token_hex(3)}"
+
+
+def recovery_conf(
+    event: FailureEvent | None,
+    diagnosis: Diagnosis,
+    incident: Incident,
+    exception: Any,
+    context: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The conf of the recovery run: the failed task and the incident; all text redacted.
+
+    :param event: the failure.
+    :param diagnosis: its diagnosis.
+    :param incident: the incident it belongs to.
+    :param exception: the original exception.
+    :param context: the callback's context.
+    """
+    from qubinode_recovery_provider import task_failure as tf
+
+    missing = _no_exception(tf.task_key(context), context)
+    message = tf.exception_summary(exception, MAX_MESSAGE_CHARS, missing)
+    decisive = diagnosis.matched_patterns[0].evidence if diagnosis.matched_patterns else ""
+    if decisive and decisive not in message:
+        message = f"{message}\n{decisive}"
+    ti = context.get("ti")
+    state = getattr(ti, "state", None)
+    conf = {
+        "failed_dag_id": event.dag_id if event else None,
+        "failed_task_id": event.task_id if event else None,
+        "failed_run_id": event.run_id if event else None,
+        "failed_try_number": event.try_number if event else None,
+        "failed_map_index": event.map_index if event else -1,
+        "failed_state": str(getattr(state, "value", state)) if state is not None else None,
+        "fingerprint": diagnosis.fingerprint,
+        "root_cause": diagnosis.root_cause.value,
+        "confidence": diagnosis.confidence,
+        "incident_id": incident.id,
+        "failure_message": tf.mask_text(message)[:MAX_MESSAGE_CHARS],
+        "source": "qubinode_recovery_provider.notifications.RecoveryNotifier",
+    }
+    if _dag_says_no_auto_recovery(context):
+        conf["enable_auto_recovery"] = False
+    return conf
+
+
+def _dag_says_no_auto_recovery(context: Mapping[str, Any]) -> bool:
+    """Whether the failed DAG switched automatic recovery off (param or tag ``qubinode_auto_recovery``)."""
+    params = context.get("params") or {}
+    tags = list(getattr(context.get("dag"), "tags", None) or [])
+    if "qubinode_auto_recovery" not in params and not any("qubinode_auto_recovery" in str(t) for t in tags):
+        return False
+    from qubinode_recovery_provider.recovery.policy import dag_auto_recovery
+
+    return dag_auto_recovery(params, tags) is False
+
+
+def _no_exception(key: Any, context: Mapping[str, Any]) -> str:
+    """The text of a failure reported without an exception (DAG processor, DAG-level callback)."""
+    who = ".".join(str(p) for p in (key.dag_id, key.task_id) if p) or "unknown task"
+    reason = context.get("reason")
+    if reason:
+        return f"DAG run of {key.dag_id} failed ({reason}); last task {who}"
+    return f"task {who} failed without an exception in the callback context (killed from outside?)"
+
+
+# --- process-wide helpers ------------------------------------------------------------------------
+
+_LEDGERS: dict[tuple[str, str], Ledger] = {}
+_LEDGERS_LOCK = threading.Lock()
+
+
+def ledger_for(url: str | None, timeout: float) -> Ledger:
+    """The ledger at ``url`` (default: the configured one), one per process, with this lock timeout.
+
+    Automatic spool replay is off here: a failing task must not spend its budget replaying backlog.
+
+    :param url: a SQLAlchemy URL, or ``None``.
+    :param timeout: seconds to wait for a lock or a connection before spooling.
+    """
+    from qubinode_recovery_provider.store import Ledger, resolve_ledger_url
+    from qubinode_recovery_provider.store.url import default_spool_dir
+
+    resolved = url or resolve_ledger_url()
+    spool = default_spool_dir()
+    key = (resolved, str(spool))
+    with _LEDGERS_LOCK:
+        ledger = _LEDGERS.get(key)
+        if ledger is None:
+            ledger = Ledger(resolved, spool, timeout=timeout, auto_flush_interval=0)
+            _LEDGERS[key] = ledger
+    return ledger
+
+
+def _probe_timeout() -> float:
+    from qubinode_recovery_provider import config
+
+    try:
+        return config.get_float("probe_timeout_seconds")
+    except config.ConfigError:
+        return 2.0
+
+
+def _retention() -> timedelta:
+    from qubinode_recovery_provider import config
+
+    try:
+        return timedelta(days=config.get_int("retention_days"))
+    except config.ConfigError:
+        return timedelta(days=90)
+
+
+def _breaker_window() -> timedelta:
+    from qubinode_recovery_provider import config
+
+    try:
+        return timedelta(minutes=config.get_int("breaker_window_minutes"))
+    except config.ConfigError:
+        return timedelta(minutes=60)
+
+
+def _breaker_open(ledger: Ledger, incident: Incident) -> str | None:
+    """The circuit breaker's reason when it is open for this incident; unknown counts as open."""
+    from qubinode_recovery_provider.recovery.policy import CircuitBreaker, RecoveryPolicy
+
+    try:
+        verdict = CircuitBreaker(RecoveryPolicy.from_config()).check(
+            ledger, incident.fingerprint, incident.hosts[0] if incident.hosts else None
+        )
+    except Exception as exc:  # ledger unavailable, bad configuration
+        return f"circuit breaker state unknown ({type(exc).__name__}); repeat not started"
+    return verdict.reason if verdict.open else None
+
+
+__all__ = [
+    "RECOVERY_DAG_ID",
+    "Deadline",
+    "FailureReport",
+    "NotificationOutcome",
+    "ReportSettings",
+    "deliver",
+    "deliver_pending_triggers",
+    "ledger_for",
+    "recovery_conf",
+    "recovery_run_id",
+    "trigger_verdict",
+]

@@ -1,0 +1,122 @@
+"""What the recovery operators share: reading upstream XComs, parsing switches, the process's recovery
+runtime (ledger, action registry with the Airflow ``retry-from-failure``), and task states of the run.
+
+Nothing here imports the core at module import time: DAG files that import the operators stay light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from qubinode_recovery_provider.models import Diagnosis, RecoveryPlan
+    from qubinode_recovery_provider.recovery.planner import TaskConfig
+
+#: Keys of the XComs the recovery operators push besides their return value.
+DECISION_KEY = "decision"
+APPROVAL_BODY_KEY = "approval_body"
+ATTEMPT_KEY = "attempt"
+VERIFICATION_KEY = "verification"
+ESCALATION_KEY = "escalation"
+
+#: Task states that mean "did not finish well".
+FAILED_STATES = frozenset({"failed", "upstream_failed"})
+
+
+def pull(context: Context, task_id: str | None, key: str | None = None) -> Any:
+    """The XCom ``key`` (default the return value) of ``task_id`` in this run, ``None`` when absent."""
+    if not task_id:
+        return None
+    ti = context["ti"]
+    if key is None:
+        return ti.xcom_pull(task_ids=task_id)
+    return ti.xcom_pull(task_ids=task_id, key=key)
+
+
+def switch(value: Any) -> bool | None:
+    """``True``/``False`` for a bool or its usual spellings (rendered templates are strings), else None."""
+    from qubinode_recovery_provider.recovery.policy import parse_switch
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse_switch(value)
+
+
+def text_or_none(value: Any) -> str | None:
+    """A stripped string, or ``None`` for empty values and the rendered ``None``."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in {"", "None", "null"} else text
+
+
+def run_task_states(context: Context, task_ids: list[str]) -> dict[str, str | None]:
+    """States of ``task_ids`` in the current run (through the Task SDK); empty when unknown."""
+    ti = context["ti"]
+    try:
+        found = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=task_ids)
+    except Exception:
+        return {}
+    states = found.get(ti.run_id, {}) if isinstance(found, dict) else {}
+    return {task_id: (str(state) if state is not None else None) for task_id, state in states.items()}
+
+
+def configure_runtime(conn_id: str | None = None) -> None:
+    """Give the process's recovery API the Airflow ``retry-from-failure`` implementation.
+
+    The action waits for ``delay_seconds`` in the execute task (which defers instead of sleeping), so
+    the implementation itself does not sleep.
+
+    :param conn_id: the REST API connection; default ``[qubinode_recovery] recovery_conn_id``
+    """
+    from qubinode_recovery_provider import api
+    from qubinode_recovery_provider.operators.retry_from_failure import AirflowRetryFromFailure
+
+    api.configure(retry=AirflowRetryFromFailure(conn_id, honour_delay=False))
+
+
+def load_diagnosis(payload: dict[str, Any] | None) -> tuple[Diagnosis, TaskConfig]:
+    """The diagnosis and the failed task's configuration from the diagnose task's XCom.
+
+    :raises ValueError: when the payload is missing (the diagnose task did not succeed)
+    """
+    from qubinode_recovery_provider.models import Diagnosis
+    from qubinode_recovery_provider.recovery.planner import TaskConfig
+
+    if not payload or "diagnosis" not in payload:
+        raise ValueError("no diagnosis: the diagnose task did not succeed")
+    return Diagnosis.model_validate(payload["diagnosis"]), TaskConfig.model_validate(
+        payload.get("task") or {}
+    )
+
+
+def load_plan(payload: dict[str, Any] | None) -> RecoveryPlan:
+    """The recovery plan from the plan task's XCom.
+
+    :raises ValueError: when the payload is missing (the plan task did not succeed)
+    """
+    from qubinode_recovery_provider.models import RecoveryPlan
+
+    if not payload or "plan" not in payload:
+        raise ValueError("no recovery plan: the plan task did not succeed")
+    return RecoveryPlan.model_validate(payload["plan"])
+
+
+def approval_choice(payload: Any) -> str | None:
+    """``Approve`` or ``Reject`` from an ApprovalOperator's XCom, ``None`` when nobody answered."""
+    if not isinstance(payload, dict):
+        return None
+    chosen = payload.get("chosen_options") or []
+    return str(chosen[0]) if chosen else None
+
+
+def approver(payload: Any) -> str | None:
+    """Who answered the approval, when known."""
+    if not isinstance(payload, dict):
+        return None
+    user = payload.get("responded_by_user") or payload.get("responded_by") or {}
+    if isinstance(user, dict):
+        return user.get("name") or user.get("id")
+    return str(user) if user else None

@@ -1,0 +1,272 @@
+"""``DiagnoseFailureOperator``: check what is to be recovered, then diagnose it (the recovery DAG's first
+task)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from qubinode_recovery_provider.models import Diagnosis, FailureEvent
+
+MAX_MESSAGE_CHARS = 20000
+MAX_MESSAGE_LINES = 500
+_FINGERPRINT_RE = re.compile(r"^[A-Za-z0-9:_.-]{1,128}$")
+
+
+class FailureInputError(ValueError):
+    """The input does not name a failure that can be recovered."""
+
+
+class DiagnoseFailureOperator(BaseOperator):
+    """Validate the failed DAG/task/run, diagnose the failure and record it in the ledger.
+
+    Started by the :class:`~qubinode_recovery_provider.notifications.RecoveryNotifier`, the run's conf
+    carries the incident's ``fingerprint``: the notifier recorded the failure already, so its diagnosis
+    (made from the attempt's whole log) is read back from the ledger and no occurrence is added. Started
+    from the trigger form, the message is diagnosed here and recorded, unless the ledger holds this
+    very failure (same fingerprint, DAG, task and run) already.
+
+    The task fails at once (no retries) with a one-line reason when the input cannot be recovered: an
+    empty or malformed DAG id, a DAG Airflow does not know, a run the DAG does not have, or an empty
+    failure message.
+
+    Returns (XCom) ``{"failure", "diagnosis", "incident", "task", "source"}``: the checked input, the
+    :class:`~qubinode_recovery_provider.models.Diagnosis`, the incident, the failed task's configuration
+    (:class:`~qubinode_recovery_provider.recovery.TaskConfig`) and where the diagnosis came from.
+
+    :param failed_dag_id: the DAG of the failed task (templated)
+    :param failed_task_id: the failed task (templated); optional
+    :param failed_run_id: the failed run (templated); optional, but without it nothing can be resumed
+    :param failure_message: the error message or the end of the task's log (templated)
+    :param fingerprint: the incident's fingerprint, when the notifier started the run (templated)
+    :param failed_try_number: the try that failed, when known (templated)
+    :param check_exists: check the DAG and the run through the Task SDK
+    """
+
+    template_fields: Sequence[str] = (
+        "failed_dag_id",
+        "failed_task_id",
+        "failed_run_id",
+        "failure_message",
+        "fingerprint",
+        "failed_try_number",
+    )
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        failed_dag_id: str,
+        failed_task_id: str | None = None,
+        failed_run_id: str | None = None,
+        failure_message: str = "",
+        fingerprint: str | None = None,
+        failed_try_number: int | str | None = None,
+        check_exists: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.failed_dag_id = failed_dag_id
+        self.failed_task_id = failed_task_id
+        self.failed_run_id = failed_run_id
+        self.failure_message = failure_message
+        self.fingerprint = fingerprint
+        self.failed_try_number = failed_try_number
+        self.check_exists = check_exists
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        try:
+            failure = self.checked_input()
+            tags = self._check_exists(context, failure) if self.check_exists else []
+        except FailureInputError as exc:
+            raise AirflowFailException(f"Invalid recovery input: {exc}") from None
+        diagnosis, incident, source, host = self._diagnose(failure)
+        self.log.info(
+            "Diagnosis of %s.%s: %s (confidence %.2f, retryable %s, fingerprint %s) from %s",
+            failure["dag_id"],
+            failure["task_id"] or "?",
+            diagnosis.root_cause.value,
+            diagnosis.confidence,
+            diagnosis.retryable,
+            diagnosis.fingerprint,
+            source,
+        )
+        return {
+            "failure": failure,
+            "diagnosis": diagnosis.to_json_dict(),
+            "incident": incident,
+            "task": _task_config(failure, tags, diagnosis, host),
+            "source": source,
+        }
+
+    # --- input -----------------------------------------------------------------------------------
+
+    def checked_input(self) -> dict[str, Any]:
+        """The rendered input, checked and redacted.
+
+        :raises FailureInputError: with the reason, when it cannot be recovered
+        """
+        from qubinode_recovery_provider.operators._common import text_or_none
+        from qubinode_recovery_provider.recovery.safety import is_airflow_key, is_airflow_run_id
+        from qubinode_recovery_provider.task_failure import mask_text
+
+        dag_id = text_or_none(self.failed_dag_id)
+        task_id = text_or_none(self.failed_task_id)
+        run_id = text_or_none(self.failed_run_id)
+        fingerprint = text_or_none(self.fingerprint)
+        if not dag_id:
+            raise FailureInputError("failed_dag_id is empty: name the DAG whose task failed")
+        if not is_airflow_key(dag_id):
+            raise FailureInputError(f"failed_dag_id {dag_id!r} is not a valid DAG id")
+        if task_id and not is_airflow_key(task_id):
+            raise FailureInputError(f"failed_task_id {task_id!r} is not a valid task id")
+        if run_id and not is_airflow_run_id(run_id):
+            raise FailureInputError(f"failed_run_id {run_id!r} is not a valid run id")
+        if fingerprint and not _FINGERPRINT_RE.match(fingerprint):
+            raise FailureInputError(f"fingerprint {fingerprint!r} is not a fingerprint")
+        message = str(self.failure_message or "").strip()
+        if not message or message == "None":
+            raise FailureInputError(
+                "failure_message is empty: paste the error message or the end of the failed task's log"
+            )
+        lines = mask_text(message[-MAX_MESSAGE_CHARS:]).splitlines()[-MAX_MESSAGE_LINES:]
+        return {
+            "dag_id": dag_id,
+            "task_id": task_id,
+            "run_id": run_id,
+            "try_number": _int_or_none(self.failed_try_number),
+            "fingerprint": fingerprint,
+            "message": "\n".join(lines),
+        }
+
+    def _check_exists(self, context: Context, failure: dict[str, Any]) -> list[str]:
+        """Ask Airflow whether the DAG (and the run) exist; return the DAG's tags."""
+        ti = context["ti"]
+        try:
+            dag = ti.get_dag(failure["dag_id"])
+        except Exception as exc:
+            if _status(exc) == 404:
+                raise FailureInputError(
+                    f"unknown DAG {failure['dag_id']!r}: Airflow has no DAG with this id"
+                ) from None
+            raise
+        if failure["run_id"]:
+            try:
+                ti.get_dagrun_state(failure["dag_id"], failure["run_id"])
+            except Exception as exc:
+                if _status(exc) == 404:
+                    raise FailureInputError(
+                        f"DAG {failure['dag_id']!r} has no run {failure['run_id']!r}"
+                    ) from None
+                raise
+        return [str(tag) for tag in (getattr(dag, "tags", None) or [])]
+
+    # --- diagnosis -------------------------------------------------------------------------------
+
+    def _diagnose(self, failure: dict[str, Any]) -> tuple[Diagnosis, dict[str, Any] | None, str, str | None]:
+        """The diagnosis, the incident, where the diagnosis came from, and the failed task's host."""
+        from qubinode_recovery_provider import api
+        from qubinode_recovery_provider.task_failure import shared_analyzer
+
+        ledger = api.get_ledger()
+        fingerprint = failure["fingerprint"]
+        if fingerprint:
+            recorded, host = _recorded_diagnosis(ledger, fingerprint, failure)
+            if recorded is not None:
+                return recorded, _incident(ledger, fingerprint), "ledger (recorded by the notifier)", host
+            diagnosis = shared_analyzer().analyze(_event(failure))
+            diagnosis = diagnosis.model_copy(update={"fingerprint": fingerprint})
+            return diagnosis, _incident(ledger, fingerprint), "failure_message (notifier's incident)", None
+        event = _event(failure)
+        diagnosis = shared_analyzer().analyze(event)
+        recorded, host = _recorded_diagnosis(ledger, diagnosis.fingerprint, failure, same_run_only=True)
+        if recorded is not None:
+            incident = _incident(ledger, diagnosis.fingerprint)
+            return diagnosis, incident, "failure_message (already recorded)", host
+        incident = ledger.record_failure(event, diagnosis)
+        return diagnosis, incident.model_dump(mode="json"), "failure_message (recorded now)", None
+
+
+def _event(failure: dict[str, Any]) -> FailureEvent:
+    from qubinode_recovery_provider.models import FailureEvent
+
+    return FailureEvent(
+        dag_id=failure["dag_id"],
+        task_id=failure["task_id"],
+        run_id=failure["run_id"],
+        try_number=failure["try_number"],
+        log_tail=failure["message"].splitlines(),
+    )
+
+
+def _recorded_diagnosis(
+    ledger: Any, fingerprint: str, failure: dict[str, Any], *, same_run_only: bool = False
+) -> tuple[Diagnosis | None, str | None]:
+    """The diagnosis the ledger holds for this failure, with the host it happened on: of the same run
+    (and task) first, else the incident's latest (unless ``same_run_only``)."""
+    from qubinode_recovery_provider.models import Diagnosis
+
+    try:
+        entries = ledger.incident_detail(fingerprint, limit=20).get("diagnoses", [])
+    except Exception:
+        return None, None
+    same_run = [
+        e
+        for e in entries
+        if e.get("dag_id") == failure["dag_id"]
+        and (not failure["run_id"] or e.get("run_id") == failure["run_id"])
+        and (not failure["task_id"] or e.get("task_id") == failure["task_id"])
+    ]
+    chosen = same_run or ([] if same_run_only else entries)
+    if not chosen:
+        return None, None
+    try:
+        return Diagnosis.model_validate(chosen[0]["diagnosis"]), chosen[0].get("host")
+    except Exception:
+        return None, None
+
+
+def _incident(ledger: Any, fingerprint: str) -> dict[str, Any] | None:
+    try:
+        incident = ledger.get_incident(fingerprint)
+    except Exception:
+        return None
+    return incident.model_dump(mode="json") if incident is not None else None
+
+
+def _task_config(
+    failure: dict[str, Any], tags: list[str], diagnosis: Diagnosis, host: str | None
+) -> dict[str, Any]:
+    return {
+        "dag_id": failure["dag_id"],
+        "task_id": failure["task_id"] or diagnosis.task_id,
+        "run_id": failure["run_id"] or diagnosis.run_id,
+        "try_number": failure["try_number"],
+        "host": host,
+        "tags": tags,
+    }
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    return int(code) if isinstance(code, int) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+__all__ = ["DiagnoseFailureOperator", "FailureInputError"]

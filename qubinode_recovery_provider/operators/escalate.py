@@ -1,0 +1,119 @@
+"""``EscalateOperator``: hand the incident to a person when no safe automatic recovery fixed it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class EscalateOperator(BaseOperator):
+    """Escalate the incident through the escalation layer
+    (:func:`~qubinode_recovery_provider.escalation.escalate`): once per fingerprint and failed run, into
+    the ledger's escalation outbox, with a Markdown report in ``<state_dir>/reports/``.
+
+    With ``reason`` the incident is escalated for that reason. Without, the operator reads the recovery
+    run (it is meant to run with ``trigger_rule="all_done"``) and escalates when the decision was
+    "escalate only", the approval was rejected (or timed out), the execution failed, or the verification
+    failed; otherwise it is skipped: there is nothing to escalate.
+
+    Returns (XCom) ``{"reasons", "first", "outbox_id", "report_path", "reference", "detail"}``.
+
+    :param reason: escalate for this reason (templated)
+    :param diagnosis_task_id: the diagnose task
+    :param plan_task_id: the plan task
+    :param decision_task_id: the decision task
+    :param approval_task_id: the approval task
+    :param execute_task_id: the execute task
+    :param verify_task_id: the verification sensor
+    """
+
+    template_fields: Sequence[str] = ("reason",)
+    ui_color = "#fde2e1"
+
+    def __init__(
+        self,
+        *,
+        reason: str | None = None,
+        diagnosis_task_id: str = "diagnose",
+        plan_task_id: str = "plan",
+        decision_task_id: str | None = "decide",
+        approval_task_id: str | None = "approve",
+        execute_task_id: str | None = "execute",
+        verify_task_id: str | None = "verify",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.reason = reason
+        self.diagnosis_task_id = diagnosis_task_id
+        self.plan_task_id = plan_task_id
+        self.decision_task_id = decision_task_id
+        self.approval_task_id = approval_task_id
+        self.execute_task_id = execute_task_id
+        self.verify_task_id = verify_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from qubinode_recovery_provider import api
+        from qubinode_recovery_provider.escalation import escalate
+        from qubinode_recovery_provider.operators import _common as c
+
+        try:
+            diagnosis, task = c.load_diagnosis(c.pull(context, self.diagnosis_task_id))
+        except ValueError as exc:
+            raise AirflowSkipException(f"nothing to escalate: {exc}") from None
+        reasons = [self.reason.strip()] if c.text_or_none(self.reason) else self.collect_reasons(context)
+        if not reasons:
+            raise AirflowSkipException("nothing to escalate: the recovery succeeded or nothing was due")
+        plan_payload = c.pull(context, self.plan_task_id)
+        plan = c.load_plan(plan_payload) if plan_payload else api.plan_recovery(diagnosis, task, learn=False)
+        result = escalate(
+            api.get_ledger(), plan, reasons, diagnosis=diagnosis, details=self._details(context, reasons)
+        )
+        self.log.info("Escalated: %s", result.detail)
+        return {"reasons": reasons, **result.to_dict()}
+
+    def collect_reasons(self, context: Context) -> list[str]:
+        """Why this recovery run escalates, read from its decision, approval, execution and verification."""
+        from qubinode_recovery_provider.operators import _common as c
+
+        reasons: list[str] = []
+        decision = c.pull(context, self.decision_task_id, c.DECISION_KEY) or {}
+        if decision.get("route") == "escalate":
+            reasons += [str(r) for r in decision.get("reasons") or []] or ["no safe automatic option"]
+        approval = c.pull(context, self.approval_task_id)
+        if c.approval_choice(approval) == "Reject":
+            by = c.approver(approval)
+            reasons.append("the recovery was rejected in the Airflow UI" + (f" by {by}" if by else ""))
+        watched = [t for t in (self.execute_task_id, self.verify_task_id) if t]
+        states = c.run_task_states(context, watched) if watched else {}
+        if self.execute_task_id and states.get(self.execute_task_id) in c.FAILED_STATES:
+            attempt = c.pull(context, self.execute_task_id, c.ATTEMPT_KEY) or {}
+            reasons.append(
+                f"the recovery action {attempt.get('action') or ''} did not succeed: "
+                f"{attempt.get('detail') or 'see the execute task log'}".replace("  ", " ")
+            )
+        if self.verify_task_id and states.get(self.verify_task_id) == "failed":
+            verification = c.pull(context, self.verify_task_id, c.VERIFICATION_KEY) or {}
+            reasons.append(
+                str(verification.get("reason") or "the failed run did not recover (verification failed)")
+            )
+        return reasons
+
+    def _details(self, context: Context, reasons: list[str]) -> str:
+        ti = context["ti"]
+        lines = [
+            "## What the recovery run did",
+            "",
+            f"- Recovery run: `{ti.dag_id}` / `{ti.run_id}`",
+            *(f"- {reason}" for reason in reasons),
+        ]
+        return "\n".join(lines)
+
+
+__all__ = ["EscalateOperator"]

@@ -1,0 +1,190 @@
+"""``RecoveryReportOperator``: the last step of a recovery run: outcome in the ledger, Markdown summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+RECOVERED = "recovered"
+ESCALATED = "escalated"
+DRY_RUN = "dry_run"
+ALREADY_HANDLED = "already_handled"
+OPEN = "open"
+INPUT_REJECTED = "input_rejected"
+
+
+class RecoveryReportOperator(BaseOperator):
+    """Summarise the recovery run (meant for ``trigger_rule="all_done"``): write the outcome to the
+    ledger (a recovered incident becomes ``resolved``), write ``<state_dir>/reports/recovery-<run>.md``
+    and log it.
+
+    Outcomes: ``recovered`` (the verification saw the failed run succeed), ``escalated``, ``dry_run``,
+    ``already_handled`` (another recovery run carried out the same attempt), ``open`` (nothing ran,
+    nothing escalated). The task fails when the run never got a diagnosis (its input was rejected), so
+    such a run ends failed.
+
+    Last, it sends the recovery-run requests the notifier recorded but could not send in its time
+    budget (:func:`~qubinode_recovery_provider.notifications.deliver_pending_triggers`), so a failure
+    whose request is still pending gets its recovery run when the next one finishes.
+
+    Returns (XCom) ``{"outcome", "headline", "report_path", "fingerprint", "task_states",
+    "delivered_requests"}``.
+
+    :param task_ids: the recovery run's steps, in order: diagnose, plan, decide, approve, execute,
+        verify, escalate (a mapping from those names to task ids; missing names are left out)
+    :param deliver_pending: send the notifier's pending recovery-run requests
+    """
+
+    template_fields: Sequence[str] = ()
+    ui_color = "#eeeeee"
+
+    DEFAULT_STEPS = {
+        "diagnose": "diagnose",
+        "plan": "plan",
+        "decide": "decide",
+        "approve": "approve",
+        "execute": "execute",
+        "verify": "verify",
+        "escalate": "escalate",
+    }
+
+    def __init__(
+        self, *, task_ids: dict[str, str] | None = None, deliver_pending: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.task_ids = {**self.DEFAULT_STEPS, **(task_ids or {})}
+        self.deliver_pending = deliver_pending
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from qubinode_recovery_provider import api
+        from qubinode_recovery_provider.escalation.reports import reports_dir, safe_name, write_text
+        from qubinode_recovery_provider.models import IncidentState
+        from qubinode_recovery_provider.operators import _common as c
+
+        steps = self.task_ids
+        states = c.run_task_states(context, list(steps.values()))
+        facts = {name: c.pull(context, task_id) for name, task_id in steps.items()}
+        facts["decision"] = c.pull(context, steps["decide"], c.DECISION_KEY)
+        facts["attempt"] = c.pull(context, steps["execute"], c.ATTEMPT_KEY)
+        facts["verification"] = c.pull(context, steps["verify"], c.VERIFICATION_KEY) or facts["verify"]
+        outcome, headline = _outcome(states, facts, steps)
+        ti = context["ti"]
+        markdown = _markdown(ti, outcome, headline, states, facts, steps)
+        path = write_text(reports_dir() / f"recovery-{safe_name(ti.run_id)}.md", markdown)
+        fingerprint = ((facts["diagnose"] or {}).get("diagnosis") or {}).get("fingerprint")
+        if outcome == RECOVERED and fingerprint:
+            api.get_ledger().set_incident_state(fingerprint, IncidentState.RESOLVED)
+        self.log.info("Recovery report (%s): %s\n%s", outcome, path, markdown)
+        delivered = self._deliver_pending()
+        if outcome == INPUT_REJECTED:
+            raise AirflowFailException(f"{headline} (report: {path})")
+        return {
+            "outcome": outcome,
+            "headline": headline,
+            "report_path": str(path),
+            "fingerprint": fingerprint,
+            "task_states": states,
+            "delivered_requests": delivered,
+        }
+
+    def _deliver_pending(self) -> list[str]:
+        """Send the notifier's pending recovery-run requests; never fails the report."""
+        if not self.deliver_pending:
+            return []
+        try:
+            from qubinode_recovery_provider.notifications import deliver_pending_triggers
+
+            tried = deliver_pending_triggers(limit=5, timeout=5.0)
+        except Exception as exc:
+            self.log.warning("Could not deliver pending recovery requests: %s", exc)
+            return []
+        for record in tried:
+            self.log.info("Pending recovery request %s: %s", record.run_id, record.status)
+        return [record.run_id for record in tried if record.status == "sent"]
+
+
+def _outcome(states: dict[str, Any], facts: dict[str, Any], steps: dict[str, str]) -> tuple[str, str]:
+    from qubinode_recovery_provider.operators._common import FAILED_STATES
+
+    attempt = facts.get("attempt") or {}
+    if not facts.get("diagnose"):
+        state = states.get(steps["diagnose"]) or "not run"
+        return INPUT_REJECTED, f"no diagnosis: the diagnose task is {state} (see its log for the reason)"
+    if states.get(steps["verify"]) == "success":
+        return RECOVERED, "recovered: the failed run was resumed from the failed task and succeeded"
+    if states.get(steps["escalate"]) == "success":
+        escalation = facts.get("escalate") or {}
+        return ESCALATED, "escalated: " + "; ".join(escalation.get("reasons") or ["see the escalate task"])
+    if attempt.get("outcome") == "dry_run":
+        return DRY_RUN, attempt.get("detail") or "dry run"
+    if attempt.get("outcome") == "skipped":
+        return ALREADY_HANDLED, attempt.get("detail") or "skipped"
+    failed = [name for name, task_id in steps.items() if states.get(task_id) in FAILED_STATES]
+    why = f"steps that did not finish: {', '.join(failed)}" if failed else "nothing ran"
+    return OPEN, f"open: {why}"
+
+
+def _markdown(
+    ti: Any, outcome: str, headline: str, states: dict[str, Any], facts: dict[str, Any], steps: dict[str, str]
+) -> str:
+    diagnose = facts.get("diagnose") or {}
+    failure = diagnose.get("failure") or {}
+    diagnosis = diagnose.get("diagnosis") or {}
+    lines = [
+        f"# Recovery run `{ti.run_id}`: {outcome.replace('_', ' ')}",
+        "",
+        f"**{headline}**",
+        "",
+    ]
+    if failure:
+        where = ".".join(p for p in (failure.get("dag_id"), failure.get("task_id")) if p)
+        lines.append(f"- Failed: `{where}` in run `{failure.get('run_id') or '?'}`")
+    if diagnosis:
+        confidence = float(diagnosis.get("confidence") or 0)
+        lines.append(
+            f"- Diagnosis: {diagnosis.get('root_cause')} (confidence {confidence:.2f}, "
+            f"retryable {diagnosis.get('retryable')}), fingerprint `{diagnosis.get('fingerprint')}`"
+            f" ({diagnose.get('source', '')})"
+        )
+    lines += _decision_lines(facts)
+    lines += ["", "| step | task | state |", "|---|---|---|"]
+    lines += [
+        f"| {name} | `{task_id}` | {states.get(task_id) or 'not run'} |" for name, task_id in steps.items()
+    ]
+    plan = facts.get("plan") or {}
+    if plan.get("markdown"):
+        lines += ["", plan["markdown"]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _decision_lines(facts: dict[str, Any]) -> list[str]:
+    lines = []
+    decision = facts.get("decision") or {}
+    if decision:
+        reasons = "; ".join(decision.get("reasons") or [])
+        lines.append(f"- Decision: {decision.get('route')}" + (f" ({reasons})" if reasons else ""))
+    approval = facts.get("approve")
+    if isinstance(approval, dict) and approval.get("chosen_options"):
+        lines.append(f"- Approval: {', '.join(approval['chosen_options'])}")
+    attempt = facts.get("attempt") or {}
+    if attempt:
+        lines.append(
+            f"- Attempt: `{attempt.get('action')}` {attempt.get('outcome')}: {attempt.get('detail')}"
+        )
+    verification = facts.get("verification") or {}
+    if isinstance(verification, dict) and verification:
+        lines.append(f"- Verification: {verification.get('reason') or verification.get('run_state')}")
+    escalation = facts.get("escalate") or {}
+    if isinstance(escalation, dict) and escalation.get("report_path"):
+        lines.append(f"- Escalation: {escalation.get('detail')}")
+    return lines
+
+
+__all__ = ["RecoveryReportOperator"]

@@ -1,0 +1,112 @@
+"""Handing findings on: record them in the ledger, queue escalations, build recovery-run confs.
+
+The ledger deduplicates findings (``ShadowError.dedup_key``): a finding seen again only bumps its
+count, so only new findings are escalated, and only new critical ones may start a recovery run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.models import Severity, ShadowError
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.store import Ledger
+
+ESCALATE_FROM = Severity.HIGH
+MAX_RECOVERY_RUNS = 10
+
+
+@dataclass
+class Handoff:
+    """What recording a scan's findings did."""
+
+    recorded: int = 0
+    new: int = 0
+    escalated: int = 0
+    recovery_confs: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recorded": self.recorded,
+            "new": self.new,
+            "escalated": self.escalated,
+            "recovery_runs": len(self.recovery_confs),
+        }
+
+
+def fingerprint(finding: ShadowError) -> str:
+    """A stable id for the finding in the escalation outbox."""
+    return "shadow-" + hashlib.sha256(finding.dedup_key.encode("utf-8")).hexdigest()[:16]
+
+
+def escalation_title(finding: ShadowError) -> str:
+    target = finding.resource or finding.task_id or finding.run_id or "?"
+    where = f" in {finding.dag_id}" if finding.dag_id else ""
+    return f"Shadow error {finding.type.value}{where}: {target}"
+
+
+def escalation_body(finding: ShadowError) -> str:
+    """Markdown for a person: what was seen, where, how sure."""
+    rows = [
+        ("Finding", finding.type.value),
+        ("Severity", finding.severity.value),
+        ("Confidence", f"{finding.confidence:.2f}"),
+        ("DAG", finding.dag_id),
+        ("Run", finding.run_id),
+        ("Task", finding.task_id),
+        ("Resource", finding.resource),
+        ("Detected", finding.detected_at.isoformat()),
+    ]
+    table = "\n".join(f"| {k} | `{v}` |" for k, v in rows if v)
+    evidence = "\n".join(f"- {line}" for line in finding.evidence)
+    return (
+        "Airflow reports this run as a success, but the shadow scan found otherwise.\n\n"
+        f"| | |\n|---|---|\n{table}\n\n### Evidence\n\n{evidence}\n"
+    )
+
+
+def recovery_conf(finding: ShadowError, dry_run: bool) -> dict[str, Any]:
+    """The conf of a ``qubinode_failure_recovery`` run for a critical finding."""
+    return {
+        "failed_dag_id": finding.dag_id,
+        "failed_task_id": finding.task_id,
+        "failed_run_id": finding.run_id,
+        "failure_message": f"shadow error {finding.type.value}: " + "; ".join(finding.evidence),
+        "enable_auto_recovery": True,
+        "dry_run": dry_run,
+        "source": "qubinode_shadow_scan",
+        "finding": finding.model_dump(mode="json"),
+    }
+
+
+def hand_off(
+    findings: Iterable[ShadowError],
+    ledger: Ledger,
+    start_recovery: bool = False,
+    dry_run: bool = False,
+    max_recovery_runs: int = MAX_RECOVERY_RUNS,
+) -> Handoff:
+    """Record every finding; escalate new ones of high severity or worse; for new critical ones
+    (when ``start_recovery``) return recovery-run confs, at most ``max_recovery_runs``."""
+    result = Handoff()
+    for finding in findings:
+        result.recorded += 1
+        _, is_new = ledger.record_shadow_error(finding)
+        if not is_new:
+            continue
+        result.new += 1
+        if finding.severity.rank < ESCALATE_FROM.rank:
+            continue
+        labels = ["shadow-error", finding.type.value, finding.severity.value]
+        ledger.enqueue_escalation(
+            fingerprint(finding), escalation_title(finding), escalation_body(finding), labels
+        )
+        result.escalated += 1
+        critical = finding.severity == Severity.CRITICAL
+        if start_recovery and critical and len(result.recovery_confs) < max_recovery_runs:
+            result.recovery_confs.append(recovery_conf(finding, dry_run))
+    return result

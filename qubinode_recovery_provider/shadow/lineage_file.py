@@ -1,0 +1,319 @@
+"""Lineage from the OpenLineage file transport: JSON lines, streamed, of any size, rotated or not.
+
+``[openlineage] transport = {"type": "file", "log_file_path": P, "append": true}`` appends one event per
+line to ``P``. The source reads, oldest first:
+
+- ``P`` itself and its rotated siblings ``P.1``, ``P.2``, ... (``.gz`` compressed ones too), as
+  logrotate leaves them;
+- ``P-<timestamp>.json``, the one-event files the transport writes with ``append: false`` (pretty
+  printed in its debug mode);
+- every ``*.json``, ``*.jsonl`` and ``*.gz`` file when ``P`` is a directory, or the matches when ``P``
+  is a glob pattern.
+
+Files are streamed line by line, so memory does not grow with their size. A line that is not a JSON
+event is counted and skipped; the first warnings name the file and the line number. A missing file
+makes the source unavailable (a warning), never an exception.
+
+With ``workers`` > 1 a large uncompressed file is cut at line boundaries into that many byte ranges,
+read side by side by forked worker processes (the calling process reads the last range), and the
+partial indexes are merged. Fork only from a process without other threads (the CLI does this before
+it starts the libvirt listings); the default is one worker.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import itertools
+import logging
+import os
+import re
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from qubinode_recovery_provider.shadow.lineage import LineageIndex, RunKey
+from qubinode_recovery_provider.shadow.olevents import EventError, decode_event
+
+_ROTATED = re.compile(r"^\.(\d+)(\.gz)?$|^\.gz$")
+_ONE_EVENT = re.compile(r"^-\d{8}-\d{6}\.\d+.*\.json$|^-\d{6}T\d{6}\.\d+.*\.json$")
+_BUFFER = 1 << 20
+_DOCUMENT_LIMIT = 4 << 20  # a ``.json`` file up to this size may hold one pretty-printed event
+PARALLEL_MIN_BYTES = 32 << 20  # smaller files are not worth a worker process
+_MAX_BAD_LINES = 20
+log = logging.getLogger(__name__)
+
+# The wanted runs, inherited by forked workers instead of being pickled to each of them.
+_FORK_WANTED: Collection[RunKey] | None = None
+
+
+def auto_workers() -> int:
+    """A sensible number of lineage workers for this machine (at most 4)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+
+
+@dataclass
+class _Chunk:
+    """What reading one byte range of one file gave: a partial index and its bad lines."""
+
+    index: LineageIndex | None
+    lines: int = 0
+    bad_count: int = 0
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line within the range, reason)
+    dumped: tuple[Any, ...] | None = None  # the index, as a worker process sends it back
+
+
+class FileLineageSource:
+    """The OpenLineage file transport's output as a lineage source.
+
+    :param path: the transport's ``log_file_path``, a directory of event files, or a glob pattern
+    :param lookback: files last written more than this long before the scan window are skipped
+    :param workers: processes reading one large file side by side (1: this process only)
+    """
+
+    name = "lineage file"
+
+    def __init__(self, path: str | Path, lookback: timedelta = timedelta(days=1), workers: int = 1) -> None:
+        self.path = str(path)
+        self.lookback = lookback
+        self.workers = max(1, workers)
+
+    def __repr__(self) -> str:
+        return f"FileLineageSource({self.path!r})"
+
+    def files(self) -> list[Path]:
+        """The event files this source reads, oldest first."""
+        base = Path(self.path)
+        if base.is_dir():
+            found = [p for p in base.iterdir() if p.is_file() and _is_event_file(p.name)]
+        elif glob.has_magic(self.path):
+            found = [Path(p) for p in glob.glob(self.path) if Path(p).is_file()]
+        else:
+            found = [base] if base.is_file() else []
+            found += _siblings(base)
+        return sorted(set(found), key=_mtime)
+
+    def read(self, wanted: Collection[RunKey] | None, since: datetime | None = None) -> LineageIndex:
+        return self.start(wanted, since).result()
+
+    def start(self, wanted: Collection[RunKey] | None, since: datetime | None = None) -> PendingRead:
+        """Begin reading: with ``workers`` > 1 the worker processes are forked now (call this before
+        starting threads); :meth:`PendingRead.result` reads the rest here and merges."""
+        return PendingRead(self, wanted, since)
+
+    def _read_document(self, path: Path, index: LineageIndex) -> None:
+        """A one-event file (possibly pretty printed); several lines of JSON are read as lines."""
+        with _open(path) as handle:
+            data = handle.read()
+        try:
+            record = decode_event(data)
+        except EventError:
+            chunk = _read_lines(iter(data.splitlines(keepends=True)), LineageIndex(index.wanted))
+            _merge_chunks(path, [chunk], index)
+            return
+        if record is not None:
+            index.add(record)
+
+
+class PendingRead:
+    """A lineage read under way: worker processes for the ranges of large files already run."""
+
+    def __init__(
+        self, source: FileLineageSource, wanted: Collection[RunKey] | None, since: datetime | None
+    ) -> None:
+        self.source = source
+        self.index = LineageIndex(wanted, name=source.name)
+        self.all_files = source.files()
+        cutoff = (since - source.lookback).timestamp() if since is not None else None
+        self.files = [p for p in self.all_files if cutoff is None or _mtime(p) >= cutoff]
+        self.forked: dict[Path, _Forked] = {}
+        if source.workers > 1:
+            for path in self.files:
+                size = _size(path)
+                if path.suffix not in (".gz", ".json") and size >= PARALLEL_MIN_BYTES:
+                    self.forked[path] = _Forked.start(path, size, source.workers, wanted)
+
+    def result(self) -> LineageIndex:
+        index, report = self.index, self.index.report
+        if not self.all_files:
+            report.available = False
+            report.warn(f"{self.source.name}: {self.source.path} does not exist or holds no event files")
+            return index.finish()
+        for path in self.files:
+            try:
+                self._read_file(path)
+            except (OSError, EOFError) as exc:
+                report.warn(f"{self.source.name}: cannot read {path}: {exc}")
+        if report.skipped:
+            report.warn(f"{self.source.name}: {report.skipped} malformed lines skipped")
+        return index.finish()
+
+    def _read_file(self, path: Path) -> None:
+        index = self.index
+        if path in self.forked:
+            _merge_chunks(path, self.forked.pop(path).finish(), index)
+            return
+        if path.suffix == ".json" and _size(path) <= _DOCUMENT_LIMIT:
+            self.source._read_document(path, index)
+            return
+        with _open(path) as handle:
+            chunk = _read_lines(handle, LineageIndex(index.wanted, index.report.name))
+        _merge_chunks(path, [chunk], index)
+
+
+def _read_lines(lines: Iterator[bytes] | IO[bytes], index: LineageIndex, end: int | None = None) -> _Chunk:
+    """Decode lines into ``index``; with ``end``, stop at that byte offset (``lines`` a file)."""
+    chunk = _Chunk(index)
+    position = lines.tell() if end is not None else 0  # type: ignore[union-attr]
+    add = index.add
+    for line in lines:
+        chunk.lines += 1
+        if end is not None:
+            position += len(line)
+        if line.strip():
+            try:
+                record = decode_event(line)
+            except EventError as exc:
+                chunk.bad_count += 1
+                if len(chunk.bad) < _MAX_BAD_LINES:
+                    chunk.bad.append((chunk.lines, str(exc)))
+            else:
+                if record is not None:
+                    add(record)
+        if end is not None and position >= end:
+            break
+    return chunk
+
+
+def _read_range(path: str, begin: int, end: int, wanted: Collection[RunKey] | None) -> _Chunk:
+    """Read the lines starting in ``[begin, end)`` of ``path``."""
+    if begin >= end:
+        return _Chunk(LineageIndex(wanted))
+    with open(path, "rb", buffering=_BUFFER) as handle:
+        handle.seek(begin)
+        return _read_lines(handle, LineageIndex(wanted), end)
+
+
+def _boundaries(path: Path, size: int, parts: int) -> list[int]:
+    """Byte offsets cutting ``path`` into ``parts`` ranges that start at line starts."""
+    cuts = [0]
+    with open(path, "rb") as handle:
+        for k in range(1, parts):
+            handle.seek(max(cuts[-1], size * k // parts))
+            handle.readline()
+            cuts.append(min(size, handle.tell()))
+    cuts.append(size)
+    return cuts
+
+
+@dataclass
+class _Forked:
+    """One large file cut into ranges: a forked process per range but the last, which the parent
+    reads when it gets to the file. Results come back through pipes as plain tuples."""
+
+    path: Path
+    ranges: list[tuple[int, int]]
+    wanted: Collection[RunKey] | None
+    children: list[tuple[Any, Any]]  # (process, receiving end of its pipe)
+
+    @classmethod
+    def start(cls, path: Path, size: int, workers: int, wanted: Collection[RunKey] | None) -> _Forked:
+        import multiprocessing
+
+        global _FORK_WANTED
+        ranges = list(itertools.pairwise(_boundaries(path, size, workers)))
+        children: list[tuple[Any, Any]] = []
+        _FORK_WANTED = wanted  # inherited by the children, not pickled
+        try:
+            context = multiprocessing.get_context("fork")
+            for begin, end in ranges[:-1]:
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_child, args=(send, str(path), begin, end), daemon=True)
+                process.start()
+                send.close()
+                children.append((process, receive))
+        except (OSError, ValueError) as exc:  # no fork here: the parent reads the other ranges itself
+            log.warning("lineage workers unavailable (%s); reading %s in one process", exc, path)
+        finally:
+            _FORK_WANTED = None
+        return cls(path, ranges, wanted, children)
+
+    def finish(self) -> list[_Chunk]:
+        """Read the parent's ranges, then collect the children's, in file order."""
+        done = len(self.children)
+        own = [_read_range(str(self.path), begin, end, self.wanted) for begin, end in self.ranges[done:]]
+        chunks: list[_Chunk] = []
+        for process, receive in self.children:
+            try:
+                chunks.append(receive.recv())
+            except EOFError:  # the child died: read its range here
+                chunks.append(_read_range(str(self.path), *self.ranges[len(chunks)], self.wanted))
+            finally:
+                receive.close()
+                process.join()
+        return [*chunks, *own]
+
+
+def _child(send: Any, path: str, begin: int, end: int) -> None:
+    """Body of a forked lineage worker: read one range, send the partial index back as tuples."""
+    try:
+        chunk = _read_range(path, begin, end, _FORK_WANTED)
+        assert chunk.index is not None
+        chunk.dumped, chunk.index = chunk.index.dump(), None
+        send.send(chunk)
+    finally:
+        send.close()
+
+
+def _merge_chunks(path: Path, chunks: list[_Chunk], index: LineageIndex) -> None:
+    """Merge the chunks of one file in order, numbering bad lines within the whole file."""
+    first_line = 0
+    for chunk in chunks:
+        if chunk.dumped is not None:
+            index.merge_dump(chunk.dumped)
+        elif chunk.index is not None:
+            index.merge(chunk.index)
+        index.report.skipped += chunk.bad_count
+        for number, reason in chunk.bad:
+            index.report.warn(f"{path}:{first_line + number}: not an OpenLineage event ({reason})")
+        first_line += chunk.lines
+
+
+def _is_event_file(name: str) -> bool:
+    return name.endswith((".json", ".jsonl", ".gz", ".ndjson")) or bool(re.search(r"\.\d+$", name))
+
+
+def _siblings(base: Path) -> Iterator[Path]:
+    parent = base.parent if str(base.parent) else Path(".")
+    if not parent.is_dir():
+        return
+    prefix = base.name
+    for candidate in parent.iterdir():
+        name = candidate.name
+        if not name.startswith(prefix) or name == prefix or not candidate.is_file():
+            continue
+        rest = name[len(prefix) :]
+        if _ROTATED.match(rest) or _ONE_EVENT.match(rest):
+            yield candidate
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _open(path: Path) -> IO[bytes]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb", buffering=_BUFFER)

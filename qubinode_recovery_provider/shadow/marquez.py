@@ -1,0 +1,242 @@
+"""Lineage from Marquez's HTTP API: namespaces, their jobs, the jobs' runs, all paginated.
+
+Marquez keeps one run per OpenLineage run (a task try or a DAG run) with its final state and the
+merged run facets. Each run becomes the record of its last event (``COMPLETED`` -> ``COMPLETE``,
+``FAILED`` -> ``FAIL``, ``ABORTED`` -> ``ABORT``), so the detector reads Marquez exactly like the file
+transport. Jobs not updated since the scan window (minus ``lookback``) and jobs of DAGs outside the
+window are skipped; runs are read newest first until a whole page is older than the window.
+
+The expected state of a declared VM travels in the ``libvirtDomain`` facet of its dataset; Marquez keeps
+dataset facets on the dataset, so the datasets of ``libvirt://`` namespaces are listed once per scan.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Collection, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.shadow.domains import FACET_NAME, namespace_host
+from qubinode_recovery_provider.shadow.lineage import LineageIndex, RunKey
+from qubinode_recovery_provider.shadow.olevents import EventError, decode_document
+
+_STATES = {
+    "COMPLETED": "COMPLETE",
+    "FAILED": "FAIL",
+    "ABORTED": "ABORT",
+    "RUNNING": "RUNNING",
+    "NEW": "START",
+}
+
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class MarquezError(RuntimeError):
+    """Marquez answered with something other than the documented JSON."""
+
+
+class MarquezLineageSource:
+    """Marquez as a lineage source.
+
+    :param base_url: Marquez's URL (``http://marquez:5000``; ``/api/v1`` is added unless present)
+    :param namespaces: job namespaces to read (default: every namespace)
+    :param timeout: seconds per HTTP request
+    :param page_size: ``limit`` of each page
+    :param lookback: jobs and runs last updated this long before the window are skipped
+    :param api_key: sent as a Bearer token when set
+    """
+
+    name = "marquez"
+
+    def __init__(
+        self,
+        base_url: str,
+        namespaces: Collection[str] | None = None,
+        timeout: float = 10.0,
+        page_size: int = 100,
+        lookback: timedelta = timedelta(days=1),
+        api_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = _api_root(base_url)
+        self.namespaces = list(namespaces) if namespaces else None
+        self.timeout = timeout
+        self.page_size = page_size
+        self.lookback = lookback
+        self.api_key = api_key
+        self.transport = transport
+        self.requests = 0
+
+    def __repr__(self) -> str:
+        return f"MarquezLineageSource({self.base_url!r})"
+
+    def read(self, wanted: Collection[RunKey] | None, since: datetime | None = None) -> LineageIndex:
+        import httpx
+
+        index = LineageIndex(wanted, name=self.name)
+        cutoff = since - self.lookback if since is not None else None
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            with httpx.Client(
+                base_url=self.base_url, timeout=self.timeout, headers=headers, transport=self.transport
+            ) as client:
+                self._read(client, index, cutoff)
+        except (httpx.HTTPError, MarquezError, ValueError) as exc:
+            index.report.available = False
+            index.report.warn(f"{self.name}: {self.base_url} unusable: {_describe(exc)}")
+        return index.finish()
+
+    # --- traversal -------------------------------------------------------------------------------
+
+    def _read(self, client: httpx.Client, index: LineageIndex, cutoff: datetime | None) -> None:
+        all_namespaces = [str(ns.get("name")) for ns in self._pages(client, "/namespaces", "namespaces")]
+        states = self._expected_states(client, [n for n in all_namespaces if namespace_host(n)])
+        job_namespaces = self.namespaces or [n for n in all_namespaces if not namespace_host(n)]
+        for namespace in job_namespaces:
+            path = f"/namespaces/{_quote(namespace)}/jobs"
+            for job in self._pages(client, path, "jobs"):
+                if self._wanted_job(job, index, cutoff):
+                    for run in self._runs(client, namespace, job, cutoff):
+                        self._take(index, job, run, states)
+
+    def _take(
+        self,
+        index: LineageIndex,
+        job: dict[str, Any],
+        run: dict[str, Any],
+        states: dict[tuple[str, str], str],
+    ) -> None:
+        try:
+            record = decode_document(_as_event(job, run, states))
+        except EventError as exc:
+            index.report.skipped += 1
+            index.report.warn(f"{self.name}: run {run.get('id')} of job {job.get('name')} skipped: {exc}")
+            return
+        if record is not None:
+            index.add(record)
+
+    def _wanted_job(self, job: dict[str, Any], index: LineageIndex, cutoff: datetime | None) -> bool:
+        name = str(job.get("name") or "")
+        if index.wanted_dags is not None:
+            dag_id = name.split(".", 1)[0]
+            if dag_id not in index.wanted_dags and not any(
+                name.startswith(d + ".") for d in index.wanted_dags
+            ):
+                return False
+        if cutoff is None:
+            return True
+        latest = job.get("latestRun") or {}
+        stamps = [_time(job.get("updatedAt")), _time(latest.get("updatedAt"))]
+        known = [s for s in stamps if s is not None]
+        return not known or max(known) >= cutoff
+
+    def _runs(
+        self, client: httpx.Client, namespace: str, job: dict[str, Any], cutoff: datetime | None
+    ) -> Iterator[dict[str, Any]]:
+        path = f"/namespaces/{_quote(namespace)}/jobs/{_quote(str(job.get('name')))}/runs"
+        for page in self._page_lists(client, path, "runs"):
+            fresh = [r for r in page if cutoff is None or (_run_time(r) or cutoff) >= cutoff]
+            yield from fresh
+            if cutoff is not None and not fresh:
+                return
+
+    def _expected_states(self, client: httpx.Client, namespaces: list[str]) -> dict[tuple[str, str], str]:
+        states: dict[tuple[str, str], str] = {}
+        for namespace in namespaces:
+            path = f"/namespaces/{_quote(namespace)}/datasets"
+            for dataset in self._pages(client, path, "datasets"):
+                facet = (dataset.get("facets") or {}).get(FACET_NAME) or {}
+                if isinstance(facet, dict) and facet.get("expectedState"):
+                    states[(namespace, str(dataset.get("name")))] = str(facet["expectedState"])
+        return states
+
+    # --- pagination ------------------------------------------------------------------------------
+
+    def _pages(self, client: httpx.Client, path: str, key: str) -> Iterator[dict[str, Any]]:
+        for page in self._page_lists(client, path, key):
+            yield from page
+
+    def _page_lists(self, client: httpx.Client, path: str, key: str) -> Iterator[list[dict[str, Any]]]:
+        offset = 0
+        while True:
+            body = self._get(client, path, {"limit": self.page_size, "offset": offset})
+            items = body.get(key)
+            if not isinstance(items, list):
+                raise MarquezError(f"GET {path}: response has no '{key}' list")
+            yield [i for i in items if isinstance(i, dict)]
+            offset += len(items)
+            total = body.get("totalCount")
+            if len(items) < self.page_size or (isinstance(total, int | float) and offset >= total):
+                return
+
+    def _get(self, client: httpx.Client, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.requests += 1
+        response = client.get(path, params=params)
+        response.raise_for_status()
+        body = response.json()
+        if not isinstance(body, dict):
+            raise MarquezError(f"GET {path}: expected a JSON object")
+        return body
+
+
+def _api_root(base_url: str) -> str:
+    url = base_url.rstrip("/")
+    return url if url.endswith("/api/v1") else url + "/api/v1"
+
+
+def _quote(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _run_time(run: dict[str, Any]) -> datetime | None:
+    for key in ("endedAt", "updatedAt", "startedAt", "createdAt"):
+        stamp = _time(run.get(key))
+        if stamp is not None:
+            return stamp
+    return None
+
+
+def _as_event(job: dict[str, Any], run: dict[str, Any], states: dict[tuple[str, str], str]) -> dict[str, Any]:
+    """The OpenLineage event a Marquez run stands for (its last one)."""
+    outputs = []
+    for version in run.get("outputDatasetVersions") or []:
+        ident = (version or {}).get("datasetVersionId") or {}
+        namespace, name = str(ident.get("namespace") or ""), str(ident.get("name") or "")
+        facets = (
+            {FACET_NAME: {"expectedState": states[(namespace, name)]}} if (namespace, name) in states else {}
+        )
+        outputs.append({"namespace": namespace, "name": name, "facets": facets})
+    state = str(run.get("state") or "").upper()
+    return {
+        "eventType": _STATES.get(state, state or "OTHER"),
+        "eventTime": run.get("endedAt") or run.get("updatedAt") or run.get("startedAt") or "",
+        "run": {"runId": run.get("id"), "facets": run.get("facets") or {}},
+        "job": {
+            "namespace": job.get("namespace"),
+            "name": job.get("name"),
+            "facets": job.get("facets") or {},
+        },
+        "outputs": outputs,
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code} from {exc.request.url}"
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,298 @@
+"""Decoding OpenLineage run events as the Airflow OpenLineage provider writes them.
+
+Only the fields the scan uses are decoded. With :mod:`msgspec` (a dependency of Airflow itself) the
+decoder is typed and skips everything else at C speed; without it, or for an event whose shape the
+typed decoder rejects, the standard library's :mod:`json` reads the event and the same extraction runs
+on a thin attribute view of the dicts. The fields read:
+
+- ``eventType``, ``eventTime``, ``run.runId``, ``job.name``, ``job.facets.jobType.jobType``;
+- task events: run facet ``airflow`` (``dag.dag_id``, ``dagRun.run_id``, ``dagRun.conf``,
+  ``task.task_id``, ``taskInstance.try_number`` / ``map_index``) and ``parent``;
+- DAG-run events: run facets ``airflowDagRun`` and ``airflowState`` (``dagRunState``, ``tasksState``),
+  job facet ``airflow`` (``tasks`` with ``operator`` and ``emits_ol_events``, DAG START only);
+- ``errorMessage.message``; ``outputs`` with namespace ``libvirt://<host>`` (and their
+  ``libvirtDomain`` facet).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.shadow.domains import (
+    PARAM_KEY,
+    DomainURIError,
+    declarations_from_params,
+    declared_from_dataset,
+)
+from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, is_raw, mapping, msgspec
+from qubinode_recovery_provider.shadow.lineage import LineageRecord
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.shadow.records import DeclaredDomain
+
+
+class EventError(ValueError):
+    """A line that is not an OpenLineage run event."""
+
+
+# --- typed decoding (msgspec) ----------------------------------------------------------------------
+
+if msgspec is not None:
+
+    class _DagInfo(msgspec.Struct):
+        dag_id: str | None = None
+
+    class _DagRunInfo(msgspec.Struct):
+        dag_id: str | None = None
+        run_id: str | None = None
+        conf: msgspec.Raw = msgspec.Raw()
+
+    class _TaskInfo(msgspec.Struct):
+        task_id: str | None = None
+
+    class _TaskInstanceInfo(msgspec.Struct):
+        try_number: int | None = None
+        map_index: int | None = None
+
+    class _AirflowRunFacet(msgspec.Struct):
+        dag: _DagInfo | None = None
+        dagRun: _DagRunInfo | None = None
+        task: _TaskInfo | None = None
+        taskInstance: _TaskInstanceInfo | None = None
+
+    class _StateFacet(msgspec.Struct):
+        dagRunState: str | None = None
+        tasksState: dict[str, str | None] | None = None
+
+    class _ErrorFacet(msgspec.Struct):
+        message: str | None = None
+
+    class _Ref(msgspec.Struct):
+        runId: str | None = None
+        name: str | None = None
+
+    class _ParentFacet(msgspec.Struct):
+        run: _Ref | None = None
+        job: _Ref | None = None
+
+    class _RunFacets(msgspec.Struct):
+        airflow: _AirflowRunFacet | None = None
+        airflowDagRun: _AirflowRunFacet | None = None
+        airflowState: _StateFacet | None = None
+        errorMessage: _ErrorFacet | None = None
+        parent: _ParentFacet | None = None
+
+    class _Run(msgspec.Struct):
+        runId: str | None = None
+        facets: _RunFacets | None = None
+
+    class _AnnouncedTask(msgspec.Struct):
+        operator: str | None = None
+        emits_ol_events: bool | None = None
+
+    class _AirflowJobFacet(msgspec.Struct):
+        tasks: dict[str, _AnnouncedTask] | None = None
+
+    class _JobType(msgspec.Struct):
+        jobType: str | None = None
+
+    class _JobFacets(msgspec.Struct):
+        airflow: _AirflowJobFacet | None = None
+        jobType: _JobType | None = None
+
+    class _Job(msgspec.Struct):
+        namespace: str | None = None
+        name: str | None = None
+        facets: _JobFacets | None = None
+
+    class _Dataset(msgspec.Struct):
+        namespace: str | None = None
+        name: str | None = None
+        facets: msgspec.Raw = msgspec.Raw()
+
+    class _Event(msgspec.Struct):
+        eventType: str | None = None
+        eventTime: str | None = None
+        run: _Run | None = None
+        job: _Job | None = None
+        outputs: list[_Dataset] | None = None
+
+    _DECODER = msgspec.json.Decoder(_Event)
+    _EMPTY_FACETS: Any = _RunFacets()
+else:  # pragma: no cover
+    _DECODER = None
+    _EMPTY_FACETS = View({})
+
+_PARAM_KEY = PARAM_KEY.encode()
+
+
+def decode_event(line: bytes | str) -> LineageRecord | None:
+    """Decode one JSON event; None for a valid event that is not an Airflow run event (job or
+    dataset events). Raises :class:`EventError` for anything that is not an OpenLineage event."""
+    if _DECODER is not None:
+        try:
+            return extract(_DECODER.decode(line))
+        except msgspec.ValidationError:
+            pass  # valid JSON of unexpected types: read it the slow, tolerant way
+        except msgspec.DecodeError as exc:
+            raise EventError(_short(str(exc))) from None
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventError(_short(str(exc))) from None
+    return decode_document(data)
+
+
+def decode_document(data: Any) -> LineageRecord | None:
+    """Extract a record from an already parsed event (tolerant of unexpected types)."""
+    if not isinstance(data, Mapping):
+        raise EventError("not a JSON object")
+    try:
+        return extract(View(data))
+    except EventError:
+        raise
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise EventError(f"not shaped like an OpenLineage run event ({type(exc).__name__})") from None
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= 120 else message[:117] + "..."
+
+
+def _int(value: Any, default: int) -> int:
+    return value if type(value) is int else as_int(value, default)
+
+
+def extract(event: Any) -> LineageRecord | None:
+    """Reduce a decoded event (typed struct, or :class:`View` without msgspec) to a record."""
+    run, job, event_type = event.run, event.job, event.eventType
+    if not event_type:
+        return None  # a job or dataset event (OpenLineage 2): nothing about a run
+    if run is None or job is None:
+        raise EventError("a run event needs both 'run' and 'job'")
+    facets = run.facets or _EMPTY_FACETS
+    job_facets = job.facets
+    job_type_facet = job_facets.jobType if job_facets is not None else None
+    job_type = job_type_facet.jobType if job_type_facet is not None else None
+    if job_type == "DAG" or (job_type is None and facets.airflowDagRun is not None):
+        return _dag_record(event, str(event_type), facets, job)
+    return _task_record(event, str(event_type), facets, job)
+
+
+def _dag_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageRecord:
+    info = facets.airflowDagRun
+    dag_run = info.dagRun if info is not None else None
+    dag = info.dag if info is not None else None
+    dag_id = (
+        (dag.dag_id if dag is not None else None)
+        or (dag_run.dag_id if dag_run is not None else None)
+        or job.name
+    )
+    record = LineageRecord(
+        kind="dag",
+        event_type=event_type,
+        dag_id=dag_id,
+        run_id=dag_run.run_id if dag_run is not None else None,
+        event_time=event.eventTime or "",
+        ol_run_id=event.run.runId,
+        announced=_announced(job),
+        conf_declared=_conf_declared(dag_run.conf) if dag_run is not None else (),
+        error=_error(facets),
+    )
+    state = facets.airflowState
+    if state is not None:
+        record.dag_run_state = as_str(state.dagRunState)
+        tasks_state = mapping(state.tasksState)
+        record.tasks_state = {str(k): as_str(v) for k, v in tasks_state.items()} if tasks_state else None
+    return record
+
+
+def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageRecord:
+    airflow, parent = facets.airflow, facets.parent
+    if airflow is not None:
+        dag, dag_run, task, ti = airflow.dag, airflow.dagRun, airflow.task, airflow.taskInstance
+    else:
+        dag = dag_run = task = ti = None
+    dag_id = (dag.dag_id if dag is not None else None) or (dag_run.dag_id if dag_run is not None else None)
+    if dag_id is None and parent is not None and parent.job is not None:
+        dag_id = parent.job.name
+    task_id = task.task_id if task is not None else None
+    if task_id is None:
+        task_id = _task_from_job_name(job.name, dag_id)
+    outputs = event.outputs
+    return LineageRecord(
+        kind="task",
+        event_type=event_type,
+        dag_id=dag_id,
+        run_id=dag_run.run_id if dag_run is not None else None,
+        task_id=task_id,
+        map_index=_int(ti.map_index, -1) if ti is not None else -1,
+        try_number=_int(ti.try_number, 0) if ti is not None else 0,
+        event_time=event.eventTime or "",
+        outputs=_outputs(outputs, task_id) if outputs else (),
+        conf_declared=_conf_declared(dag_run.conf) if dag_run is not None else (),
+        error=_error(facets) if facets.errorMessage is not None else None,
+        ol_run_id=event.run.runId,
+        parent_run_id=parent.run.runId if parent is not None and parent.run is not None else None,
+    )
+
+
+def _task_from_job_name(job_name: str | None, dag_id: str | None) -> str | None:
+    if not job_name:
+        return None
+    if dag_id and job_name.startswith(dag_id + "."):
+        return job_name[len(dag_id) + 1 :]
+    return job_name.rpartition(".")[2] or None
+
+
+def _outputs(outputs: Any, task_id: str | None) -> tuple[DeclaredDomain, ...]:
+    found = []
+    for dataset in outputs:
+        if type(dataset) is dict:
+            dataset = View(dataset)
+        namespace = as_str(dataset.namespace) or ""
+        if not namespace[:10].lower().startswith("libvirt://"):
+            continue
+        declared = declared_from_dataset(
+            namespace, as_str(dataset.name) or "", mapping(dataset.facets), task_id
+        )
+        if declared is not None:
+            found.append(declared)
+    return tuple(found)
+
+
+def _announced(job: Any) -> dict[str, tuple[str | None, bool]] | None:
+    facet = job.facets.airflow if job.facets is not None else None
+    tasks = facet.tasks if facet is not None else None
+    if tasks is None:
+        return None
+    if isinstance(tasks, View):
+        tasks = {k: View(v) if isinstance(v, Mapping) else v for k, v in tasks.data.items()}
+    announced: dict[str, tuple[str | None, bool]] = {}
+    for task_id, info in tasks.items():
+        if info is None or not hasattr(info, "operator"):
+            announced[str(task_id)] = (None, True)
+            continue
+        announced[str(task_id)] = (as_str(info.operator), info.emits_ol_events is not False)
+    return announced
+
+
+def _conf_declared(conf: Any) -> tuple[DeclaredDomain, ...]:
+    if conf is None:
+        return ()
+    if is_raw(conf) and (len(conf) <= 2 or _PARAM_KEY not in bytes(conf)):
+        return ()  # "{}" or a conf without the key: nothing declared
+    data = mapping(conf)
+    if not data or PARAM_KEY not in data:
+        return ()
+    try:
+        return tuple(declarations_from_params(data[PARAM_KEY]))
+    except DomainURIError:
+        return ()
+
+
+def _error(facets: Any) -> str | None:
+    error = facets.errorMessage
+    return as_str(error.message) if error is not None else None

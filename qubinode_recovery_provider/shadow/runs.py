@@ -1,0 +1,493 @@
+"""Finished DAG runs and their task instances: from Airflow's REST API v2, or from a file of its JSON.
+
+:class:`AirflowRunsSource` reads only what finished inside the scan window (the watermark): the
+successful runs through ``GET /api/v2/dags/~/dagRuns`` with keyset (cursor) pagination, their task
+instances through the batch endpoint ``POST /api/v2/dags/~/dagRuns/~/taskInstances/list`` (a few dozen
+runs per request, never one request per run), and, once per DAG, the DAG's default params (for the
+``qubinode_vm`` convention). Authentication: a bearer token, or a JWT from ``POST /auth/token`` with a
+user name and password (simple auth manager, or any auth manager that serves that endpoint).
+
+:class:`RunsFileSource` reads the same JSON from a file, so a scan can run from local sources only:
+a REST collection response (``{"dag_runs": [...]}``, ``{"task_instances": [...]}``, or both keys in
+one object, plus an optional ``"dags": [{"dag_id": ..., "params": {...}}]``), a list of them, or JSON
+lines of pages or of single run / task-instance objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.shadow.domains import PARAM_KEY
+from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, mapping, msgspec
+from qubinode_recovery_provider.shadow.records import RunRecord, SourceReport, TaskRecord
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class RunsSourceError(RuntimeError):
+    """The runs could not be read at all (the scan cannot go on without them)."""
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+if msgspec is not None:
+
+    class _RunIn(msgspec.Struct):
+        dag_id: str | None = None
+        dag_run_id: str | None = None
+        state: str | None = None
+        end_date: str | None = None
+        start_date: str | None = None
+        run_type: str | None = None
+        conf: msgspec.Raw = msgspec.Raw()
+
+    class _TaskIn(msgspec.Struct):
+        dag_id: str | None = None
+        dag_run_id: str | None = None
+        task_id: str | None = None
+        map_index: int = -1
+        state: str | None = None
+        try_number: int = 0
+        operator: str | None = None
+        end_date: str | None = None
+
+    class _DagIn(msgspec.Struct):
+        dag_id: Any = None
+        params: msgspec.Raw = msgspec.Raw()
+
+    class _Page(msgspec.Struct):
+        dag_runs: list[_RunIn] | None = None
+        task_instances: list[_TaskIn] | None = None
+        dags: list[_DagIn] | None = None
+        next_cursor: Any = None
+        total_entries: Any = None
+
+    _PAGE = msgspec.json.Decoder(_Page)
+    _PAGES = msgspec.json.Decoder(_Page | list[_Page])
+    _TYPED_TASK: Any = _TaskIn
+else:  # pragma: no cover
+    _PAGE = _PAGES = None
+    _TYPED_TASK = type(None)
+
+
+def _page(content: bytes) -> Any:
+    """One REST collection page as a typed struct (msgspec) or a :class:`View` (json)."""
+    if _PAGE is not None:
+        try:
+            return _PAGE.decode(content)
+        except msgspec.ValidationError:
+            pass
+    data = json.loads(content)
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return View(data)
+
+
+def _conf_subset(conf: Any) -> dict[str, Any]:
+    """Only the part of a run's conf the scan reads (the ``qubinode_vm`` key)."""
+    if conf is None:
+        return {}
+    data = mapping(conf) if not isinstance(conf, dict) else conf
+    return {PARAM_KEY: data[PARAM_KEY]} if data and PARAM_KEY in data else {}
+
+
+def run_from(item: Any) -> RunRecord | None:
+    """A :class:`RunRecord` from a DAGRunResponse (struct, View or dict)."""
+    if isinstance(item, dict):
+        item = View(item)
+    dag_id, run_id = as_str(item.dag_id), as_str(item.dag_run_id)
+    if not dag_id or not run_id:
+        return None
+    return RunRecord(
+        dag_id=dag_id,
+        run_id=run_id,
+        state=as_str(item.state) or "",
+        end_date=as_str(item.end_date),
+        start_date=as_str(item.start_date),
+        run_type=as_str(item.run_type),
+        conf=_conf_subset(item.conf),
+    )
+
+
+def task_from(item: Any) -> tuple[tuple[str, str], TaskRecord] | None:
+    """``((dag_id, run_id), TaskRecord)`` from a TaskInstanceResponse (struct, View or dict)."""
+    if type(item) is _TYPED_TASK:  # typed: no conversions needed
+        if not item.dag_id or not item.dag_run_id or not item.task_id:
+            return None
+        record = TaskRecord(
+            item.task_id, item.map_index, item.state, item.try_number, item.operator, item.end_date
+        )
+        return (item.dag_id, item.dag_run_id), record
+    if isinstance(item, dict):
+        item = View(item)
+    dag_id, run_id, task_id = as_str(item.dag_id), as_str(item.dag_run_id), as_str(item.task_id)
+    if not dag_id or not run_id or not task_id:
+        return None
+    return (dag_id, run_id), TaskRecord(
+        task_id=task_id,
+        map_index=as_int(item.map_index, -1),
+        state=as_str(item.state),
+        try_number=as_int(item.try_number, 0),
+        operator=as_str(item.operator),
+        end_date=as_str(item.end_date),
+    )
+
+
+def dag_params_from(item: Any) -> tuple[str, dict[str, Any]] | None:
+    """``(dag_id, {"qubinode_vm": value})`` from a DAG details object, when it declares the param."""
+    if isinstance(item, dict):
+        item = View(item)
+    dag_id = as_str(item.dag_id)
+    params = mapping(item.params)
+    if not dag_id or not params or PARAM_KEY not in params:
+        return None
+    return dag_id, {PARAM_KEY: params[PARAM_KEY]}
+
+
+# --- assembling runs ----------------------------------------------------------------------------
+
+
+class RunCollector:
+    """Joins runs, task instances and DAG params, whatever order they arrive in."""
+
+    def __init__(self, since: datetime | None = None, until: datetime | None = None) -> None:
+        self.since = since
+        self.until = until
+        self.runs: dict[tuple[str, str], RunRecord] = {}
+        self.tasks: dict[tuple[str, str], list[TaskRecord]] = {}
+        self.dag_params: dict[str, dict[str, Any]] = {}
+        self.report = SourceReport("runs")
+
+    def add_page(self, page: Any) -> None:
+        for item in _items(page, "dag_runs"):
+            self.add_run(item)
+        for item in _items(page, "task_instances"):
+            self.add_task(item)
+        for item in _items(page, "dags"):
+            found = dag_params_from(item)
+            if found:
+                self.dag_params[found[0]] = found[1]
+
+    def add_run(self, item: Any) -> None:
+        run = run_from(item)
+        if run is None:
+            self.report.skipped += 1
+            return
+        if not _in_window(run.end_date, self.since, self.until):
+            return
+        self.runs[run.key] = run
+
+    def add_task(self, item: Any) -> None:
+        found = task_from(item)
+        if found is None:
+            self.report.skipped += 1
+            return
+        self.tasks.setdefault(found[0], []).append(found[1])
+
+    def result(self, finished_only: bool = True) -> list[RunRecord]:
+        """The runs (successful ones when ``finished_only``), with their tasks and DAG params."""
+        runs = []
+        for key, run in self.runs.items():
+            if finished_only and run.state != "success":
+                continue
+            run.tasks = self.tasks.get(key)
+            run.dag_params = self.dag_params.get(run.dag_id)
+            runs.append(run)
+        self.report.items = len(runs)
+        return runs
+
+
+def _items(page: Any, key: str) -> Iterable[Any]:
+    value = getattr(page, key, None)
+    return value if isinstance(value, list) else ()
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO timestamp (``Z`` accepted) as an aware datetime; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _in_window(end_date: str | None, since: datetime | None, until: datetime | None) -> bool:
+    if since is None and until is None:
+        return True
+    ended = parse_time(end_date)
+    if ended is None:
+        return False
+    return (since is None or ended >= since) and (until is None or ended < until)
+
+
+# --- the file source ----------------------------------------------------------------------------
+
+
+class RunsFileSource:
+    """Runs and task instances from a file of REST API JSON (see the module docstring).
+
+    :param path: the JSON or JSON-lines file
+    """
+
+    name = "runs file"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.report = SourceReport(self.name)
+
+    def __repr__(self) -> str:
+        return f"RunsFileSource({str(self.path)!r})"
+
+    def fetch(self, since: datetime | None = None, until: datetime | None = None) -> list[RunRecord]:
+        """The successful runs in the file that ended in ``[since, until)`` (all when both are None)."""
+        try:
+            content = self.path.read_bytes()
+        except OSError as exc:
+            raise RunsSourceError(f"cannot read runs file {self.path}: {exc.strerror or exc}") from None
+        collector = RunCollector(since, until)
+        for page in self._pages(content, collector.report):
+            collector.add_page(page)
+        runs = collector.result()
+        self.report = collector.report
+        return runs
+
+    def _pages(self, content: bytes, report: SourceReport) -> Iterator[Any]:
+        document = _whole_document(content)
+        if document is not None:
+            yield from document
+            return
+        for number, line in enumerate(content.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                report.skipped += 1
+                report.warn(f"{self.path}:{number}: not JSON")
+                continue
+            yield _classify(data)
+
+
+def _whole_document(content: bytes) -> list[Any] | None:
+    if _PAGES is not None:
+        try:
+            decoded = _PAGES.decode(content)
+            return decoded if isinstance(decoded, list) else [decoded]
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    items = data if isinstance(data, list) else [data]
+    return [_classify(item) for item in items]
+
+
+def _classify(data: Any) -> Any:
+    """A page, or a single run or task-instance object wrapped as a page."""
+    if not isinstance(data, dict):
+        return View({})
+    if any(k in data for k in ("dag_runs", "task_instances", "dags")):
+        return View(data)
+    if "task_id" in data:
+        return View({"task_instances": [data]})
+    if "dag_run_id" in data:
+        return View({"dag_runs": [data]})
+    return View({})
+
+
+# --- the REST API source ------------------------------------------------------------------------
+
+
+class AirflowRunsSource:
+    """Finished runs from Airflow's REST API v2.
+
+    :param base_url: the api-server's URL (``http://airflow:8080``)
+    :param token: a bearer token; else ``username`` and ``password`` get one from ``/auth/token``
+    :param timeout: seconds per HTTP request
+    :param page_size: page size (at most the server's ``[api] maximum_page_limit``)
+    :param runs_per_batch: runs whose task instances are fetched in one batch request
+    :param resolve_dag_params: read each DAG's default params once (``qubinode_vm`` convention)
+    """
+
+    name = "airflow api"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        page_size: int = 100,
+        runs_per_batch: int = 50,
+        resolve_dag_params: bool = True,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/").removesuffix("/api/v2")
+        self.token = token
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.page_size = page_size
+        self.runs_per_batch = runs_per_batch
+        self.resolve_dag_params = resolve_dag_params
+        self.verify = verify
+        self.transport = transport
+        self.requests = 0
+        self.report = SourceReport(self.name)
+
+    def __repr__(self) -> str:
+        return f"AirflowRunsSource({self.base_url!r})"
+
+    @classmethod
+    def from_connection(cls, conn: Any, **kwargs: Any) -> AirflowRunsSource:
+        """From an Airflow connection of the api-server (type ``http``): ``host`` (a URL, or a host with
+        ``schema`` http/https and ``port``), ``login``/``password`` for ``/auth/token``, or extra
+        ``token``; extra ``base_url`` overrides the host, extra ``verify`` the TLS check."""
+        extra = dict(getattr(conn, "extra_dejson", None) or {})
+        base_url = extra.get("base_url") or _connection_url(conn)
+        return cls(
+            str(base_url),
+            token=extra.get("token") or None,
+            username=getattr(conn, "login", None) or None,
+            password=getattr(conn, "password", None) or None,
+            verify=extra.get("verify", True),
+            **kwargs,
+        )
+
+    def fetch(self, since: datetime | None = None, until: datetime | None = None) -> list[RunRecord]:
+        """The successful runs that ended in ``[since, until)``, with their task instances."""
+        import httpx
+
+        collector = RunCollector(since, until)
+        try:
+            with httpx.Client(
+                base_url=self.base_url, timeout=self.timeout, verify=self.verify, transport=self.transport
+            ) as client:
+                client.headers["Authorization"] = f"Bearer {self._token(client)}"
+                for page in self._run_pages(client, since, until):
+                    collector.add_page(page)
+                runs = list(collector.runs.values())
+                for page in self._task_pages(client, runs):
+                    collector.add_page(page)
+                if self.resolve_dag_params:
+                    self._dag_params(client, {r.dag_id for r in runs}, collector)
+        except httpx.HTTPStatusError as exc:
+            raise RunsSourceError(
+                f"Airflow API {exc.request.method} {exc.request.url.path} answered HTTP "
+                f"{exc.response.status_code}"
+            ) from None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise RunsSourceError(f"Airflow API at {self.base_url} unusable: {exc}") from None
+        result = collector.result()
+        self.report = collector.report
+        return result
+
+    def _token(self, client: httpx.Client) -> str:
+        if self.token:
+            return self.token
+        if not self.username:
+            raise RunsSourceError("Airflow API: give a token, or a user name and password")
+        response = self._send(
+            client, "POST", "/auth/token", json={"username": self.username, "password": self.password or ""}
+        )
+        token = response.json().get("access_token")
+        if not token:
+            raise RunsSourceError("Airflow API: /auth/token returned no access_token")
+        self.token = str(token)
+        return self.token
+
+    def _send(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        self.requests += 1
+        response = client.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def _run_pages(
+        self, client: httpx.Client, since: datetime | None, until: datetime | None
+    ) -> Iterator[Any]:
+        params: dict[str, Any] = {"state": "success", "order_by": "id", "limit": self.page_size}
+        if since is not None:
+            params["end_date_gte"] = since.isoformat()
+        if until is not None:
+            params["end_date_lt"] = until.isoformat()
+        cursor: str | None = ""  # keyset pagination; None: the server has none, page by offset
+        offset = 0
+        while True:
+            paging = {"cursor": cursor} if cursor is not None else {"offset": offset}
+            response = self._send(client, "GET", "/api/v2/dags/~/dagRuns", params={**params, **paging})
+            page = _page(response.content)
+            yield page
+            count = len(list(_items(page, "dag_runs")))
+            offset += count
+            next_cursor = as_str(getattr(page, "next_cursor", None))
+            if cursor is not None and next_cursor:
+                cursor = next_cursor
+                continue
+            if count < self.page_size or offset >= as_int(getattr(page, "total_entries", None), 0):
+                return
+            cursor = None
+
+    def _task_pages(self, client: httpx.Client, runs: Sequence[RunRecord]) -> Iterator[Any]:
+        wanted = [r for r in runs if r.state == "success"]
+        for start in range(0, len(wanted), self.runs_per_batch):
+            chunk = wanted[start : start + self.runs_per_batch]
+            body = {
+                "dag_ids": sorted({r.dag_id for r in chunk}),
+                "dag_run_ids": sorted({r.run_id for r in chunk}),
+                "order_by": "id",
+                "page_limit": self.page_size,
+            }
+            keys = {r.key for r in chunk}
+            offset = 0
+            while True:
+                path = "/api/v2/dags/~/dagRuns/~/taskInstances/list"
+                response = self._send(client, "POST", path, json={**body, "page_offset": offset})
+                page = _page(response.content)
+                items = list(_items(page, "task_instances"))
+                yield View({"task_instances": [i for i in items if _task_key(i) in keys]})
+                offset += len(items)
+                if len(items) < self.page_size or offset >= as_int(getattr(page, "total_entries", 0), 0):
+                    break
+
+    def _dag_params(self, client: httpx.Client, dag_ids: set[str], collector: RunCollector) -> None:
+        import httpx
+
+        for dag_id in sorted(dag_ids):
+            try:
+                response = self._send(client, "GET", f"/api/v2/dags/{dag_id}/details")
+            except httpx.HTTPStatusError as exc:
+                collector.report.warn(
+                    f"{self.name}: params of DAG {dag_id} unreadable (HTTP {exc.response.status_code})"
+                )
+                continue
+            found = dag_params_from(response.json())
+            if found:
+                collector.dag_params[found[0]] = found[1]
+
+
+def _connection_url(conn: Any) -> str:
+    host = str(getattr(conn, "host", "") or "")
+    if not host:
+        raise RunsSourceError("the Airflow API connection has no host")
+    if "://" in host:
+        return host
+    scheme = getattr(conn, "schema", None) or "http"
+    scheme = scheme if scheme in ("http", "https") else "http"
+    port = getattr(conn, "port", None)
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _task_key(item: Any) -> tuple[str | None, str | None]:
+    if isinstance(item, dict):
+        item = View(item)
+    return as_str(item.dag_id), as_str(item.dag_run_id)

@@ -1,0 +1,32 @@
+"""Task callbacks while everything around them is broken (the test sets up the faults)."""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG
+
+from qubinode_recovery_provider.notifications import RecoveryNotifier
+
+
+def _define_vm() -> None:
+    raise ConnectionRefusedError(
+        "error: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection refused"
+    )
+
+
+with DAG(
+    "qrp_notify_faults",
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1),
+    default_args={
+        "retries": 1,
+        "retry_delay": datetime.timedelta(seconds=1),
+        "on_retry_callback": RecoveryNotifier(budget_seconds=2),
+        "on_failure_callback": RecoveryNotifier(budget_seconds=2),
+    },
+):
+    PythonOperator(task_id="define_vm", python_callable=_define_vm)
+    BashOperator(task_id="healthy", bash_command="echo fine")

@@ -1,0 +1,34 @@
+"""The shadow core and the CLI scan run in a process that never imports Airflow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from shadow_site import LAB_XML, REAL_EVENTS, REPO
+
+PROGRAM = """
+import json, sys
+from qubinode_recovery_provider.cli import main
+code = main(["scan", "--json", "--runs-file", sys.argv[1], "--lineage-file", sys.argv[2],
+             "--libvirt-uri", "lab=test://" + sys.argv[3]])
+loaded = sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow."))
+print(json.dumps({"code": code, "airflow": loaded}), file=sys.stderr)
+"""
+
+
+def test_the_cli_scan_never_imports_airflow(tmp_path: Path) -> None:
+    runs = tmp_path / "runs.json"
+    runs.write_text(json.dumps({"dag_runs": [], "task_instances": []}))
+    proc = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(runs), str(REAL_EVENTS), str(LAB_XML)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    result = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert result == {"code": 0, "airflow": []}

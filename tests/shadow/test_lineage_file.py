@@ -1,0 +1,181 @@
+"""Reading the OpenLineage file transport: real events, malformed lines, rotation, one-event files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shadow_site import REAL_EVENTS
+
+from qubinode_recovery_provider.shadow import FileLineageSource, olevents
+from qubinode_recovery_provider.shadow import lineage_file as lf
+from qubinode_recovery_provider.shadow.lineage import LineageIndex
+
+DB_RUN = ("example_kcli_deploy_db", "manual__2026-11-28T06:55:07.194990+00:00")
+SNAPSHOT_RUN = ("example_kcli_snapshot_lab", "manual__2026-11-28T06:55:31.464193+00:00")
+
+
+def _summary(index: LineageIndex) -> dict[Any, Any]:
+    return {
+        key: (
+            run.dag_terminal,
+            run.tasks_state,
+            {k: (sorted(t.types), t.terminal, sorted(t.outputs), t.events) for k, t in run.tasks.items()},
+        )
+        for key, run in index.runs.items()
+    }
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+@pytest.fixture
+def real_lines() -> list[str]:
+    return [line for line in REAL_EVENTS.read_text().splitlines() if line.strip()]
+
+
+def test_every_real_event_takes_the_typed_fast_path(real_lines: list[str]) -> None:
+    if olevents.msgspec is None:  # pragma: no cover
+        pytest.fail("msgspec (an Airflow dependency) is expected in the test environment")
+    for line in real_lines:
+        olevents._DECODER.decode(line.encode())  # raises if the shape needed the slow path
+
+
+def test_real_events_give_outlets_terminal_states_and_the_dag_run_facets(real_lines: list[str]) -> None:
+    index = FileLineageSource(REAL_EVENTS).read(None)
+    assert index.report.available
+    assert index.report.items == len(real_lines)
+    db = index.get(*DB_RUN)
+    assert db is not None
+    assert db.dag_terminal is not None
+    assert db.dag_terminal[1] == "COMPLETE"
+    create = db.tasks[("create_vm", -1)]
+    assert create.types == {"START", "COMPLETE"}
+    assert create.terminal_type == "COMPLETE"
+    (declared,) = create.outputs.values()
+    assert (declared.host, declared.name, declared.expected_state, declared.task_id) == (
+        "lab",
+        "db1",
+        "running",
+        "create_vm",
+    )
+    snapshot = index.get(*SNAPSHOT_RUN)
+    assert snapshot is not None
+    assert snapshot.tasks[("snapshot_vms", -1)].terminal_type == "FAIL"
+    assert snapshot.tasks_state == {"report": "success", "snapshot_vms": "failed"}
+
+
+def test_malformed_lines_are_counted_and_named_by_line_number(tmp_path: Path, real_lines: list[str]) -> None:
+    lines = [
+        *real_lines[:3],
+        "not json at all",
+        *real_lines[3:6],
+        '{"eventType": "COMPLETE", "run": 5}',
+        "[1, 2]",
+    ]
+    lines += [*real_lines[6:], real_lines[0][:100]]  # a torn last line, as after a crash
+    path = _write(tmp_path / "events.jsonl", lines)
+    index = FileLineageSource(path).read(None)
+    assert index.report.available
+    assert index.report.skipped == 4
+    warnings = "\n".join(index.report.all_warnings())
+    for number in (4, 8, 9, len(lines)):
+        assert f"{path}:{number}: not an OpenLineage event" in warnings
+    assert "4 malformed lines skipped" in warnings
+    assert _summary(index) == _summary(FileLineageSource(REAL_EVENTS).read(None))
+
+
+def test_a_missing_file_makes_the_source_unavailable_not_an_error(tmp_path: Path) -> None:
+    index = FileLineageSource(tmp_path / "nowhere.jsonl").read(None)
+    assert not index.report.available
+    assert "does not exist" in index.report.warnings[0]
+
+
+def test_rotated_and_compressed_files_read_like_one_file(tmp_path: Path, real_lines: list[str]) -> None:
+    base = tmp_path / "events.jsonl"
+    with gzip.open(tmp_path / "events.jsonl.2.gz", "wt") as handle:
+        handle.write("".join(line + "\n" for line in real_lines[:7]))
+    _write(tmp_path / "events.jsonl.1", real_lines[7:14])
+    _write(base, real_lines[14:])
+    _write(tmp_path / "events.jsonl.bak-notes", ["unrelated"])
+    source = FileLineageSource(base)
+    assert sorted(p.name for p in source.files()) == ["events.jsonl", "events.jsonl.1", "events.jsonl.2.gz"]
+    assert _summary(source.read(None)) == _summary(FileLineageSource(REAL_EVENTS).read(None))
+
+
+def test_one_event_files_of_the_transport_without_append(
+    tmp_path: Path, real_events: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real OpenLineage client's file transport with ``append: false``: one file per event,
+    pretty printed in debug mode. (Its serialiser is replaced so that it writes our recorded dicts.)"""
+    import time
+
+    from openlineage.client.transport import file as transport_file
+
+    class _DictSerde:
+        @staticmethod
+        def to_json(event: dict[str, Any], **kwargs: Any) -> str:
+            return json.dumps(event, **kwargs)
+
+    monkeypatch.setattr(transport_file, "Serde", _DictSerde)
+    base = tmp_path / "ol" / "events"
+    base.parent.mkdir()
+    plain = transport_file.FileTransport(transport_file.FileConfig(log_file_path=str(base), append=False))
+    pretty = transport_file.FileTransport(
+        transport_file.FileConfig(log_file_path=str(base), append=False, debug_mode=True)
+    )
+    for number, event in enumerate(real_events):
+        (pretty if number % 2 else plain).emit(event)  # type: ignore[arg-type]
+        time.sleep(0.002)  # distinct file names (the transport stamps microseconds)
+    assert len(list(base.parent.iterdir())) == len(real_events)
+    expected = _summary(FileLineageSource(REAL_EVENTS).read(None))
+    assert _summary(FileLineageSource(base).read(None)) == expected
+    assert _summary(FileLineageSource(base.parent).read(None)) == expected
+
+
+def test_a_glob_pattern_selects_files(tmp_path: Path, real_lines: list[str]) -> None:
+    _write(tmp_path / "a.jsonl", real_lines[:10])
+    _write(tmp_path / "b.jsonl", real_lines[10:])
+    index = FileLineageSource(str(tmp_path / "*.jsonl")).read(None)
+    assert index.report.items == len(real_lines)
+
+
+def test_only_wanted_runs_are_kept(real_lines: list[str]) -> None:
+    index = FileLineageSource(REAL_EVENTS).read({DB_RUN})
+    assert list(index.runs) == [DB_RUN]
+    assert index.other_runs == len(real_lines) - index.runs[DB_RUN].events
+
+
+def test_task_events_without_the_airflow_facet_are_tied_through_the_parent_run(
+    tmp_path: Path, real_events: list[dict]
+) -> None:
+    stripped = []
+    for event in real_events:
+        event = json.loads(json.dumps(event))
+        event["run"]["facets"].pop("airflow", None)
+        stripped.append(json.dumps(event))
+    index = FileLineageSource(_write(tmp_path / "e.jsonl", stripped)).read(None)
+    db = index.get(*DB_RUN)
+    assert db is not None
+    assert ("create_vm", -1) in db.tasks
+    assert db.tasks[("create_vm", -1)].terminal_type == "COMPLETE"
+    assert index.unattributed == 0
+
+
+def test_parallel_workers_give_the_same_index_and_line_numbers(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [*real_lines, "garbage", *real_lines, "more garbage", *real_lines]
+    path = _write(tmp_path / "events.jsonl", lines)
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    sequential = FileLineageSource(path).read(None)
+    parallel = FileLineageSource(path, workers=3).read(None)
+    assert _summary(parallel) == _summary(sequential)
+    assert parallel.report.warnings == sequential.report.warnings
+    assert f"{path}:{len(real_lines) + 1}:" in parallel.report.warnings[0]
+    assert f"{path}:{2 * len(real_lines) + 2}:" in parallel.report.warnings[1]
