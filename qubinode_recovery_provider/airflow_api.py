@@ -19,6 +19,7 @@ Every call has a timeout. Connection failures, timeouts and 5xx answers raise
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,9 @@ DEFAULT_TIMEOUT = 10.0
 API_PREFIX = "/api/v2"
 TOKEN_PATH = "/auth/token"  # noqa: S105 - a URL path, not a secret
 _MAX_DETAIL = 500
+#: Extra tries of an idempotent request after an unavailable answer, and the pause unit between them.
+IDEMPOTENT_RETRIES = 3
+RETRY_PAUSE_SECONDS = 1.0
 
 
 class AirflowAPIError(Exception):
@@ -252,19 +256,35 @@ class AirflowAPIClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         ok: Sequence[int] = (200, 201, 204),
+        retries: int = 0,
     ) -> Any:
         """Send an authenticated request to ``/api/v2<path>`` and return the decoded JSON answer.
 
-        A 401 answer logs in again once (an expired JWT).
+        A 401 answer logs in again once (an expired JWT). With ``retries``, an unavailable answer (a
+        5xx such as SQLite's "database is locked" under load, a timeout, a refused connection) is tried
+        again that many times after a short growing pause; use it only for idempotent requests.
 
         :param method: HTTP method.
         :param path: path below ``/api/v2``, starting with ``/``.
         :param json: the JSON body.
         :param params: query parameters.
         :param ok: statuses that count as success.
+        :param retries: extra tries after an unavailable answer.
         :raises AirflowAPIUnavailable: on connection errors, timeouts and 5xx answers.
         :raises AirflowAPIError: on any other status not in ``ok``.
         """
+        for attempt in range(retries + 1):
+            try:
+                return self._request_once(method, path, json=json, params=params, ok=ok)
+            except AirflowAPIUnavailable:
+                if attempt == retries:
+                    raise
+                time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_once(
+        self, method: str, path: str, *, json: Any, params: Mapping[str, Any] | None, ok: Sequence[int]
+    ) -> Any:
         url = API_PREFIX + path
         response = self._send(method, url, json=json, params=params, headers=self._auth_headers())
         if response.status_code == 401 and self.settings.username:
@@ -311,7 +331,9 @@ class AirflowAPIClient:
         :param dag_id: the DAG id.
         :param run_id: the run id.
         """
-        return dict(self.request("GET", f"/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}"))
+        return dict(
+            self.request("GET", f"/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}", retries=IDEMPOTENT_RETRIES)
+        )
 
     # --- task instances --------------------------------------------------------------------------------
 
@@ -357,7 +379,12 @@ class AirflowAPIClient:
             body["task_ids"] = [list(t) if isinstance(t, tuple) else t for t in task_ids]
         if note:
             body["note"] = note[:1000]
-        return dict(self.request("POST", f"/dags/{_seg(dag_id)}/clearTaskInstances", json=body))
+        # Clearing is idempotent: a retry after an unavailable answer clears what is still failed.
+        return dict(
+            self.request(
+                "POST", f"/dags/{_seg(dag_id)}/clearTaskInstances", json=body, retries=IDEMPOTENT_RETRIES
+            )
+        )
 
 
 def _seg(value: str) -> str:

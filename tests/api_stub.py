@@ -108,6 +108,9 @@ class StubHandler(BaseHTTPRequestHandler):
         if entry.path.endswith("/dagRuns"):
             return self._trigger(unquote(parts[4]), entry.body or {})
         if entry.path.endswith("/clearTaskInstances"):
+            if self.stub.behaviour.get("clear_failures", 0) > 0:  # SQLite "database is locked" under load
+                self.stub.behaviour["clear_failures"] -= 1
+                return self._reply(500, {"reason": "Database error", "message": "Serious error"})
             return self._reply(200, {"task_instances": [], "total_entries": 0})
         return self._reply(404, {"detail": "no such route"})
 

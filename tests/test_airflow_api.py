@@ -199,3 +199,21 @@ def test_against_a_real_api_server() -> None:
         assert missing.value.status_code == 404
     rows = home.query("select run_id from dag_run where run_id = 'qrp_client_test'")
     assert rows == [("qrp_client_test",)]
+
+
+def test_clear_is_tried_again_after_a_transient_server_error(stub: ApiStub, monkeypatch) -> None:
+    monkeypatch.setattr("qubinode_recovery_provider.airflow_api.RETRY_PAUSE_SECONDS", 0.01)
+    stub.behaviour["clear_failures"] = 2
+    with _client(stub) as client:
+        answer = client.clear_task_instances("build_vm", dag_run_id=RUN_ID, task_ids=["create_vm"])
+    assert answer == {"task_instances": [], "total_entries": 0}
+    assert len(stub.posts("/clearTaskInstances")) == 3
+
+
+def test_clear_gives_up_after_its_retries(stub: ApiStub, monkeypatch) -> None:
+    monkeypatch.setattr("qubinode_recovery_provider.airflow_api.RETRY_PAUSE_SECONDS", 0.01)
+    stub.behaviour["clear_failures"] = 10
+    with _client(stub) as client, pytest.raises(AirflowAPIUnavailable) as info:
+        client.clear_task_instances("build_vm", dag_run_id=RUN_ID, task_ids=["create_vm"])
+    assert info.value.status_code == 500
+    assert len(stub.posts("/clearTaskInstances")) == 4
