@@ -6,6 +6,7 @@ or Ansible-blob handling would hide a real match fails here too.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,11 @@ def _run_examples(library: PatternLibrary, report: CheckReport) -> None:
     matcher = Matcher(library.patterns)
     for index, cp in enumerate(library.patterns):
         source = library.sources.get(cp.id, cp.pattern.pack)
+        try:
+            cp.regex  # noqa: B018 - compiles it: some errors (variable-width look-behind) show only here
+        except re.error as exc:
+            report.problems.append(f"{source}: {cp.id}: regex does not compile: {exc}")
+            continue
         for number, example in enumerate(cp.pattern.examples, start=1):
             report.examples += 1
             if index not in matcher.scan_text(example.text).counts:

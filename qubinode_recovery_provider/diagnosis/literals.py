@@ -35,9 +35,19 @@ Candidate = frozenset[str]
 def required_literals(regex: str) -> frozenset[str] | None:
     """Return lower-case literals of which every match contains one, or ``None``."""
     try:
-        parsed = sre_parse.parse(regex)
+        parsed = parse_regex(regex)
     except re.error:
         return None
+    return literals_of_parsed(parsed)
+
+
+def parse_regex(regex: str) -> Any:
+    """Parse a regex (raises :class:`re.error` on a syntax error) without compiling it."""
+    return sre_parse.parse(regex)
+
+
+def literals_of_parsed(parsed: Any) -> frozenset[str] | None:
+    """:func:`required_literals` of an already parsed regex."""
     return _best(_candidates(list(parsed)))
 
 

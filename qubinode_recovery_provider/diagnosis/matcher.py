@@ -11,6 +11,7 @@ and the alternatives they were chosen over are timed by ``bench/bench_analyzer.p
 from __future__ import annotations
 
 import collections
+import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +23,8 @@ from qubinode_recovery_provider.diagnosis.preprocess import BLOB_MARKER, expand_
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 4 * 1024 * 1024
 MAX_LINE_WINDOW = 4096  # bytes of a very long line searched around a literal hit
@@ -153,6 +156,7 @@ class Matcher:
                 by_literal[literal.encode("utf-8")].append(i)
         by_literal[BLOB_MARKER.encode()].append(_BLOB)
         self.index = build_index({lit: tuple(ids) for lit, ids in by_literal.items()}, index_kind)
+        self._broken: set[int] = set()
 
     def scan_text(self, text: str) -> ScanResult:
         """Scan a string."""
@@ -193,7 +197,18 @@ class Matcher:
         return line_base + chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
 
     def _try(self, pattern_index: int, text: str, line_no: int, result: ScanResult) -> None:
-        match = self.patterns[pattern_index].regex.search(text)
+        try:
+            regex = self.patterns[pattern_index].regex
+        except re.error as exc:  # only a pack that skipped `patterns check` can get here
+            if pattern_index not in self._broken:
+                self._broken.add(pattern_index)
+                log.warning(
+                    "pattern %s is skipped: its regex does not compile: %s",
+                    self.patterns[pattern_index].id,
+                    exc,
+                )
+            return
+        match = regex.search(text)
         if match is not None:
             result.add(Hit(pattern_index, line_no, text.strip(), match.end() - match.start()))
 

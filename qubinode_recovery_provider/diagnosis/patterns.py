@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from qubinode_recovery_provider.diagnosis.literals import required_literals
+from qubinode_recovery_provider.diagnosis.literals import literals_of_parsed, parse_regex
 from qubinode_recovery_provider.models import RootCause, Severity
 
 PACK_SCHEMA_VERSION = 1
@@ -93,13 +93,24 @@ class Pattern(BaseModel):
         return re.compile(self.regex, re.IGNORECASE if self.ignore_case else 0)
 
 
-@dataclass(frozen=True)
 class CompiledPattern:
-    """A validated pattern with its compiled regex and prefilter literals (lower case)."""
+    """A validated pattern with its prefilter literals (lower case) and its regex, compiled on first
+    use: a failing task's process loads every pattern but runs only the few whose literals occur."""
 
-    pattern: Pattern
-    regex: re.Pattern[str]
-    literals: tuple[str, ...]
+    __slots__ = ("_regex", "literals", "pattern")
+
+    def __init__(
+        self, pattern: Pattern, literals: tuple[str, ...], regex: re.Pattern[str] | None = None
+    ) -> None:
+        self.pattern = pattern
+        self.literals = literals
+        self._regex = regex
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        if self._regex is None:
+            self._regex = self.pattern.compile()
+        return self._regex
 
     @property
     def id(self) -> str:
@@ -219,22 +230,21 @@ def _compile_pattern(raw: Any, pack: str, source: str, index: int) -> CompiledPa
         err = exc.errors()[0]
         loc = ".".join(str(part) for part in err["loc"])
         raise PackError(source, pattern_id, f"{loc}: {err['msg']}" if loc else err["msg"]) from None
-    try:
-        regex = pattern.compile()
+    try:  # parsing finds syntax errors; the regex itself is compiled on first use (or by the checker)
+        parsed = parse_regex(pattern.regex)
     except re.error as exc:
         raise PackError(source, pattern_id, f"regex does not compile: {exc}") from None
-    literals = _literals_for(pattern, source)
-    return CompiledPattern(pattern=pattern, regex=regex, literals=literals)
+    return CompiledPattern(pattern, _literals_for(pattern, source, parsed))
 
 
-def _literals_for(pattern: Pattern, source: str) -> tuple[str, ...]:
+def _literals_for(pattern: Pattern, source: str, parsed: Any) -> tuple[str, ...]:
     if pattern.literals is not None:
         literals = [lit.lower() for lit in pattern.literals]
         short = [lit for lit in literals if len(lit) < MIN_LITERAL_LENGTH]
         if not literals or short:
             raise PackError(source, pattern.id, f"literals must be at least {MIN_LITERAL_LENGTH} characters")
         return tuple(literals)
-    derived = required_literals(pattern.regex)
+    derived = literals_of_parsed(parsed)
     if derived is None or min(len(lit) for lit in derived) < MIN_LITERAL_LENGTH:
         raise PackError(
             source,

@@ -132,3 +132,16 @@ def test_shipped_packs_pass_the_checker() -> None:
     report = check_packs(sorted(SHIPPED_PACKS_DIR.glob("*.yaml")))
     assert report.problems == []
     assert report.patterns >= 150
+
+
+def test_a_regex_that_parses_but_does_not_compile_is_reported_by_the_checker(tmp_path: Path) -> None:
+    path = _pack(tmp_path, regex="(?<=a+)No space left on device")  # variable-width look-behind
+    library = PatternLibrary.load([tmp_path], shipped=False)  # loading only parses: lazy compile
+    report = check_packs([path])
+    assert report.problems == [
+        f"{path}: unitdisk_001: regex does not compile: look-behind requires fixed-width pattern"
+    ]
+    from qubinode_recovery_provider.diagnosis.matcher import Matcher
+
+    result = Matcher(library.patterns).scan_text("No space left on device")  # skipped, not raised
+    assert not result.counts
