@@ -183,3 +183,16 @@ def make_pg_server() -> Iterator[Callable[[], PostgresServer]]:
     yield make
     for server in servers:
         server.remove()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_pattern_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Compiled Hyperscan databases go to a session directory, not the user's ~/.cache (subprocesses
+    such as Airflow tasks inherit the variable)."""
+    previous = os.environ.get("QUBINODE_RECOVERY_CACHE_DIR")
+    os.environ["QUBINODE_RECOVERY_CACHE_DIR"] = str(tmp_path_factory.mktemp("pattern_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("QUBINODE_RECOVERY_CACHE_DIR", None)
+    else:
+        os.environ["QUBINODE_RECOVERY_CACHE_DIR"] = previous

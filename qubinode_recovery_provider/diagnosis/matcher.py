@@ -1,23 +1,26 @@
 """Find every known-error pattern in a log with one pass over its bytes.
 
-The required literals of every pattern (see :mod:`.literals`) form one multi-literal index: a Hyperscan
-database where Hyperscan is available (x86-64 wheels), else a pyahocorasick automaton. A scan runs the
-index over a chunk of raw bytes, and runs a pattern's Python regex only on the lines where one of its
-literals occurs, decoding just those lines. Logs are read in chunks that end at a line boundary, so
-memory stays bounded whatever the size of the log, and time is linear in its size. Both index kinds
-and the alternatives they were chosen over are timed by ``bench/bench_analyzer.py``.
+Where Hyperscan is available (x86-64 wheels), one Hyperscan database holds every pattern's regex in
+prefilter mode: it reports, in C, the lines where a pattern can match, and Python ``re`` confirms the
+pattern on those lines only. Elsewhere the required literals of every pattern (see :mod:`.literals`)
+form a pyahocorasick automaton that does the same job more slowly. Logs are read in chunks that end
+at a line boundary, so memory stays bounded whatever the size of the log, and time is linear in its
+size. The techniques and the alternatives they were chosen over are timed by
+``bench/bench_analyzer.py``.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from qubinode_recovery_provider.diagnosis.preprocess import BLOB_MARKER, expand_line
 
@@ -31,6 +34,7 @@ MAX_LINE_WINDOW = 4096  # bytes of a very long line searched around a literal hi
 HITS_KEPT_PER_PATTERN = 3  # first and last occurrences of each pattern are kept
 TAIL_LINES = 60
 _BLOB = -1
+HYPERSCAN_CACHE_VERSION = 1
 
 
 class LiteralIndex(Protocol):
@@ -43,22 +47,37 @@ class LiteralIndex(Protocol):
 
 
 class HyperscanIndex:
-    """Literal index on a Hyperscan block-mode database (about 1 GB/s here)."""
+    """Hyperscan block-mode database: every ASCII pattern's whole regex in prefilter mode (a superset
+    of its matches, confirmed per line by Python ``re``), plus plain literals for patterns with
+    non-ASCII text and for the Ansible blob marker. It reports only lines that can match, in C at
+    about 1 GB/s. Compiling the database takes about a second, so it is cached on disk, keyed by the
+    expressions (see :func:`cache_dir`)."""
 
     kind = "hyperscan"
 
-    def __init__(self, literals: dict[bytes, tuple[int, ...]]) -> None:
+    def __init__(self, patterns: Sequence[CompiledPattern], extra: dict[bytes, tuple[int, ...]]) -> None:
         import hyperscan
 
-        self._ids = list(literals.values())
-        expressions = [re.escape(lit.decode("latin-1")).encode("latin-1") for lit in literals]
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(
-            expressions=expressions,
-            ids=list(range(len(expressions))),
-            elements=len(expressions),
-            flags=[hyperscan.HS_FLAG_CASELESS] * len(expressions),
-        )
+        expressions: list[bytes] = []
+        flags: list[int] = []
+        self._ids: list[tuple[int, ...]] = []
+        literal_flag = hyperscan.HS_FLAG_CASELESS
+        regex_base = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_ALLOWEMPTY
+        for index, cp in enumerate(patterns):
+            if cp.pattern.regex.isascii():
+                expressions.append(cp.pattern.regex.encode("ascii"))
+                flags.append(regex_base | (hyperscan.HS_FLAG_CASELESS if cp.pattern.ignore_case else 0))
+                self._ids.append((index,))
+                continue
+            for literal in cp.literals:
+                expressions.append(_escaped(literal.encode("utf-8")))
+                flags.append(literal_flag)
+                self._ids.append((index,))
+        for literal, ids in extra.items():
+            expressions.append(_escaped(literal))
+            flags.append(literal_flag)
+            self._ids.append(ids)
+        self._db = _hyperscan_database(hyperscan, expressions, flags)
         self._lock = threading.Lock()
 
     def find(self, data: bytes) -> list[tuple[int, tuple[int, ...]]]:
@@ -71,6 +90,50 @@ class HyperscanIndex:
         with self._lock:  # one scratch space per database: scans are serialised
             self._db.scan(data, match_event_handler=on_match)
         return found
+
+
+def _escaped(literal: bytes) -> bytes:
+    return b"".join(b"\\x%02x" % byte for byte in literal)
+
+
+def cache_dir() -> Path | None:
+    """Where compiled Hyperscan databases are kept: ``$QUBINODE_RECOVERY_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/qubinode-recovery`` or ``~/.cache/qubinode-recovery``; None to disable."""
+    configured = os.environ.get("QUBINODE_RECOVERY_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) if configured else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qubinode-recovery"
+
+
+def _hyperscan_database(hyperscan: Any, expressions: list[bytes], flags: list[int]) -> Any:
+    digest = hashlib.sha256(repr((HYPERSCAN_CACHE_VERSION, expressions, flags)).encode()).hexdigest()[:32]
+    directory = cache_dir()
+    path = directory / f"hs-{digest}.db" if directory else None
+    if path is not None and path.is_file():
+        try:
+            db = hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
+            db.scratch = hyperscan.Scratch(db)  # a loaded database comes without scratch space
+            return db
+        except Exception as exc:  # a damaged cache file: rebuild it
+            log.warning("ignoring unreadable pattern cache %s: %s", path, exc)
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(
+        expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions), flags=flags
+    )
+    if path is not None:
+        _write_atomically(path, hyperscan.dumpb(db))
+    return db
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home is fine: the database is just not cached
+        log.info("pattern cache not written (%s): %s", path, exc)
 
 
 class AhoCorasickIndex:
@@ -92,15 +155,25 @@ class AhoCorasickIndex:
             yield end + 1, ids
 
 
-def build_index(literals: dict[bytes, tuple[int, ...]], kind: str = "auto") -> LiteralIndex:
-    """The fastest literal index available (``kind``: auto, hyperscan or pyahocorasick)."""
+def build_index(patterns: Sequence[CompiledPattern], kind: str = "auto") -> LiteralIndex:
+    """The fastest prefilter available (``kind``: auto, hyperscan or pyahocorasick)."""
+    blob = {BLOB_MARKER.encode(): (_BLOB,)}
     if kind in ("auto", "hyperscan"):
         try:
-            return HyperscanIndex(literals)
+            return HyperscanIndex(patterns, blob)
         except ImportError:
             if kind == "hyperscan":
                 raise
-    return AhoCorasickIndex(literals)
+        except Exception as exc:  # a user pattern Hyperscan cannot compile: use the literal index
+            if kind == "hyperscan":
+                raise
+            log.warning("Hyperscan cannot compile the pattern library (%s); using the literal index", exc)
+    by_literal: dict[bytes, list[int]] = collections.defaultdict(list)
+    for i, cp in enumerate(patterns):
+        for literal in cp.literals:
+            by_literal[literal.encode("utf-8")].append(i)
+    by_literal[BLOB_MARKER.encode()].append(_BLOB)
+    return AhoCorasickIndex({lit: tuple(ids) for lit, ids in by_literal.items()})
 
 
 @dataclass(frozen=True)
@@ -150,12 +223,7 @@ class Matcher:
 
     def __init__(self, patterns: Sequence[CompiledPattern], index_kind: str = "auto") -> None:
         self.patterns = list(patterns)
-        by_literal: dict[bytes, list[int]] = collections.defaultdict(list)
-        for i, cp in enumerate(self.patterns):
-            for literal in cp.literals:
-                by_literal[literal.encode("utf-8")].append(i)
-        by_literal[BLOB_MARKER.encode()].append(_BLOB)
-        self.index = build_index({lit: tuple(ids) for lit, ids in by_literal.items()}, index_kind)
+        self.index = build_index(self.patterns, index_kind)
         self._broken: set[int] = set()
 
     def scan_text(self, text: str) -> ScanResult:

@@ -115,3 +115,32 @@ def test_multibyte_text_keeps_lines_and_offsets(make_matcher, small_library: Pat
 
 def test_index_kind_is_reported(make_matcher, small_library: PatternLibrary, index_kind: str) -> None:
     assert make_matcher(small_library.patterns).index.kind == index_kind
+
+
+def test_the_compiled_database_is_cached_and_a_damaged_cache_is_rebuilt(
+    small_library: PatternLibrary, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(tmp_path))
+    first = Matcher(small_library.patterns, index_kind="hyperscan")
+    (cached,) = tmp_path.glob("hs-*.db")
+    assert first.scan_text("No space left on device").counts
+    cached.write_bytes(b"not a hyperscan database")
+    second = Matcher(small_library.patterns, index_kind="hyperscan")
+    assert second.scan_text("No space left on device").counts
+    assert "ignoring unreadable pattern cache" in caplog.text
+    assert cached.read_bytes() != b"not a hyperscan database"
+    third = Matcher(small_library.patterns, index_kind="hyperscan")  # loaded from the rebuilt cache
+    assert third.scan_text("No space left on device").counts
+
+
+def test_the_cache_can_be_turned_off(small_library: PatternLibrary, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", "")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert Matcher(small_library.patterns, index_kind="hyperscan").scan_text("No space left on device").counts
+    assert not list(tmp_path.rglob("hs-*.db"))
+
+
+def test_noise_lines_with_common_words_reach_no_regex(analyzer) -> None:
+    recap = "hypervisor-7 : ok=12   changed=2    unreachable=0    failed=0    skipped=3\n" * 1000
+    hits = analyzer.matcher.index.find(recap.encode())
+    assert hits == []
