@@ -110,7 +110,7 @@ def _hyperscan_database(hyperscan: Any, expressions: list[bytes], flags: list[in
     digest = hashlib.sha256(repr((HYPERSCAN_CACHE_VERSION, expressions, flags)).encode()).hexdigest()[:32]
     directory = cache_dir()
     path = directory / f"hs-{digest}.db" if directory else None
-    if path is not None and path.is_file():
+    if path is not None and _trusted(path):
         try:
             db = hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
             db.scratch = hyperscan.Scratch(db)  # a loaded database comes without scratch space
@@ -126,11 +126,23 @@ def _hyperscan_database(hyperscan: Any, expressions: list[bytes], flags: list[in
     return db
 
 
+def _trusted(path: Path) -> bool:
+    """Load only a cache file this user owns that nobody else can write: a compiled database is
+    native code's input, so a file planted in a shared directory is never read."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     except OSError as exc:  # a read-only home is fine: the database is just not cached
         log.info("pattern cache not written (%s): %s", path, exc)

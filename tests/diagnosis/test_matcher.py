@@ -144,3 +144,17 @@ def test_noise_lines_with_common_words_reach_no_regex(analyzer) -> None:
     recap = "hypervisor-7 : ok=12   changed=2    unreachable=0    failed=0    skipped=3\n" * 1000
     hits = analyzer.matcher.index.find(recap.encode())
     assert hits == []
+
+
+def test_a_cache_file_others_can_write_is_never_loaded(
+    small_library: PatternLibrary, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(tmp_path))
+    Matcher(small_library.patterns, index_kind="hyperscan")
+    (cached,) = tmp_path.glob("hs-*.db")
+    assert cached.stat().st_mode & 0o777 == 0o600
+    cached.write_bytes(b"planted by someone else")
+    cached.chmod(0o666)
+    matcher = Matcher(small_library.patterns, index_kind="hyperscan")  # rebuilt, not loaded
+    assert matcher.scan_text("No space left on device").counts
+    assert cached.read_bytes() != b"planted by someone else"
