@@ -175,7 +175,7 @@ def attempt_log_file(key: TaskKey) -> Path | None:
 
 
 def _render_template(template: str, key: TaskKey) -> str:
-    """Render a custom ``log_filename_template`` (Jinja, or Python ``{placeholders}``)."""
+    """Render a custom ``log_filename_template`` (Jinja, or Python ``{fields}``)."""
     values = {
         "dag_id": key.dag_id,
         "task_id": key.task_id,

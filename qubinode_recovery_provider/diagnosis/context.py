@@ -898,7 +898,7 @@ class ContextCollector:
         return context
 
     def _store(self, context: DiagnosticContext, name: str, status: str, value: Any) -> None:
-        """Put one probe's result into ``context``, or UNKNOWN placeholders when it failed.
+        """Put one probe's result into ``context``, or UNKNOWN entries when it failed.
 
         :param context: the context being built.
         :param name: ``resources``, ``systemd``, ``podman`` or ``network``.
@@ -913,7 +913,7 @@ class ContextCollector:
             reason = f"{name} probe did not finish within {self.deadline:g}s"
         if reason:
             context.probe_errors.append(reason)
-        result = value if not reason else self._placeholder(name, reason)
+        result = value if not reason else self._unknown_entry(name, reason)
         if name == "resources":
             context.resources = result
         elif name == "network":
@@ -921,7 +921,7 @@ class ContextCollector:
         else:
             context.services += result
 
-    def _placeholder(self, name: str, reason: str) -> Any:
+    def _unknown_entry(self, name: str, reason: str) -> Any:
         """Return the UNKNOWN stand-in for a probe that failed or missed the deadline.
 
         :param name: ``resources``, ``systemd``, ``podman`` or ``network``.

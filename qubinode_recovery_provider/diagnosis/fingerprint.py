@@ -1,7 +1,7 @@
 """Stable fingerprints: the same failure gets the same fingerprint in every run.
 
 The variable parts of a line (timestamps, UUIDs, IP and MAC addresses, hex ids, numbers, temporary
-paths, Airflow run ids and the VM names built from them) are replaced by named placeholders, in the
+paths, Airflow run ids and the VM names built from them) are replaced by named tokens, in the
 order of one table, as Sentry's message parameterization does. The fingerprint hashes the root cause,
 the decisive pattern id and the masked line, so it does not change with the run, the host or the time.
 """
@@ -59,7 +59,7 @@ MAX_TEMPLATE_LENGTH = 300
 
 
 def mask(line: str) -> str:
-    """Replace the variable parts of ``line`` with ``<name>`` placeholders."""
+    """Replace the variable parts of ``line`` with ``<name>`` tokens."""
     masked = line
     for name, regex in MASKS:
         masked = regex.sub(f"<{name}>", masked)

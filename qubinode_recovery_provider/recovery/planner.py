@@ -653,7 +653,7 @@ def _manual_steps(ctx: _Context) -> list[str]:
 
 
 def _fill(template: str, ctx: _Context) -> str:
-    """Put the (validated) unit name into a ``<unit>`` placeholder."""
+    """Put the (validated) unit name into a ``<unit>`` slot."""
     service = ctx.wait_target
     if service and service not in playbooks.RESOURCES and is_service_name(service):
         return template.replace("<unit>", service)

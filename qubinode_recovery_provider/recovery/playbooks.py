@@ -5,7 +5,7 @@ preferred (once when a retry can help, once when it cannot), how a retry must be
 and which diagnostic and fix commands a person should run. Tool-specific commands are added for the tool
 a matched pattern belongs to (the pattern id's first segment: ``libvirt_001`` -> ``libvirt``).
 
-Every string here is text for a person. ``<name>`` placeholders are for the person to fill in; nothing
+Every string here is text for a person. ``<name>`` slots are for the person to fill in; nothing
 from a log is ever substituted into them.
 """
 
