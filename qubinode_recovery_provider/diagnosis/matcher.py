@@ -37,13 +37,13 @@ _BLOB = -1
 HYPERSCAN_CACHE_VERSION = 1
 
 
-class LiteralIndex(Protocol):
-    """Finds case-insensitive occurrences of many literals in bytes."""
+class PrefilterIndex(Protocol):
+    """Finds, in bytes, the places where a pattern can match (a superset: ``re`` confirms them)."""
 
     kind: str
 
     def find(self, data: bytes) -> Iterable[tuple[int, tuple[int, ...]]]:
-        """Yield ``(end_offset_exclusive, pattern_ids)`` for every occurrence, in any order."""
+        """Yield ``(end_offset_exclusive, pattern_ids)`` for every candidate, in any order."""
 
 
 class HyperscanIndex:
@@ -167,7 +167,7 @@ class AhoCorasickIndex:
             yield end + 1, ids
 
 
-def build_index(patterns: Sequence[CompiledPattern], kind: str = "auto") -> LiteralIndex:
+def build_index(patterns: Sequence[CompiledPattern], kind: str = "auto") -> PrefilterIndex:
     """The fastest prefilter available (``kind``: auto, hyperscan or pyahocorasick)."""
     blob = {BLOB_MARKER.encode(): (_BLOB,)}
     if kind in ("auto", "hyperscan"):

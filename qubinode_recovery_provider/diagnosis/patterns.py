@@ -116,15 +116,6 @@ class CompiledPattern:
     def id(self) -> str:
         return self.pattern.id
 
-    def matches_text(self, text: str) -> bool:
-        """True when any line of ``text`` (with Ansible blobs expanded) matches."""
-        from qubinode_recovery_provider.diagnosis.preprocess import expand_line
-
-        for line in text.splitlines() or [text]:
-            if any(self.regex.search(part) for part in expand_line(line)):
-                return True
-        return False
-
 
 @dataclass
 class PatternLibrary:
