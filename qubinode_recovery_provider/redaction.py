@@ -145,4 +145,37 @@ def redact_lines(lines: Iterable[str]) -> list[str]:
     return [redact(line) for line in items]
 
 
-__all__ = ["MASK", "RULES", "Rule", "redact", "redact_lines"]
+#: ANSI/VT escape sequences (CSI, OSC, two-byte escapes) and the other C0/C1 control characters but
+#: tab and newline: what a terminal would act on instead of printing.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]{0,64}[ -/]{0,16}[@-~]|\x1b\][^\x07\x1b]{0,4096}(?:\x07|\x1b\\)?|\x1b[@-_]?|"
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def strip_control(text: str) -> str:
+    """Remove terminal control sequences and control characters (keeps tab and newline).
+
+    :param text: text about to be printed or stored.
+    """
+    return _CONTROL.sub("", text) if text else text
+
+
+def redact_data(value: object, max_depth: int = 32) -> object:
+    """Redact every string inside JSON-like data (dicts, lists, tuples); keys are kept as they are.
+
+    :param value: the data.
+    :param max_depth: nesting deeper than this is replaced by ``"***"`` (never recursed into).
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if max_depth <= 0:
+        return MASK if isinstance(value, dict | list | tuple) else value
+    if isinstance(value, dict):
+        return {k: redact_data(v, max_depth - 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v, max_depth - 1) for v in value]
+    return value
+
+
+__all__ = ["MASK", "RULES", "Rule", "redact", "redact_data", "redact_lines", "strip_control"]
