@@ -18,14 +18,13 @@ Plain Python: no Airflow import.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider import config
+from qubinode_recovery_provider.files import write_private
 from qubinode_recovery_provider.models import AttemptOutcome, IncidentState, RecoveryAttempt, utcnow
 from qubinode_recovery_provider.recovery.executor import ESCALATION_LABELS, escalation_text
 from qubinode_recovery_provider.recovery.policy import ESCALATE_ACTION
@@ -82,20 +81,6 @@ def escalation_key(plan: RecoveryPlan) -> str:
     return f"{plan.fingerprint}|{plan.run_id or '-'}|{ESCALATE_ACTION}"
 
 
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` atomically (temporary file + rename) and return ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".md", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def escalate(
     ledger: Any,
     plan: RecoveryPlan,
@@ -118,7 +103,7 @@ def escalate(
     reason = "; ".join(r.strip() for r in reasons if r and r.strip()) or "escalated by request"
     title, body = escalation_text(plan, reason)
     path = (directory or reports_dir()) / f"escalation-{safe_name(plan.fingerprint[:24], plan.run_id)}.md"
-    write_text(path, _report(title, body, diagnosis, details))
+    write_private(path, _report(title, body, diagnosis, details))
     first = _claim(ledger, plan, reason)
     outbox_id: int | None = None
     if first:
@@ -196,4 +181,4 @@ def _safely(fn: Any, *args: Any) -> Any:
         return None
 
 
-__all__ = ["EscalationResult", "escalate", "escalation_key", "reports_dir", "safe_name", "write_text"]
+__all__ = ["EscalationResult", "escalate", "escalation_key", "reports_dir", "safe_name"]

@@ -9,17 +9,15 @@ incident starts at most one run per request. Plain Python, no Airflow.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from qubinode_recovery_provider import config
+from qubinode_recovery_provider.files import FILE_MODE, private_dir, write_private
 from qubinode_recovery_provider.models import utcnow
 
 PENDING = "pending"
@@ -113,19 +111,12 @@ class TriggerOutbox:
         :raises OSError: when the directory is not writable.
         """
         record.updated_at = utcnow().isoformat()
-        self.pending_directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
+        private_dir(self.pending_directory)
         marker = self.pending_directory / self.path_for(record.fingerprint).name
         if record.status == PENDING:
-            marker.touch()
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(record.to_json())
-            os.replace(tmp, self.path_for(record.fingerprint))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            marker.touch(mode=FILE_MODE)
+        write_private(self.path_for(record.fingerprint), record.to_json())
         if record.status != PENDING:
             marker.unlink(missing_ok=True)
 

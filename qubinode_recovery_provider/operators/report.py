@@ -64,7 +64,8 @@ class RecoveryReportOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from qubinode_recovery_provider import api
-        from qubinode_recovery_provider.escalation.reports import reports_dir, safe_name, write_text
+        from qubinode_recovery_provider.escalation.reports import reports_dir, safe_name
+        from qubinode_recovery_provider.files import write_private
         from qubinode_recovery_provider.models import IncidentState
         from qubinode_recovery_provider.operators import _common as c
 
@@ -77,7 +78,7 @@ class RecoveryReportOperator(BaseOperator):
         outcome, headline = _outcome(states, facts, steps)
         ti = context["ti"]
         markdown = _markdown(ti, outcome, headline, states, facts, steps)
-        path = write_text(reports_dir() / f"recovery-{safe_name(ti.run_id)}.md", markdown)
+        path = write_private(reports_dir() / f"recovery-{safe_name(ti.run_id)}.md", markdown)
         fingerprint = ((facts["diagnose"] or {}).get("diagnosis") or {}).get("fingerprint")
         if outcome == RECOVERED and fingerprint:
             api.get_ledger().set_incident_state(fingerprint, IncidentState.RESOLVED)

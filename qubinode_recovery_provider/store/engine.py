@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 
+from qubinode_recovery_provider.files import create_private_file, make_private
+
 READ_OPTION = "qubinode_ledger_read"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
@@ -78,10 +80,13 @@ def create_ledger_engine(url: URL, timeout: float) -> Engine:
 def _sqlite_engine(url: URL, timeout: float) -> Engine:
     path = sqlite_path(url)
     if path is not None:
-        # a directory that cannot be created shows up as "unable to open database file" on connect,
-        # an unavailable ledger like any other
+        # the ledger holds log tails: 0600 in a 0700 directory (SQLite gives its -wal/-shm files the
+        # database file's mode). A directory that cannot be created shows up as "unable to open database
+        # file" on connect, an unavailable ledger like any other.
         with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(path)
+            for suffix in ("-wal", "-shm", "-journal"):
+                make_private(path.with_name(path.name + suffix))
     engine = sa.create_engine(url, connect_args={"timeout": timeout})
     busy_ms = int(timeout * 1000)
 

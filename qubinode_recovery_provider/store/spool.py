@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from qubinode_recovery_provider.files import FILE_MODE, make_private, private_dir
+
 log = logging.getLogger(__name__)
 
 SPOOL_SUFFIX = ".jsonl"
@@ -98,7 +100,7 @@ class Spool:
         :raises OSError: when the spool directory is not writable.
         """
         self.path = self.directory / f"{_safe_host()}-{os.getpid()}{SPOOL_SUFFIX}"  # after fork
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         data = event.to_line().encode("utf-8")
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
@@ -233,16 +235,19 @@ def _replay_lines(
 def _reject(path: Path, line: str, reason: str) -> None:
     rejected = path.with_name(path.name + REJECTED_SUFFIX)
     log.error("ledger spool: set aside an event of %s in %s: %s", path.name, rejected.name, reason)
-    with rejected.open("a", encoding="utf-8") as out:
+    fd = os.open(rejected, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(line if line.endswith("\n") else line + "\n")
         out.flush()
         os.fsync(out.fileno())
+    make_private(rejected)
 
 
 def _rewrite(path: Path, lines: list[str]) -> None:
     """Atomically replace ``path`` by ``lines`` (writers blocked on the old file reopen the new one)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
         out.flush()
         os.fsync(out.fileno())
