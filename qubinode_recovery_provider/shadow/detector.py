@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from qubinode_recovery_provider.models import Severity, ShadowError, ShadowErrorType, utcnow
+from qubinode_recovery_provider.redaction import redact
 from qubinode_recovery_provider.shadow.domains import PARAM_KEY, DomainURIError, declarations_from_params
 from qubinode_recovery_provider.shadow.records import (
     FAILED_TASK_STATES,
@@ -229,7 +230,8 @@ class ShadowErrorDetector:
             return self._finding(T.LINEAGE_MISSING, "lineage_missing.task", evidence, run, task.task_id)
         evidence = [ended, airflow, f"OpenLineage: {kind} event for try {try_number or '?'} at {when}"]
         if seen.error:
-            evidence.append(f"OpenLineage errorMessage: {seen.error[:300]}")
+            # the task's own error text: redact the whole of it before cutting it short
+            evidence.append(f"OpenLineage errorMessage: {redact(seen.error)[:300]}")
         return self._finding(T.STATE_MISMATCH, "state_mismatch.lineage_fail", evidence, run, task.task_id)
 
     def _incomplete_finding(
@@ -367,8 +369,9 @@ class ShadowErrorDetector:
         return self._finding(kind, key, evidence, run, declared.task_id, declared.uri)
 
     def _unreachable(self, inventory: HostInventory, unverified: list[str]) -> ShadowError:
+        reason = redact(inventory.error or "no reason given")
         evidence = [
-            f"libvirt: {inventory.uri} could not be listed: {inventory.error}",
+            f"libvirt: {redact(inventory.uri)} could not be listed: {reason}",
             f"gave up after {inventory.elapsed_seconds:.1f} s",
         ]
         if unverified:

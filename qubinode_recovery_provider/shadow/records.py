@@ -10,6 +10,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+from qubinode_recovery_provider.redaction import redact
+
 EXPECTED_STATES = ("running", "defined")
 """What a task can promise about a VM: it runs, or it merely exists (in any state)."""
 
@@ -175,9 +177,9 @@ class SourceReport:
     suppressed: int = 0
 
     def warn(self, message: str) -> None:
-        """Keep the first ``max_warnings`` warnings, count the rest."""
+        """Keep the first ``max_warnings`` warnings (redacted: they quote URLs and errors), count the rest."""
         if len(self.warnings) < self.max_warnings:
-            self.warnings.append(message)
+            self.warnings.append(redact(message))
         else:
             self.suppressed += 1
 
