@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, template
-from qubinode_recovery_provider.diagnosis.matcher import Hit, Matcher, ScanResult
+from qubinode_recovery_provider.diagnosis.linear import compile_linear
+from qubinode_recovery_provider.diagnosis.matcher import MAX_SCAN_BYTES, Hit, Matcher, ScanResult
 from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, Pattern, PatternLibrary
 from qubinode_recovery_provider.models import (
     Diagnosis,
@@ -49,15 +49,15 @@ DEFAULT_RETRY_DELAY = {
     RootCause.RESOURCE_EXHAUSTION: 300,
 }
 NON_ERROR_LEVEL_WEIGHT = 0.7
-_LOW_LEVEL = re.compile(
+_LOW_LEVEL = compile_linear(
     r"\b(?:DEBUG|INFO|NOTICE|WARN|WARNING)\b|level=(?:debug|info|warn|warning)\b|\[(?:WARN|INFO)\]"
 )
-_ERROR_LEVEL = re.compile(
+_ERROR_LEVEL = compile_linear(
     r"\b(?:ERROR|FATAL|CRITICAL|CRIT|ERR|FATA|ERRO)\b|level=(?:error|fatal)\b|^fatal:|^failed:"
 )
-_ERRORISH = re.compile(
+_ERRORISH = compile_linear(
     r"error|fail|fatal|exception|denied|refused|cannot|can't|unable|not found|invalid|abort|panic",
-    re.IGNORECASE,
+    ignore_case=True,
 )
 
 
@@ -117,6 +117,9 @@ class Features:
 class FailureAnalyzer:
     """Diagnose failures with a pattern library.
 
+    Building one never raises because of the user's packs: the default library is loaded leniently
+    (:meth:`PatternLibrary.from_config`) and what it skipped is in :attr:`warnings`.
+
     :param library: the patterns; default: the shipped packs plus ``[qubinode_recovery] pattern_dirs``.
     :param calibration: confidence coefficients; default: the fitted ``calibration.json``.
     """
@@ -129,23 +132,48 @@ class FailureAnalyzer:
     def matcher(self) -> Matcher:
         return Matcher(self.library.patterns)
 
+    @property
+    def warnings(self) -> list[str]:
+        """Problems skipped while loading the pattern library (missing ``pattern_dirs``, broken packs),
+        one line each; ``self.library.warning_count`` counts them all."""
+        return list(self.library.warnings)
+
     def analyze(
         self,
         failure: str | FailureEvent,
         context: DiagnosticContext | None = None,
         *,
         diagnosis_id: str | None = None,
+        deadline: float | None = None,
     ) -> Diagnosis:
-        """Diagnose a failure given as text or as a :class:`FailureEvent`."""
+        """Diagnose a failure given as text or as a :class:`FailureEvent`.
+
+        :param failure: the failure's text, or the event (its exception and log tail are read).
+        :param context: the host's state, to corroborate or contradict the diagnosis.
+        :param diagnosis_id: the id given to the diagnosis.
+        :param deadline: a :func:`time.monotonic` value: once it has passed the scan stops, and the
+            diagnosis is made from the lines read so far (its summary and recommended actions say so).
+        """
         event = failure if isinstance(failure, FailureEvent) else None
         text = event.text() if event is not None else str(failure)
-        return self._diagnose(self.matcher.scan_text(text), context, event, diagnosis_id)
+        return self._diagnose(self.matcher.scan_text(text, deadline), context, event, diagnosis_id)
 
     def analyze_file(
-        self, path: str | Path, context: DiagnosticContext | None = None, *, diagnosis_id: str | None = None
+        self,
+        path: str | Path,
+        context: DiagnosticContext | None = None,
+        *,
+        diagnosis_id: str | None = None,
+        deadline: float | None = None,
     ) -> Diagnosis:
-        """Diagnose a log file of any size (streamed)."""
-        return self._diagnose(self.matcher.scan_file(path), context, None, diagnosis_id)
+        """Diagnose a log file of any size (streamed; of a file over 256 MiB, the end).
+
+        :param path: the log file.
+        :param context: the host's state.
+        :param diagnosis_id: the id given to the diagnosis.
+        :param deadline: a :func:`time.monotonic` value after which the scan stops (see :meth:`analyze`).
+        """
+        return self._diagnose(self.matcher.scan_file(path, deadline), context, None, diagnosis_id)
 
     def _diagnose(
         self,
@@ -160,6 +188,8 @@ class FailureAnalyzer:
         diagnosis.id = diagnosis_id
         if event is not None:
             diagnosis.dag_id, diagnosis.task_id, diagnosis.run_id = event.dag_id, event.task_id, event.run_id
+        if not scan.complete:
+            _note_incomplete(diagnosis, scan)
         return diagnosis
 
     def _weigh(self, scan: ScanResult) -> list[Evidence]:
@@ -363,6 +393,31 @@ def _actions(in_category: Sequence[Evidence], retryable: bool | None, category: 
     elif retryable is False:
         actions.append(f"Do not retry blindly: a {category.value} failure needs a change first.")
     return actions
+
+
+#: Marks a diagnosis made before the whole log was read (in the summary, for people and tools).
+PARTIAL_SCAN_NOTE = "[partial scan]"
+
+
+def _note_incomplete(diagnosis: Diagnosis, scan: ScanResult) -> None:
+    """Say in the diagnosis that it was made from part of the log."""
+    if scan.stopped == "deadline":
+        where = f"after line {scan.total_lines}" if scan.total_lines else "before the first line"
+        detail = f"the scan stopped at its deadline {where}; the diagnosis is from the lines read so far"
+        action = (
+            "The log was not read to its end in the time allowed: diagnose it again without a time limit "
+            "(qubinode-recovery diagnose --log-file PATH) before acting on this diagnosis."
+        )
+    else:
+        detail = (
+            f"the first {scan.skipped_bytes} bytes of the log were not read "
+            f"(only the last {MAX_SCAN_BYTES >> 20} MiB are)"
+        )
+        if not scan.line_numbers_exact:
+            detail += "; line numbers count from the first line read"
+        action = "The cause may sit in the part of the log that was not read: check its beginning too."
+    diagnosis.summary = f"{diagnosis.summary} {PARTIAL_SCAN_NOTE} {detail[0].upper()}{detail[1:]}."
+    diagnosis.recommended_actions.append(action)
 
 
 def _decisive_unknown_line(scan: ScanResult) -> str:

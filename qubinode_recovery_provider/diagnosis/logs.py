@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from qubinode_recovery_provider.diagnosis.preprocess import json_too_deep
+
 BLOCK_SIZE = 64 * 1024
 #: The most bytes :func:`read_log_tail` reads from the end of a file, whatever ``max_lines`` is.
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -145,20 +147,21 @@ def render_record(record: Mapping[str, Any]) -> list[str]:
 def parse_log_line(line: str) -> list[str]:
     """Render one physical log line: JSON records become their text, anything else stays as it is.
 
-    A line that looks like JSON but does not decode is kept verbatim, so nothing is lost.
+    A line that looks like JSON but does not decode, or nests deeper than
+    :data:`~.preprocess.MAX_JSON_DEPTH` levels, is kept verbatim, so nothing is lost.
 
     :param line: one line of the log file, without its newline.
     """
     stripped = line.strip()
-    if not stripped.startswith("{"):
+    if not stripped.startswith("{") or json_too_deep(stripped):
         return [line]
     try:
         record = json.loads(stripped)
-    except ValueError:
+        if not isinstance(record, dict):
+            return [line]
+        return render_record(record) or [line]
+    except (ValueError, RecursionError):  # not JSON, or nested beyond what Python can walk
         return [line]
-    if not isinstance(record, dict):
-        return [line]
-    return render_record(record) or [line]
 
 
 def _reverse_lines(handle: IO[bytes], max_bytes: int) -> Iterator[bytes]:

@@ -1,12 +1,22 @@
 """The known-error library: YAML pattern packs, their schema, loading and checking.
 
 A pack is data (see ``docs/patterns.md``). Loading validates every pattern and derives the literals the
-matcher's Aho-Corasick prefilter needs; any problem is raised as :class:`PackError`, whose message is one
-line naming the file, the pattern id and the problem.
+matcher's prefilter needs; a user pack's regexes must also compile with RE2 (linear time) and pass the
+cost probe (:mod:`.linear`). Any problem is a :class:`PackError`, whose message is one line naming the
+file, the pattern id and the problem. :meth:`PatternLibrary.load` raises it; the lenient load that
+:meth:`PatternLibrary.from_config` does (the analyzer inside a failing task) skips the pack instead and
+records the problem in :attr:`PatternLibrary.warnings`.
+
+Verifying a large pack costs time (YAML, validation, RE2 compilation and probing: seconds for 20,000
+patterns), so a verified pack of :data:`PACK_CACHE_MIN_PATTERNS` or more patterns is cached on disk as
+JSON, keyed by the file's bytes (see :mod:`.cache`); the next process loads it in a fraction of that.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,12 +26,29 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from qubinode_recovery_provider import __version__
+from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
+from qubinode_recovery_provider.diagnosis.linear import (
+    MAX_PROBE_SECONDS,
+    RE2_MAX_MEM,
+    LinearPattern,
+    NotLinear,
+    probe_lines,
+    probe_seconds,
+)
 from qubinode_recovery_provider.diagnosis.literals import literals_of_parsed, parse_regex
 from qubinode_recovery_provider.models import RootCause, Severity
+
+log = logging.getLogger(__name__)
 
 PACK_SCHEMA_VERSION = 1
 SHIPPED_PACKS_DIR = Path(__file__).parent / "packs"
 MIN_LITERAL_LENGTH = 4
+#: A verified pack with this many patterns or more is cached on disk (smaller ones load fast anyway).
+PACK_CACHE_MIN_PATTERNS = 200
+PACK_CACHE_VERSION = 1
+#: Problems recorded by a lenient load (one line each); more are counted, not kept.
+MAX_WARNINGS = 100
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ID_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*_[0-9]{3}$")
 
@@ -65,6 +92,7 @@ class Pattern(BaseModel):
     diagnostic_commands: list[str] = Field(default_factory=list)
     references: list[str] = Field(default_factory=list)
     literals: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
     examples: list[Example] = Field(min_length=1)
     near_misses: list[Example] = Field(min_length=1)
     pack: str = ""
@@ -89,40 +117,76 @@ class Pattern(BaseModel):
             raise ValueError("only a 'symptom' pattern can have the category 'unknown'")
         return self
 
-    def compile(self) -> re.Pattern[str]:
-        return re.compile(self.regex, re.IGNORECASE if self.ignore_case else 0)
+    def compile(self) -> LinearPattern:
+        """The RE2 form of ``regex`` and ``exclude`` (raises :class:`.NotLinear`)."""
+        return LinearPattern.compile(self.regex, self.exclude, self.ignore_case)
 
 
 class CompiledPattern:
-    """A validated pattern with its prefilter literals (lower case) and its regex, compiled on first
-    use: a failing task's process loads every pattern but runs only the few whose literals occur."""
+    """A validated pattern with its prefilter literals (lower case) and its RE2 expression, compiled on
+    first use: a failing task's process loads every pattern but runs only the few whose prefilter
+    finds a candidate line. A pattern read from the pack cache is validated on first use too (the
+    prefilter needs only its regex, its case flag and its literals).
 
-    __slots__ = ("_regex", "literals", "pattern")
+    :param pattern: the validated pattern, or None when ``raw`` is given.
+    :param literals: its prefilter literals.
+    :param raw: the pattern as the pack cache stores it (validated when :attr:`pattern` is first read).
+    """
+
+    __slots__ = ("_linear", "_pattern", "_raw", "id", "literals")
 
     def __init__(
-        self, pattern: Pattern, literals: tuple[str, ...], regex: re.Pattern[str] | None = None
+        self, pattern: Pattern | None, literals: tuple[str, ...], raw: dict[str, Any] | None = None
     ) -> None:
-        self.pattern = pattern
+        self._pattern = pattern
+        self._raw = raw
         self.literals = literals
-        self._regex = regex
+        self.id: str = pattern.id if pattern is not None else str((raw or {})["id"])
+        self._linear: LinearPattern | None = None
 
     @property
-    def regex(self) -> re.Pattern[str]:
-        if self._regex is None:
-            self._regex = self.pattern.compile()
-        return self._regex
+    def pattern(self) -> Pattern:
+        """The validated pattern."""
+        if self._pattern is None:
+            self._pattern = Pattern.model_validate(self._raw)
+            self._raw = None
+        return self._pattern
 
     @property
-    def id(self) -> str:
-        return self.pattern.id
+    def regex_source(self) -> str:
+        """The regex text (without validating a cached pattern)."""
+        return self._pattern.regex if self._pattern is not None else str((self._raw or {})["regex"])
+
+    @property
+    def ignore_case(self) -> bool:
+        """Whether the regex ignores case (without validating a cached pattern)."""
+        if self._pattern is not None:
+            return self._pattern.ignore_case
+        return bool((self._raw or {}).get("ignore_case", True))
+
+    @property
+    def linear(self) -> LinearPattern:
+        """The compiled RE2 pattern (compiled now if it was not; raises :class:`.NotLinear`)."""
+        if self._linear is None:
+            self._linear = self.pattern.compile()
+        return self._linear
 
 
 @dataclass
 class PatternLibrary:
-    """All loaded patterns, in load order (shipped packs first, then user packs)."""
+    """All loaded patterns, in load order (shipped packs first, then user packs).
+
+    :param patterns: the patterns.
+    :param sources: where each pattern id came from.
+    :param warnings: problems a lenient load skipped (one line each: ``file: id: problem``).
+    :param warning_count: how many problems there were (``warnings`` keeps the first
+        :data:`MAX_WARNINGS`).
+    """
 
     patterns: list[CompiledPattern] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    warning_count: int = 0
 
     def __iter__(self) -> Iterator[CompiledPattern]:
         return iter(self.patterns)
@@ -133,9 +197,32 @@ class PatternLibrary:
     def get(self, pattern_id: str) -> CompiledPattern | None:
         return next((p for p in self.patterns if p.id == pattern_id), None)
 
-    def add_pack(self, data: dict[str, Any], source: str = "<api>") -> list[CompiledPattern]:
-        """Validate a pack given as a dict and add its patterns. Raises :class:`PackError`."""
-        compiled = parse_pack(data, source)
+    def add_pack(
+        self, data: dict[str, Any], source: str = "<api>", *, verify: bool = True
+    ) -> list[CompiledPattern]:
+        """Validate a pack given as a dict and add its patterns. Raises :class:`PackError`.
+
+        :param data: the pack.
+        :param source: where it came from (named in errors).
+        :param verify: also check that every regex is linear-time and cheap (RE2 and the cost probe).
+        """
+        return self._add(parse_pack(data, source, verify=verify), source)
+
+    def add_file(self, path: Path, *, verify: bool = True) -> list[CompiledPattern]:
+        """Read, validate and add a pack file (a verified large pack comes from the cache when it can).
+
+        :param path: the YAML file.
+        :param verify: also check that every regex is linear-time and cheap.
+        """
+        raw = _read_bytes(path)
+        compiled = _cached_pack(raw) if verify else None
+        if compiled is None:
+            compiled = parse_pack(_parse_yaml(raw, path), str(path), verify=verify)
+            if verify and len(compiled) >= PACK_CACHE_MIN_PATTERNS:
+                _store_pack(raw, compiled)
+        return self._add(compiled, str(path))
+
+    def _add(self, compiled: list[CompiledPattern], source: str) -> list[CompiledPattern]:
         for cp in compiled:
             if cp.id in self.sources:
                 raise PackError(source, cp.id, f"id already defined in {self.sources[cp.id]}")
@@ -144,41 +231,103 @@ class PatternLibrary:
             self.patterns.append(cp)
         return compiled
 
-    def add_file(self, path: Path) -> list[CompiledPattern]:
-        return self.add_pack(read_pack_file(path), str(path))
+    def warn(self, problem: str) -> None:
+        """Record (and log) a problem a lenient load skipped.
+
+        :param problem: one line naming the file, the pattern and the problem.
+        """
+        log.warning("pattern library: %s (skipped)", problem)
+        self.warning_count += 1
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(problem)
 
     @classmethod
-    def load(cls, extra_dirs: Iterable[str | Path] = (), *, shipped: bool = True) -> PatternLibrary:
-        """Load the shipped packs, then every ``*.yaml``/``*.yml`` in ``extra_dirs``."""
+    def load(
+        cls, extra_dirs: Iterable[str | Path] = (), *, shipped: bool = True, strict: bool = True
+    ) -> PatternLibrary:
+        """Load the shipped packs, then every ``*.yaml``/``*.yml`` in ``extra_dirs``.
+
+        The shipped packs are trusted (``patterns check`` and the tests verify them); user packs are
+        verified (:func:`parse_pack`).
+
+        :param extra_dirs: directories of user packs.
+        :param shipped: load the shipped packs first.
+        :param strict: raise :class:`PackError` on the first problem (a missing directory, a broken
+            pack); otherwise skip what is broken and record it in :attr:`warnings`.
+        """
         library = cls()
+        sources: list[tuple[Path, bool]] = []
         if shipped:
-            for path in pack_files(SHIPPED_PACKS_DIR):
-                library.add_file(path)
+            sources.extend((path, False) for path in pack_files(SHIPPED_PACKS_DIR))
         for directory in extra_dirs:
-            directory = Path(directory)
-            if not directory.is_dir():
-                raise PackError(str(directory), None, "pattern directory does not exist")
-            for path in pack_files(directory):
-                library.add_file(path)
+            try:
+                sources.extend((path, True) for path in _user_pack_files(Path(directory)))
+            except PackError as exc:
+                if strict:
+                    raise
+                library.warn(str(exc))
+        for path, verify in sources:
+            try:
+                library.add_file(path, verify=verify)
+            except PackError as exc:
+                if strict:
+                    raise
+                library.warn(str(exc))
         return library
 
     @classmethod
     def from_config(cls) -> PatternLibrary:
-        """Shipped packs plus ``[qubinode_recovery] pattern_dirs``."""
-        from qubinode_recovery_provider import config
+        """Shipped packs plus ``[qubinode_recovery] pattern_dirs``, loaded leniently: a missing
+        directory or a broken pack is a warning in :attr:`warnings`, never an exception."""
+        try:
+            from qubinode_recovery_provider import config
 
-        return cls.load(config.get_list("pattern_dirs"))
+            directories = config.get_list("pattern_dirs")
+        except Exception as exc:  # the analyzer must work whatever the configuration says
+            library = cls.load(strict=False)
+            library.warn(f"[qubinode_recovery] pattern_dirs: cannot be read: {exc}")
+            return library
+        return cls.load(directories, strict=False)
 
 
 def pack_files(directory: Path) -> list[Path]:
+    """The ``*.yaml`` and ``*.yml`` files of ``directory``, sorted.
+
+    :param directory: a pack directory.
+    """
     return sorted(p for p in directory.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
 
 
-def read_pack_file(path: Path) -> dict[str, Any]:
+def _user_pack_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        problem = "is not a directory" if directory.exists() else "does not exist"
+        raise PackError(str(directory), None, f"pattern directory {problem}")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+        return pack_files(directory)
+    except OSError as exc:
+        raise PackError(str(directory), None, f"pattern directory cannot be read: {exc.strerror}") from None
+
+
+def read_pack_file(path: Path) -> dict[str, Any]:
+    """Read a pack file as a dict (raises :class:`PackError`).
+
+    :param path: the YAML file.
+    """
+    return _parse_yaml(_read_bytes(path), path)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
     except OSError as exc:
         raise PackError(str(path), None, f"cannot read: {exc.strerror}") from None
+
+
+def _parse_yaml(raw: bytes, path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+    except UnicodeDecodeError as exc:
+        raise PackError(str(path), None, f"not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -189,8 +338,13 @@ def read_pack_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def parse_pack(data: dict[str, Any], source: str) -> list[CompiledPattern]:
-    """Validate one pack and compile its patterns."""
+def parse_pack(data: dict[str, Any], source: str, *, verify: bool = True) -> list[CompiledPattern]:
+    """Validate one pack and derive its patterns' literals.
+
+    :param data: the pack.
+    :param source: where it came from (named in errors).
+    :param verify: also check that every regex compiles with RE2 and passes the cost probe.
+    """
     name = data.get("pack")
     if not isinstance(name, str) or not name:
         raise PackError(source, None, "missing 'pack' name")
@@ -204,6 +358,8 @@ def parse_pack(data: dict[str, Any], source: str) -> list[CompiledPattern]:
     seen: set[str] = set()
     for index, raw in enumerate(raw_patterns):
         cp = _compile_pattern(raw, name, source, index)
+        if verify:
+            verify_pattern(cp, source)
         if cp.id in seen:
             raise PackError(source, cp.id, "duplicate id in this pack")
         seen.add(cp.id)
@@ -221,7 +377,7 @@ def _compile_pattern(raw: Any, pack: str, source: str, index: int) -> CompiledPa
         err = exc.errors()[0]
         loc = ".".join(str(part) for part in err["loc"])
         raise PackError(source, pattern_id, f"{loc}: {err['msg']}" if loc else err["msg"]) from None
-    try:  # parsing finds syntax errors; the regex itself is compiled on first use (or by the checker)
+    try:  # parsing finds syntax errors; RE2 compiles the regex on first use (or when verifying)
         parsed = parse_regex(pattern.regex)
     except re.error as exc:
         raise PackError(source, pattern_id, f"regex does not compile: {exc}") from None
@@ -244,3 +400,84 @@ def _literals_for(pattern: Pattern, source: str, parsed: Any) -> tuple[str, ...]
             "(the prefilter needs one; add 'literals:' or make the regex more specific)",
         )
     return tuple(sorted(derived))
+
+
+def verify_pattern(cp: CompiledPattern, source: str) -> None:
+    """Refuse a pattern RE2 cannot compile (not linear-time) or that is too slow on the probe lines.
+
+    The compiled expression is dropped afterwards: the matcher compiles it again on the first candidate
+    line, so a large pack costs no memory for patterns that never come close to matching.
+
+    :param cp: the pattern.
+    :param source: its file (named in the error).
+    :raises PackError: with a one-line reason.
+    """
+    try:
+        linear = cp.pattern.compile()
+    except NotLinear as exc:
+        raise PackError(source, cp.id, _not_linear(str(exc))) from None
+    seconds = probe_seconds(linear, cp.literals)
+    if seconds > MAX_PROBE_SECONDS:
+        raise PackError(
+            source,
+            cp.id,
+            f"regex is too slow: {seconds * 1000:.0f} ms on {len(probe_lines(cp.literals))} probe lines of "
+            f"4 KiB (limit {MAX_PROBE_SECONDS * 1000:.0f} ms); make its repetitions smaller or more specific",
+        )
+
+
+def _not_linear(reason: str) -> str:
+    part, _, detail = reason.partition(": ") if reason.startswith("exclude[") else ("regex", "", reason)
+    hint = ""
+    if "perl operator" in detail or "invalid escape sequence: \\" in detail:
+        hint = "; RE2 has no look-around or back-references: write the context as 'exclude:' expressions"
+    elif "too large" in detail:
+        hint = f"; RE2 refuses programs over {RE2_MAX_MEM >> 20} MiB: use smaller counted repetitions"
+    elif "repetition size" in detail:
+        hint = "; RE2 allows counted repetitions up to 1000 in all (nested counts multiply)"
+    return f"{part} is not linear-time (RE2 cannot compile it: {detail}){hint}"
+
+
+def _pack_cache_path(raw: bytes) -> Path | None:
+    directory = cache_dir()
+    if directory is None:
+        return None
+    # Anything that changes what verification accepts or what loading derives is part of the key.
+    key = (
+        f"{PACK_CACHE_VERSION}|{__version__}|{MIN_LITERAL_LENGTH}|{MAX_PROBE_SECONDS}|{RE2_MAX_MEM}|".encode()
+    )
+    return directory / f"pack-{hashlib.sha256(key + raw).hexdigest()[:32]}.json"
+
+
+def _cached_pack(raw: bytes) -> list[CompiledPattern] | None:
+    """The verified patterns of a pack file whose exact bytes were verified before, or None. Each is
+    validated again only when it is first used (see :class:`CompiledPattern`)."""
+    path = _pack_cache_path(raw)
+    data = read_trusted(path) if path is not None else None
+    if data is None:
+        return None
+    try:
+        document = json.loads(data)
+        if document.get("version") != PACK_CACHE_VERSION:
+            return None
+        compiled = []
+        for row in document["patterns"]:
+            pattern, literals = row["pattern"], row["literals"]
+            if not (isinstance(pattern["id"], str) and isinstance(pattern["regex"], str) and literals):
+                raise TypeError("a cached pattern without id, regex or literals")
+            compiled.append(CompiledPattern(None, tuple(literals), pattern))
+        return compiled
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # damaged: verify the pack again
+        log.warning("ignoring unreadable pack cache %s: %s", path, exc)
+        return None
+
+
+def _store_pack(raw: bytes, compiled: list[CompiledPattern]) -> None:
+    path = _pack_cache_path(raw)
+    if path is None:
+        return
+    rows = [
+        {"pattern": cp.pattern.model_dump(mode="json", exclude_defaults=True), "literals": list(cp.literals)}
+        for cp in compiled
+    ]
+    write_atomically(path, json.dumps({"version": PACK_CACHE_VERSION, "patterns": rows}).encode())

@@ -158,3 +158,94 @@ def test_a_cache_file_others_can_write_is_never_loaded(
     matcher = Matcher(small_library.patterns, index_kind="hyperscan")  # rebuilt, not loaded
     assert matcher.scan_text("No space left on device").counts
     assert cached.read_bytes() != b"planted by someone else"
+
+
+def test_many_hits_on_one_line_count_once_per_line(make_matcher, small_library: PatternLibrary) -> None:
+    lines = ["write failed: No space left on device; " * 50 for _ in range(100)]
+    result = make_matcher(small_library.patterns).scan_text("\n".join(lines))
+    assert result.counts[0] == 100  # one per line, however many hits each line has
+    assert [h.line_number for h in result.hits()] == [1, 2, 3, 98, 99, 100]
+
+
+def test_hits_far_apart_on_a_long_line_are_all_found(make_matcher, small_library: PatternLibrary) -> None:
+    line = "x" * 300_000 + " No space left on device " + "y" * 300_000 + " Operation timed out"
+    result = make_matcher(small_library.patterns).scan_text("start\n" + line + "\nend")
+    assert _ids(small_library, result) == {"unitdisk_001": [2], "unittimeout_001": [2]}
+    (disk,) = (h for h in result.hits() if h.pattern_index == 0)
+    assert len(disk.text) <= matcher_module.MAX_LINE_WINDOW  # the window, not the 600 KB line
+    assert "No space left on device" in disk.text
+
+
+def _exists_library() -> PatternLibrary:
+    library = PatternLibrary()
+    pattern = {
+        "id": "exists_001",
+        "regex": "already exists",
+        "exclude": ["skipped: already exists"],
+        "category": "state_mismatch",
+        "severity": "medium",
+        "retryable": False,
+        "description": "x",
+        "examples": [{"text": "volume already exists", "source": "t"}],
+        "near_misses": [{"text": "blob skipped: already exists", "source": "t"}],
+    }
+    library.add_pack({"pack": "api", "patterns": [pattern]})
+    return library
+
+
+def test_a_pattern_is_tried_in_a_bounded_number_of_windows_per_line() -> None:
+    matcher = Matcher(_exists_library().patterns)
+    calls: list[int] = []
+    real = matcher._try
+
+    def counting(pattern_index: int, data: bytes, line_no: int, result) -> bool:
+        calls.append(len(data))
+        return real(pattern_index, data, line_no, result)
+
+    matcher._try = counting  # type: ignore[method-assign]
+    # 400 prefilter hits far apart on one line, each vetoed by the pattern's exclude
+    line = ("z" * 5000 + " skipped: already exists ") * 400
+    result = matcher.scan_text(line + "\nvolume vm1 already exists")
+    assert [h.line_number for h in result.hits()] == [2]
+    assert len(calls) == matcher_module.MAX_WINDOWS_PER_LINE + 1
+    assert max(calls) <= matcher_module.MAX_LINE_WINDOW
+
+
+def test_each_regex_call_reads_at_most_one_window(small_library: PatternLibrary) -> None:
+    matcher = Matcher(small_library.patterns)
+    sizes: list[int] = []
+    real = matcher._try
+
+    def measuring(pattern_index: int, data: bytes, line_no: int, result) -> bool:
+        sizes.append(len(data))
+        return real(pattern_index, data, line_no, result)
+
+    matcher._try = measuring  # type: ignore[method-assign]
+    text = "\n".join(["No space left on device " * 20_000, "Operation timed out", "q" * 9000 + "timed out"])
+    result = matcher.scan_text(text)
+    assert _ids(small_library, result) == {"unitdisk_001": [1], "unittimeout_001": [2, 3]}
+    assert sizes
+    assert max(sizes) <= matcher_module.MAX_LINE_WINDOW
+
+
+def test_an_unverified_pattern_re2_cannot_compile_is_skipped_not_raised(caplog) -> None:
+    library = PatternLibrary()
+    pack = {
+        "pack": "api",
+        "patterns": [
+            {
+                "id": "look_001",
+                "regex": "(?<!message )authentication failed",
+                "category": "credential",
+                "severity": "high",
+                "retryable": False,
+                "description": "x",
+                "examples": [{"text": "authentication failed", "source": "t"}],
+                "near_misses": [{"text": "message authentication failed", "source": "t"}],
+            }
+        ],
+    }
+    library.add_pack(pack, verify=False)  # the API lets a caller skip verification; the matcher copes
+    result = Matcher(library.patterns).scan_text("authentication failed\nauthentication failed")
+    assert not result.counts
+    assert caplog.text.count("pattern look_001 is skipped: RE2 cannot compile it") == 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -134,14 +135,176 @@ def test_shipped_packs_pass_the_checker() -> None:
     assert report.patterns >= 150
 
 
-def test_a_regex_that_parses_but_does_not_compile_is_reported_by_the_checker(tmp_path: Path) -> None:
-    path = _pack(tmp_path, regex="(?<=a+)No space left on device")  # variable-width look-behind
-    library = PatternLibrary.load([tmp_path], shipped=False)  # loading only parses: lazy compile
-    report = check_packs([path])
-    assert report.problems == [
-        f"{path}: unitdisk_001: regex does not compile: look-behind requires fixed-width pattern"
-    ]
+@pytest.mark.parametrize(
+    ("regex", "problem"),
+    [
+        (
+            "(?<!message )No space left on device",
+            "regex is not linear-time (RE2 cannot compile it: invalid perl operator: (?<!); RE2 has no "
+            "look-around or back-references: write the context as 'exclude:' expressions",
+        ),
+        ("No space left on device(?! now)", "regex is not linear-time (RE2 cannot compile it: invalid perl"),
+        (r"(No) space left on device \1", "regex is not linear-time (RE2 cannot compile it: invalid escape"),
+    ],
+)
+def test_a_regex_re2_cannot_compile_is_refused_when_the_pack_loads(tmp_path: Path, regex, problem) -> None:
+    path = _pack(tmp_path, regex=regex)
+    with pytest.raises(PackError) as err:
+        PatternLibrary.load([tmp_path], shipped=False)
+    assert str(err.value).startswith(f"{path}: unitdisk_001: {problem}")
+    assert "\n" not in str(err.value)
+    report = check_packs([path])  # `patterns check` says the same, in one line
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith(f"{path}: unitdisk_001: {problem}")
+
+
+def test_an_exclude_re2_cannot_compile_is_refused_by_name(tmp_path: Path) -> None:
+    path = _pack(tmp_path, exclude=["fine", "(?=lookahead)"])
+    with pytest.raises(
+        PackError, match=r"unitdisk_001: exclude\[1\] is not linear-time \(RE2 cannot compile"
+    ):
+        PatternLibrary.load([tmp_path], shipped=False)
+    assert path.exists()
+
+
+def test_a_linear_but_slow_regex_is_refused_with_its_measured_cost(tmp_path: Path) -> None:
+    # RE2 runs this in linear time, but its NFA takes ~0.1-0.4 s per 4 KiB line of short words.
+    path = _pack(tmp_path, regex=r"(?:\w+\s*){1,400}No space left on device")
+    with pytest.raises(PackError) as err:
+        PatternLibrary.load([tmp_path], shipped=False)
+    message = str(err.value)
+    assert message.startswith(f"{path}: unitdisk_001: regex is too slow: ")
+    assert "probe lines of 4 KiB (limit 50 ms)" in message
+
+
+@pytest.mark.parametrize(
+    ("regex", "problem"),
+    [
+        (r"No space left on device (?:\S{1,1000}\s){2}", "invalid repetition size: {2}); RE2 allows counted"),
+        ("No space left on device " + r"\S{1000}" * 30, "pattern too large - compile failed); RE2 refuses"),
+    ],
+)
+def test_huge_counted_repetitions_are_refused(tmp_path: Path, regex, problem) -> None:
+    path = _pack(tmp_path, regex=regex)
+    with pytest.raises(PackError) as err:
+        PatternLibrary.load([tmp_path], shipped=False)
+    assert str(err.value).startswith(
+        f"{path}: unitdisk_001: regex is not linear-time (RE2 cannot compile it: "
+    )
+    assert problem in str(err.value)
+
+
+def test_the_classic_redos_regex_is_accepted_because_re2_runs_it_in_linear_time(tmp_path: Path) -> None:
+    _pack(
+        tmp_path,
+        regex="No space left on device: (a+)+$",
+        examples=[{"text": "No space left on device: aaa", "source": "t"}],
+    )
+    library = PatternLibrary.load([tmp_path], shipped=False)
+    assert [cp.id for cp in library] == ["unitdisk_001"]
+
+
+def test_exclude_vetoes_the_matches_it_overlaps_and_only_those(tmp_path: Path) -> None:
+    _pack(
+        tmp_path,
+        regex="already exists",
+        exclude=["skipped: already exists"],
+        examples=[{"text": "volume vm1 already exists", "source": "t"}],
+        near_misses=[{"text": "Copying blob fae5 skipped: already exists", "source": "t"}],
+    )
+    report = check_packs([tmp_path / "user_pack.yaml"])
+    assert report.problems == []
     from qubinode_recovery_provider.diagnosis.matcher import Matcher
 
-    result = Matcher(library.patterns).scan_text("No space left on device")  # skipped, not raised
-    assert not result.counts
+    library = PatternLibrary.load([tmp_path], shipped=False)
+    matcher = Matcher(library.patterns)
+    assert not matcher.scan_text("blob fae5 SKIPPED: Already Exists").counts  # ignore_case applies too
+    both = matcher.scan_text("blob 1 skipped: already exists; then volume vm1 already exists")
+    assert both.counts[0] == 1
+
+
+def test_shipped_patterns_all_compile_with_re2() -> None:
+    for cp in PatternLibrary.load():
+        cp.pattern.compile()  # raises NotLinear otherwise
+
+
+def test_a_missing_pattern_directory_is_a_recorded_warning_in_a_lenient_load(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    good.mkdir()
+    _pack(good)
+    library = PatternLibrary.load([tmp_path / "nope", good], shipped=False, strict=False)
+    assert [cp.id for cp in library] == ["unitdisk_001"]
+    assert library.warnings == [f"{tmp_path / 'nope'}: pattern directory does not exist"]
+    assert library.warning_count == 1
+
+
+def test_a_broken_pack_is_skipped_and_counted_in_a_lenient_load(tmp_path: Path) -> None:
+    path = _pack(tmp_path, regex="(?<=x)No space left on device")
+    (tmp_path / "other.yaml").write_text("pack: [unclosed\n")
+    library = PatternLibrary.load([tmp_path], strict=False)
+    assert len(library) >= 150  # the shipped packs still load
+    assert library.warning_count == 2
+    assert any(w.startswith(f"{path}: unitdisk_001: regex is not linear-time") for w in library.warnings)
+    assert any("other.yaml: invalid YAML" in w for w in library.warnings)
+
+
+def test_an_unreadable_pattern_directory_is_a_warning(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file.yaml"
+    not_a_dir.write_text("pack: x\n")
+    library = PatternLibrary.load([not_a_dir], shipped=False, strict=False)
+    assert library.warnings == [f"{not_a_dir}: pattern directory is not a directory"]
+
+
+def test_the_analyzer_builds_whatever_pattern_dirs_says(tmp_path: Path, monkeypatch) -> None:
+    from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.yaml").write_text("pack: bad\npatterns:\n  - id: bad_001\n    regex: '(?!x)abcd'\n")
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__PATTERN_DIRS", f"{tmp_path / 'missing'},{broken}")
+    analyzer = FailureAnalyzer()
+    assert analyzer.library.warning_count == 2
+    assert analyzer.warnings[0] == f"{tmp_path / 'missing'}: pattern directory does not exist"
+    assert analyzer.warnings[1].startswith(f"{broken / 'bad.yaml'}: bad_001: ")
+    assert analyzer.analyze("No space left on device").root_cause.value == "storage"
+
+
+def test_a_large_verified_pack_is_cached_and_the_cache_is_used(tmp_path: Path, monkeypatch) -> None:
+    from qubinode_recovery_provider.diagnosis import patterns as patterns_module
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(cache))
+    monkeypatch.setattr(patterns_module, "PACK_CACHE_MIN_PATTERNS", 2)
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "unit.yaml").write_bytes(FIXTURE.read_bytes())
+    first = PatternLibrary.load([packs], shipped=False)
+    (cached,) = cache.glob("pack-*.json")
+    assert cached.stat().st_mode & 0o777 == 0o600
+    calls: list[str] = []
+    monkeypatch.setattr(patterns_module, "verify_pattern", lambda cp, source: calls.append(cp.id))
+    second = PatternLibrary.load([packs], shipped=False)
+    assert calls == []  # verified before: nothing compiled or probed again
+    assert [(cp.pattern, cp.literals) for cp in second] == [(cp.pattern, cp.literals) for cp in first]
+    (packs / "unit.yaml").write_bytes(FIXTURE.read_bytes() + b"\n# changed\n")
+    PatternLibrary.load([packs], shipped=False)
+    assert len(calls) == len(first)  # other bytes: verified again
+
+
+def test_a_cache_file_others_can_write_is_ignored(tmp_path: Path, monkeypatch) -> None:
+    from qubinode_recovery_provider.diagnosis import patterns as patterns_module
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(cache))
+    monkeypatch.setattr(patterns_module, "PACK_CACHE_MIN_PATTERNS", 2)
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "unit.yaml").write_bytes(FIXTURE.read_bytes())
+    PatternLibrary.load([packs], shipped=False)
+    (cached,) = cache.glob("pack-*.json")
+    planted = json.loads(cached.read_text())
+    planted["patterns"][0]["pattern"]["regex"] = "(?<!x)planted"
+    cached.write_text(json.dumps(planted))
+    cached.chmod(0o666)
+    library = PatternLibrary.load([packs], shipped=False)
+    assert library.patterns[0].pattern.regex == "No space left on device"
