@@ -14,6 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
+#: The highest try number accepted from outside (CLI flags, a recovery run's conf): Airflow counts tries
+#: from 1, and no task is retried ten thousand times.
+MAX_TRY_NUMBER = 10_000
 
 
 def utcnow() -> datetime:

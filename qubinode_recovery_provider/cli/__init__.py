@@ -2,15 +2,20 @@
 
 Every subcommand lives in its own module of this package with a ``register(subparsers)`` function that
 adds its parser and sets ``func`` (``args -> exit code``). Exit codes follow the brief: 0 success, 1 the
-command ran and found a problem it reports, 2 bad input with a one-line reason on stderr.
+command ran and found a problem it reports, 2 bad input with a one-line reason on stderr -- argparse's
+own errors included (:class:`ArgumentParser` prints one line, not the usage block). Flag values are
+checked by the validators of :mod:`.common`; everything printed goes through :mod:`.output`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from qubinode_recovery_provider import __version__
 from qubinode_recovery_provider.config import ConfigError
@@ -26,8 +31,22 @@ class UsageError(Exception):
     """Bad input from the user: reported as one line on stderr with exit code 2."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one cleaned line on stderr (exit 2), pointing to ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        """Report a command-line error as one line and exit with code 2.
+
+        :param message: argparse's reason.
+        """
+        from qubinode_recovery_provider.cli import output
+
+        output.error(f"{message} (see {self.prog} --help)", prog=self.prog)
+        self.exit(EXIT_BAD_INPUT)
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="qubinode-recovery",
         description="Diagnose failed infrastructure tasks, plan recovery, inspect incidents.",
     )
@@ -45,16 +64,36 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code."""
+    """Run the CLI and return its exit code.
+
+    :param argv: the arguments (default ``sys.argv[1:]``).
+    :return: 0, 1 or 2 (also for argparse's own errors, and 0 after ``--help``), never ``SystemExit``.
+    """
+    from qubinode_recovery_provider.cli import output
+
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
         return int(args.func(args))
     except (UsageError, ConfigError) as exc:
-        print(f"qubinode-recovery: error: {exc}", file=sys.stderr)
+        output.error(str(exc))
         return EXIT_BAD_INPUT
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away, point stdout at /dev/null so the interpreter's final
+    flush does not print a second broken-pipe error."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover

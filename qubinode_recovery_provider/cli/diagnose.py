@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from qubinode_recovery_provider.cli import EXIT_OK, UsageError
-from qubinode_recovery_provider.cli.common import load_analyzer, open_input
+from qubinode_recovery_provider.cli import EXIT_OK, UsageError, output
+from qubinode_recovery_provider.cli.common import load_analyzer, log_file_path, read_json_lines
 from qubinode_recovery_provider.cli.render import render_diagnosis
 
 if TYPE_CHECKING:
-    from qubinode_recovery_provider.diagnosis import FailureAnalyzer
-    from qubinode_recovery_provider.models import DiagnosticContext
+    from qubinode_recovery_provider.models import Diagnosis, DiagnosticContext
 
 BATCH_FIELDS = ("id", "dag_id", "task_id")
 
@@ -46,9 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    analyzer = load_analyzer(args.patterns_dir)
+    """Diagnose what the arguments name and print the result.
+
+    :param args: the parsed arguments.
+    """
     if args.batch is not None:
         records = read_batch(args.batch)
+        analyzer = load_analyzer(args.patterns_dir)
         context = _probe() if args.probe else None
         for record in records:
             diagnosis = analyzer.analyze(record["text"], context, diagnosis_id=record["id"])
@@ -56,47 +57,46 @@ def run(args: argparse.Namespace) -> int:
                 **diagnosis.to_json_dict(),
                 **{k: record[k] for k in BATCH_FIELDS if k in record},
             }
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            output.write_json(row)
         return EXIT_OK
-    diagnosis = _diagnose_one(analyzer, args)
+    diagnosis = _diagnose_one(args)
     if args.json:
-        sys.stdout.write(json.dumps(diagnosis.to_json_dict(), ensure_ascii=False, indent=2) + "\n")
+        output.write_json(diagnosis.to_json_dict(), indent=2)
     else:
-        sys.stdout.write(render_diagnosis(diagnosis))
+        output.write(render_diagnosis(diagnosis))
     return EXIT_OK
 
 
-def _diagnose_one(analyzer: FailureAnalyzer, args: argparse.Namespace) -> Any:
-    context = _probe() if args.probe else None
+def _diagnose_one(args: argparse.Namespace) -> Diagnosis:
     if args.error is not None:
         if not args.error.strip():
             raise UsageError("--error is empty: give the error message or log excerpt to diagnose")
-        return analyzer.analyze(args.error, context)
-    if args.log_file == "-":
-        return analyzer.analyze(sys.stdin.read(), context)
-    path = Path(args.log_file)
-    if not path.is_file():
-        raise UsageError(f"log file {args.log_file} does not exist or is not a file")
+        analyzer = load_analyzer(args.patterns_dir)
+        return analyzer.analyze(args.error, _probe() if args.probe else None)
+    path = log_file_path(args.log_file)
+    analyzer = load_analyzer(args.patterns_dir)
+    context = _probe() if args.probe else None
+    shown = "stdin" if args.log_file == "-" else args.log_file
     try:
         return analyzer.analyze_file(path, context)
     except OSError as exc:
-        raise UsageError(f"cannot read log file {args.log_file}: {exc.strerror}") from None
+        raise UsageError(f"cannot read log file {shown}: {exc.strerror or exc}") from None
 
 
 def read_batch(name: str) -> list[dict[str, Any]]:
-    """Read and validate every batch line before diagnosing any: bad input fails with its line number."""
-    with open_input(name) as handle:
-        return list(_parse_batch(handle, name))
+    """Read and validate every batch line before diagnosing any: bad input fails with its line number;
+    a batch without a single record is bad input too.
+
+    :param name: the JSON-lines file, or ``-`` for stdin.
+    """
+    records = list(_parse_batch(name))
+    if not records:
+        raise UsageError(f"{name}: no records (one JSON object per line, each with 'text')")
+    return records
 
 
-def _parse_batch(handle: TextIO, name: str) -> Any:
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line.rstrip("\r\n"))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{name}:{number}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+def _parse_batch(name: str) -> Iterator[dict[str, Any]]:
+    for number, record in read_json_lines(name):
         if not isinstance(record, dict):
             raise UsageError(f"{name}:{number}: each line must be a JSON object")
         if not isinstance(record.get("text"), str):

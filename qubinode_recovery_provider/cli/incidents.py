@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError
+from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError, output
+from qubinode_recovery_provider.cli.common import bounded_int, incident_ref
 from qubinode_recovery_provider.models import IncidentState
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.store import Ledger
 
 _STATES = [s.value for s in IncidentState]
+MAX_LIST_LIMIT = 10_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,13 +32,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = sub.add_parser("list", help="incidents, most recently seen first")
     listing.add_argument("--state", choices=_STATES, help="only incidents in this state")
     listing.add_argument(
-        "--limit", type=int, default=50, metavar="N", help="at most N incidents (default 50)"
+        "--limit",
+        type=bounded_int(1, MAX_LIST_LIMIT),
+        default=50,
+        metavar="N",
+        help=f"at most N incidents (default 50, at most {MAX_LIST_LIMIT})",
     )
     _common(listing)
     listing.set_defaults(func=run_list)
 
     show = sub.add_parser("show", help="one incident with its diagnoses, plans, attempts and escalations")
-    show.add_argument("incident", metavar="ID_OR_FINGERPRINT")
+    show.add_argument(
+        "incident",
+        type=incident_ref,
+        metavar="ID_OR_FINGERPRINT",
+        help="the incident's number or its fingerprint",
+    )
     _common(show)
     show.set_defaults(func=run_show)
 
@@ -94,15 +104,17 @@ def _read(url: str | None, reader: Any) -> Any:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise UsageError("--limit must be at least 1")
+    """Print the incidents, most recently seen first.
+
+    :param args: the parsed arguments.
+    """
     state = IncidentState(args.state) if args.state else None
     incidents = _read(args.ledger, lambda ledger: ledger.list_incidents(state=state, limit=args.limit)) or []
     if args.json:
         for incident in incidents:
-            sys.stdout.write(json.dumps(incident.model_dump(mode="json")) + "\n")
+            output.write_json(incident.model_dump(mode="json"))
         return EXIT_OK
-    sys.stdout.write(render_list(incidents))
+    output.write(render_list(incidents))
     return EXIT_OK
 
 
@@ -137,14 +149,18 @@ def render_list(incidents: Sequence[Incident]) -> str:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """Print one incident; exit 1 when there is none with that id or fingerprint.
+
+    :param args: the parsed arguments.
+    """
     detail = _read(args.ledger, lambda ledger: ledger.incident_detail(args.incident))
     if not detail:
-        sys.stderr.write(f"qubinode-recovery: no incident {args.incident!r} in the ledger\n")
+        output.notice(f"qubinode-recovery: no incident {args.incident!r} in the ledger")
         return EXIT_PROBLEM
     if args.json:
-        sys.stdout.write(json.dumps(detail, indent=2) + "\n")
+        output.write_json(detail, indent=2)
     else:
-        sys.stdout.write(render_detail(detail))
+        output.write(render_detail(detail))
     return EXIT_OK
 
 

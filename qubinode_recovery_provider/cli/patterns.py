@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError
-from qubinode_recovery_provider.cli.common import load_analyzer, load_library
+from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError, output
+from qubinode_recovery_provider.cli.common import bounded_int, load_analyzer, load_library
+
+MAX_GROUP_SIZE = 1_000_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,13 +32,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     suggest.add_argument(
         "--batch", required=True, metavar="FILE.jsonl", help="failures, one JSON object per line"
     )
-    suggest.add_argument("--min-size", type=int, default=2, help="smallest group worth a pattern")
+    suggest.add_argument(
+        "--min-size",
+        type=bounded_int(1, MAX_GROUP_SIZE),
+        default=2,
+        metavar="N",
+        help="smallest group worth a pattern (default 2)",
+    )
     suggest.add_argument("--patterns-dir", action="append", default=[], metavar="DIR")
     suggest.add_argument("--json", action="store_true", help="machine output (JSON lines)")
     suggest.set_defaults(func=run_suggest)
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """Print every loaded pattern.
+
+    :param args: the parsed arguments.
+    """
     library = load_library(args.patterns_dir)
     for cp in library:
         p = cp.pattern
@@ -52,43 +62,44 @@ def run_list(args: argparse.Namespace) -> int:
                 "role": p.role,
                 "description": p.description,
             }
-            sys.stdout.write(json.dumps(row) + "\n")
+            output.write_json(row)
         else:
-            sys.stdout.write(
+            output.write(
                 f"{p.id:<18} {p.category.value:<20} {p.severity.value:<9} {p.pack:<12} {p.description}\n"
             )
     if not args.json:
-        sys.stdout.write(f"{len(library)} patterns\n")
+        output.write(f"{len(library)} patterns\n")
     return EXIT_OK
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """Validate every pack and run every example; exit 1 on any problem.
+
+    :param args: the parsed arguments.
+    """
     from qubinode_recovery_provider import config
     from qubinode_recovery_provider.diagnosis.checker import check_packs, default_pack_files
 
     missing = [f for f in args.pack if not Path(f).is_file()]
     if missing:
-        raise UsageError(f"pack file {missing[0]} does not exist")
+        raise UsageError(f"pack file {missing[0]} does not exist or is not a file")
     files = default_pack_files([*config.get_list("pattern_dirs"), *args.patterns_dir], args.pack)
     report = check_packs(files)
     if args.json:
-        sys.stdout.write(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "packs": report.packs,
-                    "patterns": report.patterns,
-                    "examples": report.examples,
-                    "problems": report.problems,
-                }
-            )
-            + "\n"
+        output.write_json(
+            {
+                "ok": report.ok,
+                "packs": report.packs,
+                "patterns": report.patterns,
+                "examples": report.examples,
+                "problems": report.problems,
+            }
         )
     else:
         for problem in report.problems:
-            sys.stdout.write(problem + "\n")
+            output.write(problem + "\n")
         verdict = "all examples pass" if report.ok else f"{len(report.problems)} problems"
-        sys.stdout.write(
+        output.write(
             f"checked {report.patterns} patterns in {report.packs} packs, "
             f"{report.examples} examples: {verdict}\n"
         )
@@ -96,19 +107,21 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
+    """Draft patterns for groups of failures no pattern explains; exit 1 when there are drafts.
+
+    :param args: the parsed arguments.
+    """
     from qubinode_recovery_provider.cli.diagnose import read_batch
     from qubinode_recovery_provider.diagnosis.suggest import suggest_patterns
 
-    if args.min_size < 1:
-        raise UsageError("--min-size must be at least 1")
     records = read_batch(args.batch)
     analyzer = load_analyzer(args.patterns_dir)
     suggestions = suggest_patterns(analyzer, [r["text"] for r in records], min_size=args.min_size)
     for s in suggestions:
         if args.json:
-            sys.stdout.write(json.dumps(s) + "\n")
+            output.write_json(s)
         else:
-            sys.stdout.write(f"# {s['size']} failures share: {s['template']}\n{s['yaml']}\n")
+            output.write(f"# {s['size']} failures share: {s['template']}\n{s['yaml']}\n")
     if not suggestions and not args.json:
-        sys.stdout.write("no group of unexplained failures is large enough for a pattern\n")
+        output.write("no group of unexplained failures is large enough for a pattern\n")
     return EXIT_PROBLEM if suggestions else EXIT_OK

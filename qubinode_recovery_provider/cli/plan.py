@@ -8,14 +8,19 @@ executed. Exit codes: 0 plan printed, 2 bad input (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 from pydantic import ValidationError
 
-from qubinode_recovery_provider.cli import EXIT_OK, UsageError
-from qubinode_recovery_provider.cli.common import load_analyzer, open_input
+from qubinode_recovery_provider.cli import EXIT_OK, UsageError, output
+from qubinode_recovery_provider.cli.common import (
+    MAX_TRY_NUMBER,
+    load_analyzer,
+    load_json,
+    read_document,
+    task_timeout,
+    try_number,
+)
 from qubinode_recovery_provider.models import Diagnosis
 
 
@@ -39,9 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     task.add_argument("--dag-id", metavar="ID")
     task.add_argument("--task-id", metavar="ID")
     task.add_argument("--run-id", metavar="ID")
-    task.add_argument("--try-number", type=int, metavar="N", help="the try that failed")
     task.add_argument(
-        "--execution-timeout", type=float, metavar="SECONDS", help="the task's execution_timeout"
+        "--try-number", type=try_number, metavar="N", help=f"the try that failed (1 to {MAX_TRY_NUMBER})"
+    )
+    task.add_argument(
+        "--execution-timeout",
+        type=task_timeout,
+        metavar="SECONDS",
+        help="the task's execution_timeout (finite, above 0, at most 30 days)",
     )
     parser.add_argument(
         "--patterns-dir", action="append", default=[], metavar="DIR", help="extra pattern packs (--error)"
@@ -50,8 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Plan the recovery and print it.
+
+    :param args: the parsed arguments.
+    """
     from qubinode_recovery_provider import config
-    from qubinode_recovery_provider.recovery import RecoveryPlanner, plan_to_json, plan_to_markdown
+    from qubinode_recovery_provider.recovery import RecoveryPlanner, plan_to_dict, plan_to_markdown
 
     diagnosis = _diagnosis(args)
     try:
@@ -60,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        sys.stdout.write(plan_to_json(plan) + "\n")
+        output.write_json(plan_to_dict(plan), indent=2)
     else:
-        sys.stdout.write(plan_to_markdown(plan, diagnosis=diagnosis, level=1))
+        output.write(plan_to_markdown(plan, diagnosis=diagnosis, level=1))
     return EXIT_OK
 
 
@@ -75,13 +89,11 @@ def _diagnosis(args: argparse.Namespace) -> Diagnosis:
 
 
 def read_diagnosis(name: str) -> Diagnosis:
-    """Read and validate a diagnosis JSON file; any problem is a one-line :class:`UsageError`."""
-    with open_input(name) as handle:
-        text = handle.read()
-    try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{name}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    """Read and validate a diagnosis JSON file; any problem is a one-line :class:`UsageError`.
+
+    :param name: the file, or ``-`` for stdin.
+    """
+    data = load_json(read_document(name, "a diagnosis JSON"), name)
     if not isinstance(data, dict):
         raise UsageError(f"{name}: expected one diagnosis JSON object, got {type(data).__name__}")
     try:
@@ -95,10 +107,6 @@ def read_diagnosis(name: str) -> Diagnosis:
 def _task(args: argparse.Namespace) -> Any:
     from qubinode_recovery_provider.recovery import TaskConfig
 
-    if args.try_number is not None and args.try_number < 0:
-        raise UsageError("--try-number must be 0 or more")
-    if args.execution_timeout is not None and args.execution_timeout <= 0:
-        raise UsageError("--execution-timeout must be a positive number of seconds")
     return TaskConfig(
         dag_id=args.dag_id,
         task_id=args.task_id,

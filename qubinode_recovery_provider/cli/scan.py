@@ -11,21 +11,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import urllib.parse
 from collections import Counter
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider import config
-from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError
+from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError, output
+from qubinode_recovery_provider.cli.common import (
+    MAX_CALL_TIMEOUT_SECONDS,
+    JSONProblem,
+    call_timeout,
+    decode_json,
+    describe,
+    window_start,
+    workers,
+)
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import ShadowError
     from qubinode_recovery_provider.shadow import InventoryTarget, ScanResult
     from qubinode_recovery_provider.shadow.scan import RunsSource
+    from qubinode_recovery_provider.store import Ledger
 
 DEFAULT_SINCE = "24h"
+#: Deepest nesting in a --runs-file (a run's ``conf`` is the user's own data, so deeper than elsewhere).
+MAX_RUNS_DEPTH = 256
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,11 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--since",
+        type=window_start,
         metavar="DURATION",
-        help="runs that ended in this window: 90s, 15m, 2h, 1d, or an ISO timestamp "
+        help="runs that ended in this window: 90s, 15m, 2h, 1d (at most 20 years), or an ISO timestamp "
         f"(default {DEFAULT_SINCE}; with --runs-file: every run in the file)",
     )
-    parser.add_argument("--until", metavar="TIMESTAMP", help="runs that ended before this (default: now)")
+    parser.add_argument(
+        "--until",
+        type=window_start,
+        metavar="TIMESTAMP",
+        help="runs that ended before this, a timestamp or a duration ago (default: now)",
+    )
     lineage = parser.add_mutually_exclusive_group()
     lineage.add_argument("--lineage-file", metavar="PATH", help="OpenLineage file transport output")
     lineage.add_argument("--marquez-url", metavar="URL", help="Marquez base URL (http://marquez:5000)")
@@ -56,7 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a libvirt host to list (repeatable); HOST= names it as DAGs do in libvirt_domain(host=...)",
     )
     parser.add_argument(
-        "--libvirt-timeout", type=float, default=20.0, metavar="SECONDS", help="per host (default 20)"
+        "--libvirt-timeout",
+        type=call_timeout,
+        default=20.0,
+        metavar="SECONDS",
+        help=f"per host (default 20, at most {MAX_CALL_TIMEOUT_SECONDS:g})",
     )
     runs = parser.add_mutually_exclusive_group()
     runs.add_argument("--airflow-url", metavar="URL", help="Airflow api-server (http://user:pass@host:8080)")
@@ -66,11 +91,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--airflow-token", metavar="TOKEN", help="bearer token (env QUBINODE_AIRFLOW_TOKEN)")
     parser.add_argument(
         "--lineage-workers",
+        type=workers,
         default="auto",
         metavar="N",
-        help="processes reading a large lineage file side by side (default auto: one per CPU, at most 4)",
+        help="processes reading a large lineage file side by side (default auto: one per CPU, at most 4; "
+        "at most 64)",
     )
-    parser.add_argument("--http-timeout", type=float, default=10.0, metavar="SECONDS", help="per request")
+    parser.add_argument(
+        "--http-timeout",
+        type=call_timeout,
+        default=10.0,
+        metavar="SECONDS",
+        help=f"per request (default 10, at most {MAX_CALL_TIMEOUT_SECONDS:g})",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON finding per line on stdout")
     parser.add_argument("--summary", action="store_true", help="also print a JSON summary on stderr")
     parser.add_argument("--record", action="store_true", help="record the findings in the ledger")
@@ -79,24 +112,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Scan and print the findings; exit 1 when there are any.
+
+    :param args: the parsed arguments.
+    """
     from qubinode_recovery_provider.shadow import RunsSourceError, lineage_source_from, run_scan
 
     since, until = _window(args)
     runs_source = _runs_source(args)
+    ledger = _ledger_to_record_in(args.ledger) if args.record else None
+    if args.marquez_url:
+        _http_url(args.marquez_url, "--marquez-url")
     lineage = lineage_source_from(
         args.lineage_file,
         args.marquez_url,
         args.marquez_namespace or None,
         timeout=args.http_timeout,
-        workers=_workers(args.lineage_workers),
+        workers=args.lineage_workers,
     )
     targets = _targets(args)
     try:
         result = run_scan(runs_source, lineage, targets=targets, since=since, until=until)
     except RunsSourceError as exc:
         raise UsageError(str(exc)) from None
+    except RecursionError:  # safety net: a JSON document nested too deeply for a reader below
+        raise UsageError("an input document is nested too deeply to read (lineage or runs file)") from None
     if args.record:
-        _record(result.findings, args.ledger)
+        _record(result.findings, ledger)
     _print(result, args)
     return EXIT_PROBLEM if result.findings else EXIT_OK
 
@@ -104,41 +146,92 @@ def run(args: argparse.Namespace) -> int:
 # --- inputs -----------------------------------------------------------------------------------------
 
 
-def _window(args: argparse.Namespace) -> tuple[Any, Any]:
-    from qubinode_recovery_provider.shadow import parse_since
+def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` (checked by :func:`~.common.window_start` while parsing)."""
+    since = args.since
+    if since is None and not args.runs_file:
+        since = window_start(DEFAULT_SINCE)
+    return since, args.until
 
-    since_text = args.since if args.since is not None else (None if args.runs_file else DEFAULT_SINCE)
+
+def check_runs_file(name: str) -> None:
+    """Check a ``--runs-file`` before the scan: one JSON document, or JSON lines, of REST pages, runs or
+    task instances. A truncated or malformed file is bad input naming the line, never "0 findings".
+
+    :param name: the path.
+    """
+    text = _read_runs_text(name)
     try:
-        since = parse_since(since_text) if since_text else None
-        until = parse_since(args.until) if args.until else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return since, until
+        _check_runs_shape(decode_json(text, MAX_RUNS_DEPTH, strict_numbers=False), None)
+    except JSONProblem as whole:
+        lines = text.splitlines()
+        first = next(i for i, line in enumerate(lines) if line.strip())
+        if not whole.syntax or not _is_json(lines[first]):
+            raise UsageError(describe(whole, f"runs file {name}")) from None
+        for number, line in enumerate(lines[first:], start=first + 1):
+            if line.strip():
+                try:
+                    _check_runs_shape(decode_json(line, MAX_RUNS_DEPTH, strict_numbers=False), number)
+                except JSONProblem as problem:
+                    raise UsageError(describe(problem, f"runs file {name}", number)) from None
 
 
-def _workers(value: str) -> int:
-    from qubinode_recovery_provider.shadow.lineage_file import auto_workers
+def _read_runs_text(name: str) -> str:
+    path = Path(name)
+    if path.is_dir():
+        raise UsageError(f"runs file {name} is a directory, not a file")
+    if not path.is_file():
+        raise UsageError(f"runs file {name} does not exist or is not a file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read runs file {name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"runs file {name}: not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise UsageError(f"runs file {name} is empty")
+    return text
 
-    if value == "auto":
-        return auto_workers()
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(f"--lineage-workers must be auto or a positive number, got {value!r}")
-    return int(value)
+
+def _is_json(line: str) -> bool:
+    try:
+        decode_json(line, MAX_RUNS_DEPTH, strict_numbers=False)
+    except JSONProblem:
+        return False
+    return True
+
+
+_RUN_LISTS = ("dag_runs", "task_instances", "dags")
+
+
+def _check_runs_shape(data: Any, line: int | None) -> None:
+    items = data if isinstance(data, list) and line is None else [data]
+    for item in items:
+        if not isinstance(item, dict):
+            raise JSONProblem(
+                f"expected a REST page, a run or a task instance (a JSON object), got {type(item).__name__}",
+                syntax=False,
+            )
+        for key in _RUN_LISTS:
+            value = item.get(key)
+            if value is not None and not _list_of_objects(value):
+                raise JSONProblem(f"'{key}' must be a list of JSON objects", syntax=False)
+
+
+def _list_of_objects(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
 
 
 def _runs_source(args: argparse.Namespace) -> RunsSource:
     from qubinode_recovery_provider.shadow import AirflowRunsSource, RunsFileSource
 
     if args.runs_file:
-        if not os.path.isfile(args.runs_file):
-            raise UsageError(f"runs file {args.runs_file} does not exist")
+        check_runs_file(args.runs_file)
         return RunsFileSource(args.runs_file)
     url = args.airflow_url or _api_url_from_connection()
     if not url:
         raise UsageError("no runs source: give --airflow-url URL or --runs-file PATH")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--airflow-url must be an http(s) URL, got {url!r}")
+    parts = _http_url(url, "--airflow-url")
     base = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     return AirflowRunsSource(
         base,
@@ -147,6 +240,18 @@ def _runs_source(args: argparse.Namespace) -> RunsSource:
         password=urllib.parse.unquote(parts.password) if parts.password else None,
         timeout=args.http_timeout,
     )
+
+
+def _http_url(url: str, flag: str) -> urllib.parse.SplitResult:
+    """``url`` split, when it is an http(s) URL with a host; else a :class:`UsageError` naming ``flag``."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise UsageError(f"{flag} must be an http(s) URL, got {url[:200]!r}")
+    return parts
 
 
 def _targets(args: argparse.Namespace) -> list[InventoryTarget]:
@@ -158,11 +263,8 @@ def _targets(args: argparse.Namespace) -> list[InventoryTarget]:
     for conn_id in config.get_list("libvirt_conn_ids"):
         conn = connection_from_env(conn_id)
         if conn is None:
-            print(
-                f"qubinode-recovery: warning: libvirt connection {conn_id} not found in AIRFLOW_CONN_"
-                f"{conn_id.upper()}; give --libvirt-uri",
-                file=sys.stderr,
-            )
+            env = f"AIRFLOW_CONN_{conn_id.upper()}"
+            output.warn(f"libvirt connection {conn_id} not found in {env}; give --libvirt-uri")
             continue
         extra = conn.get("extra") or {}
         targets.append(
@@ -170,10 +272,26 @@ def _targets(args: argparse.Namespace) -> list[InventoryTarget]:
                 uri=str(extra.get("uri") or "test:///default"),
                 host=extra.get("host_name") or None,
                 conn_id=conn_id,
-                timeout=float(extra.get("timeout") or args.libvirt_timeout),
+                timeout=_connection_timeout(conn_id, extra.get("timeout"), args.libvirt_timeout),
             )
         )
     return targets
+
+
+def _connection_timeout(conn_id: str, value: Any, default: float) -> float:
+    """The ``timeout`` of a connection's extra, checked like ``--libvirt-timeout``."""
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_CALL_TIMEOUT_SECONDS):
+        raise UsageError(
+            f"AIRFLOW_CONN_{conn_id.upper()}: extra timeout must be more than 0 and at most "
+            f"{MAX_CALL_TIMEOUT_SECONDS:g} seconds, got {str(value)[:40]!r}"
+        )
+    return seconds
 
 
 def connection_from_env(conn_id: str) -> dict[str, Any] | None:
@@ -225,37 +343,49 @@ def _api_url_from_connection() -> str | None:
 # --- outputs ----------------------------------------------------------------------------------------
 
 
-def _record(findings: list[ShadowError], ledger_url: str | None) -> None:
+def _ledger_to_record_in(url: str | None) -> Ledger | None:
+    """The ``--ledger`` URL checked before the scan (no connection yet); None for the configured one."""
     from qubinode_recovery_provider.store import Ledger, LedgerError
 
+    if not url:
+        return None
     try:
-        ledger = Ledger(url=ledger_url) if ledger_url else Ledger.from_config()
+        return Ledger(url=url)
     except LedgerError as exc:
         raise UsageError(f"cannot open the ledger: {exc}") from None
+
+
+def _record(findings: list[ShadowError], ledger: Ledger | None) -> None:
+    from qubinode_recovery_provider.store import Ledger, LedgerError
+
+    if ledger is None:
+        try:
+            ledger = Ledger.from_config()
+        except LedgerError as exc:
+            raise UsageError(f"cannot open the ledger: {exc}") from None
     with ledger:
         new = sum(1 for finding in findings if ledger.record_shadow_error(finding)[1])
-    print(f"recorded {len(findings)} findings ({new} new)", file=sys.stderr)
+    output.notice(f"recorded {len(findings)} findings ({new} new)")
 
 
 def _print(result: ScanResult, args: argparse.Namespace) -> None:
-    out = sys.stdout
     if args.json:
         for finding in result.findings:
-            out.write(json.dumps(finding.model_dump(mode="json"), ensure_ascii=False) + "\n")
+            output.write_json(finding.model_dump(mode="json"))
     else:
         for finding in result.findings:
-            out.write(_render(finding))
+            output.write(_render(finding))
         counts = Counter(f.type.value for f in result.findings)
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        out.write(
+        output.write(
             f"{len(result.findings)} findings{f' ({detail})' if detail else ''} in "
             f"{result.stats.get('runs_checked', 0)} successful runs, "
             f"{result.stats.get('domains_listed', 0)} domains on {result.stats.get('hosts', 0)} hosts\n"
         )
     for warning in result.warnings:
-        print(f"qubinode-recovery: warning: {warning}", file=sys.stderr)
+        output.warn(warning)
     if args.summary:
-        print(json.dumps(result.summary()), file=sys.stderr)
+        output.write_json(result.summary(), stream=sys.stderr)
 
 
 def _render(finding: ShadowError) -> str:

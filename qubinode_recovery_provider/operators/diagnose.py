@@ -142,7 +142,7 @@ class DiagnoseFailureOperator(BaseOperator):
             "dag_id": dag_id,
             "task_id": task_id,
             "run_id": run_id,
-            "try_number": _int_or_none(self.failed_try_number),
+            "try_number": _try_number(self.failed_try_number),
             "fingerprint": fingerprint,
             "message": "\n".join(lines),
         }
@@ -261,12 +261,21 @@ def _status(exc: BaseException) -> int | None:
     return int(code) if isinstance(code, int) else None
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
+def _try_number(value: Any) -> int | None:
+    """The failed try from the run's conf: ``None`` when not given, else an integer in
+    1..:data:`MAX_TRY_NUMBER`.
+
+    :raises FailureInputError: for anything else.
+    """
+    from qubinode_recovery_provider.models import MAX_TRY_NUMBER
+
+    text = "" if value is None else str(value).strip()
+    if not text or text == "None":
         return None
-    return number if number >= 0 else None
+    if len(text) > 6 or not text.isdigit() or not 1 <= int(text) <= MAX_TRY_NUMBER:
+        limit = f"1 to {MAX_TRY_NUMBER}"
+        raise FailureInputError(f"failed_try_number {text[:40]!r} is not a try number ({limit})")
+    return int(text)
 
 
 __all__ = ["DiagnoseFailureOperator", "FailureInputError"]

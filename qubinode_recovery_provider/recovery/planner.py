@@ -62,6 +62,9 @@ if TYPE_CHECKING:
 A = RecoveryActionType
 DEFAULT_ACTIONS = frozenset({RETRY_FROM_FAILURE, WAIT_FOR_SERVICE, RUN_HANDLER})
 MAX_RETRY_DELAY_SECONDS = 1800
+#: The backoff doubles per try at most this many times (2**64 s is past any cap; the exponent of a
+#: try number like 10**20 must never be computed).
+MAX_BACKOFF_DOUBLINGS = 64
 MAX_TIMEOUT_SECONDS = 6 * 3600
 WAIT_TIMEOUT_SECONDS = 300
 REPEAT_PENALTY = 0.85
@@ -393,7 +396,8 @@ def _retry_delay(ctx: _Context) -> int:
     base = ctx.diagnosis.retry_delay_seconds or ctx.playbook.retry_delay_seconds
     if not base and ctx.task.retry_delay_seconds:
         base = int(ctx.task.retry_delay_seconds)
-    return int(min(base * 2 ** (ctx.tries - 1), MAX_RETRY_DELAY_SECONDS))
+    doublings = min(ctx.tries - 1, MAX_BACKOFF_DOUBLINGS)
+    return int(min(base * 2**doublings, MAX_RETRY_DELAY_SECONDS))
 
 
 def _longer_timeout(ctx: _Context) -> int | None:
@@ -407,7 +411,8 @@ def _longer_timeout(ctx: _Context) -> int | None:
 def _retry_now(ctx: _Context) -> _Candidate:
     delay = _retry_delay(ctx)
     timeout = _longer_timeout(ctx) if ctx.playbook.retry_mode is RetryMode.LONGER_TIMEOUT else None
-    confidence = ctx.playbook.retry_confidence * ctx.scale * REPEAT_PENALTY ** (ctx.tries - 1)
+    penalty = REPEAT_PENALTY ** min(ctx.tries - 1, MAX_BACKOFF_DOUBLINGS)  # 0.85**64 rounds to 0.0
+    confidence = ctx.playbook.retry_confidence * ctx.scale * penalty
     target = ctx.retry_target()
     args = {**target, "delay_seconds": delay, "execution_timeout_seconds": timeout} if target else {}
     action = RETRY_FROM_FAILURE if target and RETRY_FROM_FAILURE in ctx.actions else None
