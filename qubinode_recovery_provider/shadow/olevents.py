@@ -142,6 +142,8 @@ def decode_event(line: bytes | str) -> LineageRecord | None:
         data = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EventError(_short(str(exc))) from None
+    except RecursionError:
+        raise EventError("JSON nested too deeply") from None
     return decode_document(data)
 
 

@@ -96,10 +96,21 @@ def _conf_subset(conf: Any) -> dict[str, Any]:
     return {PARAM_KEY: data[PARAM_KEY]} if data and PARAM_KEY in data else {}
 
 
-def run_from(item: Any) -> RunRecord | None:
-    """A :class:`RunRecord` from a DAGRunResponse (struct, View or dict)."""
+def _as_object(item: Any) -> Any:
+    """A dict as a :class:`View`, a struct or View as it is; ``None`` for anything that is not an object
+    (a number, a string, a list where a run or a task instance should be)."""
     if isinstance(item, dict):
-        item = View(item)
+        return View(item)
+    if item is None or isinstance(item, str | bytes | int | float | list | tuple):
+        return None
+    return item
+
+
+def run_from(item: Any) -> RunRecord | None:
+    """A :class:`RunRecord` from a DAGRunResponse (struct, View or dict); None when it is not one."""
+    item = _as_object(item)
+    if item is None:
+        return None
     dag_id, run_id = as_str(item.dag_id), as_str(item.dag_run_id)
     if not dag_id or not run_id:
         return None
@@ -123,8 +134,9 @@ def task_from(item: Any) -> tuple[tuple[str, str], TaskRecord] | None:
             item.task_id, item.map_index, item.state, item.try_number, item.operator, item.end_date
         )
         return (item.dag_id, item.dag_run_id), record
-    if isinstance(item, dict):
-        item = View(item)
+    item = _as_object(item)
+    if item is None:
+        return None
     dag_id, run_id, task_id = as_str(item.dag_id), as_str(item.dag_run_id), as_str(item.task_id)
     if not dag_id or not run_id or not task_id:
         return None
@@ -140,8 +152,9 @@ def task_from(item: Any) -> tuple[tuple[str, str], TaskRecord] | None:
 
 def dag_params_from(item: Any) -> tuple[str, dict[str, Any]] | None:
     """``(dag_id, {"qubinode_vm": value})`` from a DAG details object, when it declares the param."""
-    if isinstance(item, dict):
-        item = View(item)
+    item = _as_object(item)
+    if item is None:
+        return None
     dag_id = as_str(item.dag_id)
     params = mapping(item.params)
     if not dag_id or not params or PARAM_KEY not in params:
@@ -268,9 +281,10 @@ class RunsFileSource:
                 continue
             try:
                 data = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError) as exc:
                 report.skipped += 1
-                report.warn(f"{self.path}:{number}: not JSON")
+                why = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+                report.warn(f"{self.path}:{number}: {why}")
                 continue
             yield _classify(data)
 
@@ -284,8 +298,8 @@ def _whole_document(content: bytes) -> list[Any] | None:
             pass
     try:
         data = json.loads(content)
-    except ValueError:
-        return None
+    except (ValueError, RecursionError):
+        return None  # read line by line: each bad line is a counted warning
     items = data if isinstance(data, list) else [data]
     return [_classify(item) for item in items]
 
