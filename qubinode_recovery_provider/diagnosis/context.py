@@ -7,10 +7,12 @@ never be lost because the context around it could not be gathered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -171,22 +173,37 @@ def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
         return CommandResult(error=f"{argv[0]} not found on PATH")
     env = {**os.environ, "LC_ALL": "C", "LANG": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
     try:
-        # argv is a fixed command plus validated unit/container names; no shell is involved.
-        proc = subprocess.run(  # noqa: S603
+        # argv is a fixed command plus validated unit/container names; no shell is involved. Its own
+        # session, so a timeout kills everything it started (a wrapper script's children too).
+        proc = subprocess.Popen(  # noqa: S603
             [program, *argv[1:]],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
-            timeout=timeout,
-            check=False,
             env=env,
-            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        return CommandResult(error=f"{argv[0]} timed out after {timeout:g}s")
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return CommandResult(error=f"{argv[0]} could not run: {_error_text(exc)}")
-    return CommandResult(returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return CommandResult(error=f"{argv[0]} timed out after {timeout:g}s")
+    finally:
+        if proc.poll() is None:  # an exception other than the timeout: leave nothing behind
+            _kill_group(proc)
+    return CommandResult(returncode=proc.returncode, stdout=stdout, stderr=stderr)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill the process and everything in its session, then reap it (bounded)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
+        proc.communicate(timeout=1.0)
 
 
 def _clean(items: Iterable[str] | str) -> list[str]:
@@ -824,7 +841,7 @@ class ContextCollector:
     :param podman_containers: containers to probe.
     :param reachability_targets: ``host:port`` targets to probe.
     :param dependency_map: service -> dependents (a JSON string is accepted too).
-    :param timeout: per-probe timeout in seconds.
+    :param timeout: per-probe timeout in seconds (at most ``deadline``).
     :param deadline: overall budget in seconds (default: twice the timeout plus one second).
     :param cpu_interval: CPU sampling interval passed to :func:`collect_resources`.
     """
@@ -849,6 +866,9 @@ class ContextCollector:
             timeout = _config_value(config.get_float, "probe_timeout_seconds", DEFAULT_TIMEOUT, errors)
         self.timeout = _sane_timeout(timeout)
         self.deadline = _sane_timeout(deadline) if deadline is not None else self.timeout * 2 + 1.0
+        # a probe outliving the overall deadline would be abandoned, its command still running: no
+        # probe may take longer than the whole collection
+        self.timeout = min(self.timeout, self.deadline)
         self.cpu_interval = cpu_interval
         self.dependency_map = self._load_dependency_map(dependency_map)
 

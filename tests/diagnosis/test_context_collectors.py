@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -570,10 +571,22 @@ def test_run_bounded_reports_errors_and_stragglers() -> None:
     def fail() -> int:
         raise RuntimeError("probe exploded")
 
-    outcomes = run_bounded([lambda: 1, fail, lambda: time.sleep(2)], timeout=0.3)
+    release = threading.Event()
+    try:
+        outcomes = run_bounded([lambda: 1, fail, lambda: release.wait(30)], timeout=0.3)
+    finally:
+        release.set()  # the straggler ends with the test
+    _join_probe_threads()
     assert outcomes[0] == ("done", 1)
     assert outcomes[1][0] == "error:RuntimeError: probe exploded"
     assert outcomes[2][0] == "running"
+
+
+def _join_probe_threads() -> None:
+    """Wait for abandoned probe threads (each is bounded by its own timeout)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("qrp-probe-"):
+            thread.join(10)
 
 
 def test_collector_builds_a_full_context(
@@ -662,6 +675,7 @@ def test_overall_deadline_bounds_a_hanging_probe(fake_bin: Path, isolated_config
     assert context.service("libvirtd").state == Health.UNKNOWN
     assert any("systemd probe did not finish" in e for e in context.probe_errors)
     assert context.resources.state != Health.UNKNOWN
+    _join_probe_threads()  # the probe's own timeout is cut to the deadline: it ends, its command killed
 
 
 def test_collect_context_is_importable_without_airflow() -> None:
