@@ -115,7 +115,16 @@ OPTIONS: dict[str, Option] = {
         "How many lines of the failed attempt's log the analyzer reads.", "integer", "500"
     ),
     "notifier_budget_seconds": Option(
-        "Time budget of the failure notifier inside the worker.", "float", "5.0"
+        "Time budget of the failure notifier inside the worker: it returns within this (+0.5 s) whatever "
+        "the input, and the failure is recorded exactly once.",
+        "float",
+        "5.0",
+    ),
+    "policy_budget_seconds": Option(
+        "Time budget of the retry policy's decision inside the worker; when the diagnosis takes longer, the "
+        "task's own retries apply.",
+        "float",
+        "1.0",
     ),
     "recovery_conn_id": Option(
         "Airflow connection (type http) of the Airflow REST API, used to start recovery runs and "

@@ -1,11 +1,12 @@
 """From an Airflow callback or retry-policy context to a :class:`FailureEvent` the analyzer can read.
 
 Shared by the retry policy and the notifier (both Airflow adapters). The exception of a shell task
-often says only ``exit status 1``; the real error sits in the attempt's log, so the event carries the
-tail of ``<base_log_folder>/dag_id=.../attempt=N.log`` when that file exists on this machine (real
-workers do; ``airflow dags test`` writes none and the DAG processor may run elsewhere). Everything that
-leaves this module is redacted: by :func:`qubinode_recovery_provider.redaction.redact` and, inside
-Airflow, by Airflow's own secrets masker.
+often says only ``exit status 1``; the real error sits in the task's output, so the event carries the
+tail of what the task logged: first the bounded in-memory tail this process kept while the task ran
+(:mod:`qubinode_recovery_provider.utils.task_log_capture`; the only source under ``airflow dags test``
+and with remote logging), else the attempt's log file ``<base_log_folder>/dag_id=.../attempt=N.log``
+when it is on this machine and complete. Everything that leaves this module is redacted: by
+:func:`qubinode_recovery_provider.redaction.redact` and, inside Airflow, by Airflow's own secrets masker.
 
 No function here raises on missing or odd context values; Airflow is imported lazily and only for its
 configuration and masker.
@@ -24,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.diagnosis.logs import attempt_log_path, read_log_tail
+from qubinode_recovery_provider.files import contained
 from qubinode_recovery_provider.models import FailureEvent
 from qubinode_recovery_provider.redaction import redact, redact_lines
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+    from qubinode_recovery_provider.models import Diagnosis
 
 #: Airflow's default ``[logging] log_filename_template``; any other template is rendered with Jinja.
 DEFAULT_LOG_TEMPLATE = (
@@ -124,15 +127,29 @@ def describe_exception(exception: BaseException | str | None) -> tuple[str | Non
         return None, exception[-MAX_EXCEPTION_CHARS:]
     chain: list[BaseException] = []
     current: BaseException | None = exception
-    while current is not None and len(chain) < MAX_CHAIN and current not in chain:
+    while current is not None and len(chain) < MAX_CHAIN and not any(current is seen for seen in chain):
         chain.append(current)
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     lines: list[str] = []
     for exc in reversed(chain[1:]):
-        lines.append(f"{type(exc).__name__}: {exc}")
-    lines.append(str(exception))
-    lines.extend(str(note) for note in getattr(exception, "__notes__", ()) or ())
+        lines.append(f"{type(exc).__name__}: {_text_of(exc)}")
+    lines.append(_text_of(exception))
+    notes = getattr(exception, "__notes__", None)
+    if isinstance(notes, list | tuple):
+        lines.extend(_text_of(note) for note in notes[:MAX_CHAIN])
     return type(exception).__name__, "\n".join(lines)[-MAX_EXCEPTION_CHARS:]
+
+
+def _text_of(value: object) -> str:
+    """``str(value)`` cut to :data:`MAX_EXCEPTION_CHARS`; a value whose ``__str__`` raises or returns no
+    string gives a note saying so, never an exception."""
+    try:
+        text = str(value)
+    except Exception as exc:
+        return f"<{type(value).__name__} whose text could not be read: {type(exc).__name__}>"
+    if not isinstance(text, str):
+        return f"<{type(value).__name__} without text>"
+    return text[-MAX_EXCEPTION_CHARS:]
 
 
 def _airflow_log_settings() -> tuple[str, str]:
@@ -161,17 +178,20 @@ def attempt_log_file(key: TaskKey) -> Path | None:
     base, template = _airflow_log_settings()
     try:
         if " ".join(template.split()) == " ".join(DEFAULT_LOG_TEMPLATE.split()):
-            return attempt_log_path(
-                base,
-                str(key.dag_id),
-                str(key.run_id),
-                str(key.task_id),
-                int(key.try_number or 1),
-                key.map_index,
+            return contained(
+                Path(base),
+                attempt_log_path(
+                    base,
+                    str(key.dag_id),
+                    str(key.run_id),
+                    str(key.task_id),
+                    int(key.try_number or 1),
+                    key.map_index,
+                ),
             )
-        return Path(base) / _render_template(template, key)
-    except Exception:  # an id that cannot be a path, or a template that does not render
-        return None
+        return contained(Path(base), _render_template(template, key))
+    except Exception:  # an id that cannot be a path, a template that does not render, a path that leaves
+        return None  # the log folder (a run id with "../" in a custom template)
 
 
 def _render_template(template: str, key: TaskKey) -> str:
@@ -193,18 +213,46 @@ def _render_template(template: str, key: TaskKey) -> str:
 
 
 def read_attempt_log(key: TaskKey, max_lines: int) -> LogTail:
-    """Read (and redact) the tail of the attempt's log on this machine.
+    """Read (and redact) the tail of the attempt's log: this process's memory first, then the file.
+
+    The in-memory tail (:mod:`qubinode_recovery_provider.utils.task_log_capture`) holds what the task
+    logged while it executed in this process, the failing command's output included: the only evidence
+    under ``airflow dags test``, with remote logging, or while the supervisor has not written the last
+    lines to the attempt log yet. When the attempt log file already holds the last of those lines, the
+    file is read instead: it has all of them plus what the task wrote to stdout and stderr.
 
     :param key: the attempt.
     :param max_lines: how many lines to keep.
     """
+    memory = _memory_tail(key, max_lines)
     path = attempt_log_file(key)
+    on_disk = path is not None and path.is_file()
+    lines = mask(read_log_tail(path, max_lines)) if path is not None and on_disk else []
+    if memory and not (lines and memory[-1] in lines):
+        behind = "; the attempt log lacks its last line" if on_disk else ""
+        return LogTail(memory, f"task log in memory ({len(memory)} lines{behind})")
     if path is None:
         return LogTail([], "no attempt log (task not identified)")
-    if not path.is_file():
+    if not on_disk:
         return LogTail([], "no attempt log on this machine", str(path))
-    lines = read_log_tail(path, max_lines)
-    return LogTail(mask(lines), f"attempt log ({len(lines)} lines)", str(path))
+    return LogTail(lines, f"attempt log ({len(lines)} lines)", str(path))
+
+
+def _memory_tail(key: TaskKey, max_lines: int) -> list[str]:
+    """The redacted lines this process captured while the attempt executed (none elsewhere).
+
+    :param key: the attempt.
+    :param max_lines: how many lines to keep.
+    """
+    if not key.complete or max_lines <= 0:
+        return []
+    try:
+        from qubinode_recovery_provider.utils.task_log_capture import read_tail
+
+        found = read_tail(key.dag_id, key.run_id, key.task_id, key.map_index, key.try_number, max_lines)
+    except Exception:
+        return []
+    return mask(found)
 
 
 def mask_text(text: str) -> str:
@@ -289,6 +337,32 @@ def exception_summary(
     return summary[:limit]
 
 
+def unanalysed_diagnosis(event: FailureEvent, reason: str) -> Diagnosis:
+    """An ``unknown`` diagnosis made without reading the text (when the analysis failed or ran out of
+    time): the failure is still recorded, with its raw (redacted) text, and grouped by task and exception
+    type.
+
+    :param event: the failure.
+    :param reason: why it was not analysed (in the summary).
+    """
+    from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint
+    from qubinode_recovery_provider.models import Diagnosis, RootCause
+
+    who = ".".join(str(p) for p in (event.dag_id, event.task_id) if p) or "unknown task"
+    template = f"unanalysed {who} {event.exception_type or 'failure'}"
+    return Diagnosis(
+        root_cause=RootCause.UNKNOWN,
+        summary=f"Not analysed: {reason}.",
+        confidence=0.0,
+        retryable=None,
+        fingerprint=fingerprint(RootCause.UNKNOWN.value, [], template),
+        template=template,
+        dag_id=event.dag_id,
+        task_id=event.task_id,
+        run_id=event.run_id,
+    )
+
+
 @cache
 def _hostname() -> str | None:
     try:
@@ -338,4 +412,5 @@ __all__ = [
     "read_attempt_log",
     "shared_analyzer",
     "task_key",
+    "unanalysed_diagnosis",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,6 +35,8 @@ class ApiStub:
     runs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     tokens_issued: int = 0
     server: ThreadingHTTPServer | None = None
+    #: set by :func:`stop_stub`: a request told to hang stops hanging, so no handler thread outlives it
+    released: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -97,7 +98,7 @@ class StubHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         entry = self._record()
         if hang := self.stub.behaviour.get("hang_seconds"):
-            time.sleep(hang)
+            self.stub.released.wait(hang)
         if entry.path == "/auth/token":
             return self._token(entry.body or {})
         if not self._authorised():
@@ -159,5 +160,9 @@ def start_stub() -> ApiStub:
 
 def stop_stub(stub: ApiStub) -> None:
     assert stub.server is not None
+    stub.released.set()
     stub.server.shutdown()
     stub.server.server_close()
+    for thread in threading.enumerate():  # handler threads finish their reply after the release
+        if thread.name.endswith("(process_request_thread)"):
+            thread.join(5)

@@ -10,9 +10,11 @@
 It runs where Airflow runs the callback: in the worker right after the task failed, or in the DAG
 processor for a task killed from outside (no exception in the context) and for DAG-level callbacks. The
 work runs in a daemon thread that the callback waits for at most ``budget_seconds``; whatever happens
-(API server down, ledger locked, a hanging probe), the callback returns within the budget and raises
-nothing, so the task's own outcome never changes. When the budget runs out before the incident was
-written, the incident is spooled to disk and replayed into the ledger later.
+(API server down, ledger locked, a hanging probe, a log built to be slow to read), the callback returns
+within the budget and raises nothing, so the task's own outcome never changes. When the budget runs out
+before the incident was written, the callback's own thread spools what is known by then and the worker
+stops; the failed attempt is recorded exactly once either way (its idempotency key is the task instance
+and try number).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import time
 from typing import TYPE_CHECKING
 
 from airflow.sdk.bases.notifier import BaseNotifier
+
+from qubinode_recovery_provider.utils import task_log_capture
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -70,6 +74,7 @@ class RecoveryNotifier(BaseNotifier):
         ledger_url: str | None = None,
     ) -> None:
         super().__init__()
+        task_log_capture.ensure_installed()  # keep this task's log lines in memory (evidence)
         from qubinode_recovery_provider.notifications.trigger import VIA_CHOICES
 
         if trigger_via not in VIA_CHOICES:
@@ -140,9 +145,9 @@ class RecoveryNotifier(BaseNotifier):
             return float(config.OPTIONS["notifier_budget_seconds"].default)
 
     def _notify(self, context: Context, started: float) -> NotificationOutcome:
+        from qubinode_recovery_provider.deadline import Deadline
         from qubinode_recovery_provider.notifications.outbox import TriggerOutbox
         from qubinode_recovery_provider.notifications.report import (
-            Deadline,
             FailureReport,
             NotificationOutcome,
             ReportSettings,
@@ -197,8 +202,10 @@ def _rescue(report: FailureReport, outcome: NotificationOutcome) -> None:
 
 
 def _log_outcome(outcome: NotificationOutcome) -> None:
+    from qubinode_recovery_provider.redaction import redact, strip_control
+
     level = logging.WARNING if outcome.errors or outcome.timed_out else logging.INFO
-    log.log(level, "qubinode RecoveryNotifier: %s", outcome.summary())
+    log.log(level, "qubinode RecoveryNotifier: %s", redact(strip_control(outcome.summary())))
 
 
 __all__ = ["RecoveryNotifier"]

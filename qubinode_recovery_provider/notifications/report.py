@@ -10,6 +10,12 @@ which the notifier reads even when the budget runs out halfway:
 5. decide whether this incident needs a recovery run (:func:`trigger_verdict`), record the request in the
    outbox as pending, send it, and mark it sent; a request that cannot be sent stays pending and is
    delivered later (:func:`deliver_pending_triggers`).
+
+The steps run in a worker thread that the notifier waits for until its deadline. When time runs out first,
+the notifier's own thread *rescues* the failure (:meth:`FailureReport.rescue`): it spools what is known by
+then (at worst an unanalysed diagnosis with the exception text) under the attempt's idempotency key, and
+the worker stops at its next step. Whichever of the two writes lands first counts; the other is a
+duplicate of the same attempt, so a failure is recorded exactly once.
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.deadline import MIN_STEP_SECONDS, Deadline
 from qubinode_recovery_provider.models import IncidentState, utcnow
 from qubinode_recovery_provider.notifications.outbox import (
     FAILED,
@@ -33,6 +39,7 @@ from qubinode_recovery_provider.notifications.outbox import (
     TriggerRecord,
 )
 from qubinode_recovery_provider.notifications.recovery import RECOVERY_DAG_ID
+from qubinode_recovery_provider.store.ledger import DUPLICATE, LOST, SPOOLED, WRITTEN
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent, Incident
@@ -46,9 +53,9 @@ MAX_MESSAGE_CHARS = 2000
 #: Shares of the budget: context probes, ledger lock wait.
 CONTEXT_SHARE = 0.35
 LEDGER_SHARE = 0.3
-MIN_STEP_SECONDS = 0.2
 #: psutil's CPU sample inside a failing task: half the collector's default, the task is waiting.
 CPU_SAMPLE_SECONDS = 0.05
+RESCUE_REASON = "the notifier's time budget ran out before the analysis"
 #: Pending requests of other incidents delivered after a successful request, at most.
 REPLAY_AFTER_SUCCESS = 3
 
@@ -66,6 +73,8 @@ class NotificationOutcome:
     occurrences: int | None = None
     incident_recorded: bool = False
     incident_spooled: bool = False
+    #: what became of the failure: written, duplicate, spooled, lost (see ``store.ledger``).
+    record_status: str = ""
     new_incident: bool = False
     trigger_reason: str = ""
     triggered: bool = False
@@ -82,7 +91,7 @@ class NotificationOutcome:
             f"root_cause={self.root_cause}",
             f"fingerprint={self.fingerprint}",
             f"occurrences={self.occurrences}",
-            f"recorded={'spooled' if self.incident_spooled else self.incident_recorded}",
+            f"recorded={self.record_status or 'no'}",
             f"triggered={self.triggered}",
             f"pending={self.trigger_pending}",
             f"recovery_run={self.recovery_run_id}",
@@ -115,24 +124,6 @@ class ReportSettings:
     ledger_url: str | None = None
 
 
-class Deadline:
-    """A point in time steps share out.
-
-    :param seconds: from now.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.end - time.monotonic())
-
-    def share(self, fraction: float, cap: float | None = None) -> float:
-        """A step's time: ``fraction`` of what is left, at least :data:`MIN_STEP_SECONDS`."""
-        value = max(MIN_STEP_SECONDS, self.remaining() * fraction)
-        return min(value, cap) if cap is not None else value
-
-
 class FailureReport:
     """One failure's way through the notifier.
 
@@ -163,41 +154,67 @@ class FailureReport:
         self.diagnosis: Diagnosis | None = None
         self.exception: Any = context.get("exception")
         self.lock = threading.Lock()
+        self.cancelled = False
 
     def run(self) -> NotificationOutcome:
         """Run every step; errors are noted in the outcome, never raised."""
         try:
             self._run()
+        except _Cancelled:
+            pass
         except Exception as exc:
             self.outcome.errors.append(f"{self.outcome.stage}: {type(exc).__name__}: {exc}")
             log.warning("RecoveryNotifier failed at %s", self.outcome.stage, exc_info=True)
         return self.outcome
 
+    def _step(self, stage: str) -> None:
+        """Enter ``stage``, unless the waiting thread took the failure over (then stop here)."""
+        with self.lock:
+            if self.cancelled:
+                raise _Cancelled
+            self.outcome.stage = stage
+
     def _run(self) -> None:
         from qubinode_recovery_provider import task_failure as tf
 
-        self.outcome.stage = "read_log"
+        self._step("read_log")
         key = tf.task_key(self.context)
         tail = tf.read_attempt_log(key, self.settings.log_tail_lines)
         self.outcome.text_source = tail.source
-        self.event = tf.failure_event(
+        event = tf.failure_event(
             key, self.exception, tail, missing_exception_text=_no_exception(key, self.context)
         )
-        self.outcome.stage = "collect_context"
+        with self.lock:
+            self.event = event
+        self._step("collect_context")
         host = self._collect_context(tail)
-        self.outcome.stage = "diagnose"
-        diagnosis = tf.shared_analyzer().analyze(self.event, host)
+        self._step("diagnose")
+        diagnosis = self._diagnose(event, host)
+        self._step("record")
+        incident, ledger = self._record(event, diagnosis)
+        if self.settings.trigger_recovery:
+            self._step("trigger")
+            self._trigger(incident, ledger, diagnosis)
+        self._step("done")
+
+    def _diagnose(self, event: FailureEvent, host: Any) -> Diagnosis:
+        """The analyzer's diagnosis; an unanalysed one when the analysis fails (the failure is still
+        recorded)."""
+        from qubinode_recovery_provider import task_failure as tf
+
+        try:
+            analyzer = tf.shared_analyzer()
+            self._note_library_warnings(analyzer.warnings, analyzer.library.warning_count)
+            diagnosis = analyzer.analyze(event, host, deadline=self.deadline.end)
+        except Exception as exc:
+            self.outcome.errors.append(f"analysis failed: {type(exc).__name__}: {exc}")
+            diagnosis = tf.unanalysed_diagnosis(event, f"analysis failed ({type(exc).__name__})")
         with self.lock:
             self.diagnosis = diagnosis
         self.outcome.fingerprint = diagnosis.fingerprint
         self.outcome.root_cause = diagnosis.root_cause.value
         self.outcome.confidence = diagnosis.confidence
-        self.outcome.stage = "record"
-        incident, ledger = self._record(self.event, diagnosis)
-        if self.settings.trigger_recovery:
-            self.outcome.stage = "trigger"
-            self._trigger(incident, ledger, diagnosis)
-        self.outcome.stage = "done"
+        return diagnosis
 
     def _collect_context(self, tail: LogTail) -> Any:
         """Probe the host within a share of the budget; ``None`` when the probes cannot even start."""
@@ -215,14 +232,31 @@ class FailureReport:
             self.outcome.errors.append(f"context not collected: {type(exc).__name__}: {exc}")
             return None
 
+    def _note_library_warnings(self, warnings: list[str], count: int) -> None:
+        """Say in the outcome (and so in the task log) that the pattern library loaded with problems."""
+        if count:
+            first = warnings[0] if warnings else ""
+            self.outcome.errors.append(f"pattern library: {count} warning(s), first: {first}")
+
     def _record(self, event: FailureEvent, diagnosis: Diagnosis) -> tuple[Incident, Ledger]:
+        """Record the attempt once; the incident (``id`` None when it is not in the database yet)."""
         ledger = ledger_for(self.settings.ledger_url, self.deadline.share(LEDGER_SHARE, cap=5.0))
-        incident = ledger.record_failure(event, diagnosis)
+        recorded = ledger.record_occurrence(event, diagnosis)
+        incident = recorded.incident
+        self._note_record(recorded.status)
         self.outcome.incident_id = incident.id
         self.outcome.occurrences = incident.occurrences
-        self.outcome.incident_recorded = incident.id is not None
-        self.outcome.incident_spooled = incident.id is None
+        if recorded.status == LOST:
+            self.outcome.errors.append("incident LOST: ledger and spool both failed (event logged above)")
         return incident, ledger
+
+    def _note_record(self, status: str) -> None:
+        with self.lock:
+            if self.outcome.record_status in (WRITTEN, DUPLICATE, SPOOLED):
+                return  # the other writer got there first; this one converged on it
+            self.outcome.record_status = status
+            self.outcome.incident_recorded = status in (WRITTEN, DUPLICATE)
+            self.outcome.incident_spooled = status == SPOOLED
 
     def _trigger(self, incident: Incident, ledger: Ledger, diagnosis: Diagnosis) -> None:
         window = _breaker_window()
@@ -267,32 +301,48 @@ class FailureReport:
         return record
 
     def rescue(self) -> str:
-        """Spool the incident from the waiting thread when the budget ran out before it was recorded.
+        """Take the failure over from the worker thread when the deadline passed before it was recorded:
+        spool what is known under the attempt's idempotency key, without analysing anything (the text
+        may be what made the analysis slow). The worker stops at its next step.
 
         :return: what was done, for the log.
         """
         from qubinode_recovery_provider import task_failure as tf
-        from qubinode_recovery_provider.store.spool import SpoolEvent
+        from qubinode_recovery_provider.store.ledger import occurrence_id, record_payload
+        from qubinode_recovery_provider.store.spool import Spool, SpoolEvent
+        from qubinode_recovery_provider.store.url import default_spool_dir
 
         with self.lock:
+            self.cancelled = True
             event, diagnosis = self.event, self.diagnosis
-        if self.outcome.incident_recorded or self.outcome.incident_spooled:
-            return "nothing to rescue"
+            if self.outcome.incident_recorded or self.outcome.incident_spooled:
+                return "nothing to rescue"
         if event is None:
             key = tf.task_key(self.context)
             missing = _no_exception(key, self.context)
-            event = tf.failure_event(
-                key, self.exception, tf.LogTail([], "log not read in time"), missing_exception_text=missing
-            )
+            tail = tf.LogTail([], "log not read in time")
+            event = tf.failure_event(key, self.exception, tail, missing_exception_text=missing)
         if diagnosis is None:
-            diagnosis = tf.shared_analyzer().analyze(event)
+            diagnosis = tf.unanalysed_diagnosis(
+                event, "the notifier's time budget ran out before the analysis"
+            )
+            self.outcome.fingerprint = diagnosis.fingerprint
+            self.outcome.root_cause = diagnosis.root_cause.value
+        spool = Spool(default_spool_dir())
+        try:
+            spool.append(SpoolEvent("record_failure", record_payload(event, diagnosis), occurrence_id(event)))
+        except OSError as exc:
+            self._note_record(LOST)
+            log.error(
+                "qubinode RecoveryNotifier: incident LOST (spool %s: %s): %s", spool.directory, exc, event
+            )
+            return f"incident LOST: spool not writable ({exc})"
+        self._note_record(SPOOLED)
+        return f"incident spooled to {spool.directory}"
 
-        ledger = ledger_for(self.settings.ledger_url, MIN_STEP_SECONDS)
-        payload = {"event": event.model_dump(mode="json"), "diagnosis": diagnosis.model_dump(mode="json")}
-        ledger.spool.append(SpoolEvent(op="record_failure", payload=payload))
-        self.outcome.incident_spooled = True
-        self.outcome.fingerprint = diagnosis.fingerprint
-        return f"incident spooled to {ledger.spool.directory}"
+
+class _Cancelled(Exception):
+    """The waiting thread took the failure over; the worker stops."""
 
 
 def trigger_verdict(
@@ -537,7 +587,6 @@ def _breaker_open(ledger: Ledger, incident: Incident) -> str | None:
 
 __all__ = [
     "RECOVERY_DAG_ID",
-    "Deadline",
     "FailureReport",
     "NotificationOutcome",
     "ReportSettings",

@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk.definitions.retry_policy import RetryAction, RetryDecision, RetryPolicy
 
+from qubinode_recovery_provider.utils import task_log_capture
+
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
+    from qubinode_recovery_provider.deadline import Deadline
     from qubinode_recovery_provider.models import Diagnosis
     from qubinode_recovery_provider.task_failure import LogTail
 
@@ -45,6 +48,7 @@ class PolicySettings:
     min_delay_seconds: int = 0
     log_tail_lines: int | None = None
     push_xcom: bool = True
+    budget_seconds: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("fail_confidence", "retry_confidence"):
@@ -57,6 +61,8 @@ class PolicySettings:
             raise ValueError("need 0 <= min_delay_seconds <= max_delay_seconds")
         if self.log_tail_lines is not None and self.log_tail_lines < 0:
             raise ValueError("log_tail_lines must not be negative")
+        if self.budget_seconds is not None and not 0 < self.budget_seconds <= 3600:
+            raise ValueError(f"budget_seconds must be in (0, 3600], got {self.budget_seconds!r}")
 
 
 class DiagnosisRetryPolicy(RetryPolicy):
@@ -80,6 +86,8 @@ class DiagnosisRetryPolicy(RetryPolicy):
     :param log_tail_lines: how many lines of the attempt's log to read; default
         ``[qubinode_recovery] log_tail_lines``.
     :param push_xcom: push the decision as XCom ``qubinode_retry_decision``.
+    :param budget_seconds: the most time the decision takes; when the diagnosis is not ready by then the
+        task's own retries apply (DEFAULT). Default ``[qubinode_recovery] policy_budget_seconds`` (1 s).
     """
 
     XCOM_KEY: ClassVar[str] = "qubinode_retry_decision"
@@ -95,6 +103,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
         min_delay_seconds: int = 0,
         log_tail_lines: int | None = None,
         push_xcom: bool = True,
+        budget_seconds: float | None = None,
     ) -> None:
         self.settings = PolicySettings(
             fail_confidence=float(fail_confidence),
@@ -104,7 +113,9 @@ class DiagnosisRetryPolicy(RetryPolicy):
             min_delay_seconds=int(min_delay_seconds),
             log_tail_lines=None if log_tail_lines is None else int(log_tail_lines),
             push_xcom=bool(push_xcom),
+            budget_seconds=None if budget_seconds is None else float(budget_seconds),
         )
+        task_log_capture.ensure_installed()  # keep this task's log lines in memory (evidence)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in asdict(self.settings).items())
@@ -132,8 +143,25 @@ class DiagnosisRetryPolicy(RetryPolicy):
         :param max_tries: the task's ``retries``.
         :param context: the task's context (gives the attempt whose log is read).
         """
+        task_log_capture.ensure_installed()  # picks up a reconfigured logging for later tries
+        from qubinode_recovery_provider.deadline import Deadline, call_within
+
+        budget = self.budget()
+        deadline = Deadline(budget)
+        result = call_within(
+            lambda: self.diagnose(exception, try_number, context, deadline), budget, "qubinode-retry-policy"
+        )
+        if not result.done:
+            log.warning("DiagnosisRetryPolicy: no diagnosis within %gs; the task's retries apply", budget)
+            return RetryDecision(
+                action=RetryAction.DEFAULT,
+                reason=f"qubinode: no diagnosis within {budget:g}s; the task's retries apply",
+            )
         try:
-            diagnosis, tail = self.diagnose(exception, try_number, context)
+            if result.error is not None:
+                raise result.error
+            assert result.value is not None
+            diagnosis, tail = result.value
             decision = self.decide(diagnosis, try_number, tail)
         except Exception as exc:
             log.warning("DiagnosisRetryPolicy could not diagnose the failure: %s", exc, exc_info=True)
@@ -147,21 +175,39 @@ class DiagnosisRetryPolicy(RetryPolicy):
 
     # --- steps ------------------------------------------------------------------------------------
 
+    def budget(self) -> float:
+        """Seconds the decision may take: ``budget_seconds``, else ``[qubinode_recovery]
+        policy_budget_seconds``."""
+        if self.settings.budget_seconds is not None:
+            return self.settings.budget_seconds
+        from qubinode_recovery_provider import config
+
+        try:
+            return max(0.1, config.get_float("policy_budget_seconds"))
+        except config.ConfigError:
+            return float(config.OPTIONS["policy_budget_seconds"].default)
+
     def diagnose(
-        self, exception: BaseException | str | None, try_number: int, context: Context | None
+        self,
+        exception: BaseException | str | None,
+        try_number: int,
+        context: Context | None,
+        deadline: Deadline | None = None,
     ) -> tuple[Diagnosis, LogTail]:
         """Diagnose the attempt from its log tail and its exception.
 
         :param exception: the exception.
         :param try_number: the attempt.
         :param context: the task's context.
+        :param deadline: when the analysis must stop reading and answer with what it has.
         """
         from qubinode_recovery_provider import task_failure as tf
 
         key = tf.task_key(context, try_number)
         tail = tf.read_attempt_log(key, tf.log_tail_lines(self.settings.log_tail_lines))
         event = tf.failure_event(key, exception, tail)
-        return tf.shared_analyzer().analyze(event), tail
+        end = deadline.end if deadline is not None else None
+        return tf.shared_analyzer().analyze(event, deadline=end), tail
 
     def decide(self, diagnosis: Diagnosis, try_number: int, tail: LogTail | None = None) -> RetryDecision:
         """The decision for a diagnosis (pure: no I/O).

@@ -1,16 +1,18 @@
 """The incident ledger: what failed, what the provider thought and did about it.
 
 :class:`Ledger` is the only entry point. Writes that feed the record (failures, plans, attempt
-outcomes, checkpoints, escalations, shadow findings) never raise because the database is locked or
-unreachable: they are spooled to local disk and replayed later, exactly once. Operations that need an
-answer from the database (reads, :meth:`Ledger.begin_attempt`, :meth:`Ledger.purge`) raise
-:class:`LedgerUnavailable` instead. Errors a retry cannot fix (bugs, constraint violations) always
-propagate.
+outcomes, checkpoints, escalations, shadow findings) never raise: whatever the database answers (locked,
+down, refused, a corrupt file, a full disk), they are spooled to local disk and replayed later, exactly
+once; a write the database can never take is set aside in a ``.rejected`` spool file on replay, counted,
+never dropped. A failed attempt is recorded once however often it is written (:func:`occurrence_id`).
+Operations that need an answer from the database (reads, :meth:`Ledger.begin_attempt`,
+:meth:`Ledger.purge`) raise :class:`LedgerUnavailable` when it is unavailable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -18,9 +20,10 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -38,6 +41,7 @@ from qubinode_recovery_provider.models import (
     ShadowError,
     utcnow,
 )
+from qubinode_recovery_provider.redaction import redact_data
 from qubinode_recovery_provider.store import ops
 from qubinode_recovery_provider.store import schema as t
 from qubinode_recovery_provider.store.engine import (
@@ -65,7 +69,54 @@ NON_ACTING_OUTCOMES = (
     AttemptOutcome.BLOCKED.value,
     AttemptOutcome.DRY_RUN.value,
 )
+#: What became of a write: applied now, applied before (same event id), spooled to disk, or lost (the
+#: database and the spool both failed; the event is in the process log only).
+WRITTEN = "written"
+DUPLICATE = "duplicate"
+SPOOLED = "spooled"
+LOST = "lost"
 _PERMANENT = (ValidationError, KeyError, TypeError, ValueError, sa_exc.IntegrityError, sa_exc.DataError)
+
+
+@dataclass(frozen=True)
+class RecordedFailure:
+    """The incident after one failed attempt was recorded, and what became of the write.
+
+    :param incident: the incident (``id`` None when it was not written to the database now).
+    :param status: :data:`WRITTEN`, :data:`DUPLICATE` (this attempt was recorded before),
+        :data:`SPOOLED` or :data:`LOST`.
+    """
+
+    incident: Incident
+    status: str
+
+
+def occurrence_id(event: FailureEvent) -> str | None:
+    """The idempotency key of one failed attempt (DAG, run, task, map index, try), or ``None`` when the
+    event does not name its run.
+
+    :param event: the failure.
+    """
+    if not (event.dag_id and event.run_id):
+        return None
+    parts = [
+        event.dag_id,
+        event.run_id,
+        event.task_id or "",
+        str(event.map_index),
+        str(event.try_number or ""),
+    ]
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "replace")).hexdigest()
+    return f"failure-{digest[:48]}"
+
+
+def record_payload(event: FailureEvent, diagnosis: Diagnosis) -> dict[str, Any]:
+    """The JSON payload of a ``record_failure`` write (direct or spooled).
+
+    :param event: the failure.
+    :param diagnosis: its diagnosis.
+    """
+    return {"event": event.model_dump(mode="json"), "diagnosis": diagnosis.model_dump(mode="json")}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -186,21 +237,41 @@ class Ledger:
                 yield conn
 
     def _apply(self, event: SpoolEvent) -> Any:
+        return self._apply_once(event)[1]
+
+    def _apply_once(self, event: SpoolEvent) -> tuple[bool, Any]:
         with self._writing() as conn:
-            return ops.apply(conn, event.op, event.id, event.payload)[1]
+            return ops.apply(conn, event.op, event.id, event.payload)
 
-    def _write(self, op: str, payload: dict[str, Any]) -> tuple[bool, Any]:
+    def _write(self, op: str, payload: dict[str, Any], event_id: str | None = None) -> tuple[bool, Any]:
         """Apply one write now, or spool it; returns (written now, result)."""
-        event = SpoolEvent(op=op, payload=payload)
-        try:
-            result = self._apply(event)
-        except LedgerUnavailable as exc:
-            self._spool_event(event, exc)
-            return False, None
-        self._maybe_flush()
-        return True, result
+        status, result = self._write_status(op, payload, event_id)
+        return status in (WRITTEN, DUPLICATE), result
 
-    def _spool_event(self, event: SpoolEvent, reason: BaseException) -> None:
+    def _write_status(self, op: str, payload: dict[str, Any], event_id: str | None = None) -> tuple[str, Any]:
+        """Apply one write now, or spool it; returns (:data:`WRITTEN`, :data:`DUPLICATE`,
+        :data:`SPOOLED` or :data:`LOST`, the operation's result).
+
+        Any error of the database (locked, down, refused, a corrupt file, a full disk, a schema it cannot
+        migrate) spools the write: the spool replays it later, and sets it aside in a ``.rejected`` file if
+        it can never be applied. Only a spool that cannot be written loses it (logged at ERROR, whole).
+        """
+        clean = cast("dict[str, Any]", redact_data(payload))  # the one redaction step of ledger and spool
+        event = SpoolEvent(op=op, payload=clean, **({"id": event_id} if event_id else {}))
+        try:
+            applied, result = self._apply_once(event)
+        except Exception as exc:
+            if not isinstance(exc, LedgerUnavailable):
+                log.warning(
+                    "ledger write %s failed (%s: %s); spooling it", op, type(exc).__name__, _one_line(exc)
+                )
+            return (SPOOLED if self._spool_event(event, exc) else LOST), None
+        self._maybe_flush()
+        return (WRITTEN if applied else DUPLICATE), result
+
+    def _spool_event(self, event: SpoolEvent, reason: BaseException) -> bool:
+        """Spool ``event``; False (and the event logged whole at ERROR, the last record of it) when the
+        spool cannot be written."""
         try:
             self.spool.append(event)
         except OSError as exc:
@@ -211,8 +282,9 @@ class Ledger:
                 exc,
                 event.to_line().strip(),
             )
-            return
+            return False
         log.warning("ledger unavailable (%s): %s spooled to %s", reason, event.op, self.spool.path)
+        return True
 
     def _maybe_flush(self) -> None:
         if self.auto_flush_interval <= 0:
@@ -271,25 +343,43 @@ class Ledger:
     def record_failure(self, event: FailureEvent, diagnosis: Diagnosis) -> Incident:
         """Count one more occurrence of the incident ``diagnosis.fingerprint`` (creating it on first
         sight), add the DAG and host to it and store the diagnosis. A resolved incident seen again is
-        open again.
+        open again. See :meth:`record_occurrence`, which also says what became of the write.
 
         Never raises because the ledger is unavailable: the write is spooled and the returned incident
         (``id`` None) is built from what is known.
         """
-        payload = {"event": event.model_dump(mode="json"), "diagnosis": diagnosis.model_dump(mode="json")}
-        written, incident = self._write("record_failure", payload)
-        if written:
-            return incident
-        return Incident(
-            fingerprint=diagnosis.fingerprint,
-            root_cause=diagnosis.root_cause,
-            summary=diagnosis.summary,
-            occurrences=1,
-            first_seen=event.occurred_at,
-            last_seen=event.occurred_at,
-            dag_ids=[d for d in [event.dag_id or diagnosis.dag_id] if d],
-            hosts=[h for h in [event.host] if h],
+        return self.record_occurrence(event, diagnosis).incident
+
+    def record_occurrence(self, event: FailureEvent, diagnosis: Diagnosis) -> RecordedFailure:
+        """Record one failed attempt exactly once, and say how (see :class:`RecordedFailure`).
+
+        An attempt that names its task instance (DAG, run, task, map index, try) is counted once however
+        often it is recorded: by the failure callback, by its rescue path after a missed deadline, by a
+        spool replay. Never raises.
+        """
+        status, incident = self._write_status(
+            "record_failure", record_payload(event, diagnosis), occurrence_id(event)
         )
+        if status == DUPLICATE:
+            incident = self._incident_or_none(diagnosis.fingerprint)
+        if incident is None:
+            incident = Incident(
+                fingerprint=diagnosis.fingerprint,
+                root_cause=diagnosis.root_cause,
+                summary=diagnosis.summary,
+                occurrences=1,
+                first_seen=event.occurred_at,
+                last_seen=event.occurred_at,
+                dag_ids=[d for d in [event.dag_id or diagnosis.dag_id] if d],
+                hosts=[h for h in [event.host] if h],
+            )
+        return RecordedFailure(incident, status)
+
+    def _incident_or_none(self, fingerprint: str) -> Incident | None:
+        try:
+            return self.get_incident(fingerprint)
+        except Exception:  # the write was seen; its incident can be read later
+            return None
 
     def set_incident_state(self, fingerprint: str, state: IncidentState) -> None:
         """Move the incident to ``state`` (spooled when the ledger is unavailable)."""

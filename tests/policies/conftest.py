@@ -19,6 +19,9 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
             monkeypatch.delenv(name)
     monkeypatch.setenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(tmp_path / "logs"))
     monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__STATE_DIR", str(tmp_path / "state"))
+    # the decisions are under test here, not the time bound (its own tests set a small budget): a first
+    # decision loads the pattern library, which on a loaded 2-core machine can outlast the 1 s default
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__POLICY_BUDGET_SECONDS", "60")
     config.clear_cache()
     yield
     config.clear_cache()

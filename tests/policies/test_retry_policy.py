@@ -8,6 +8,8 @@ import copy
 import datetime
 import json
 import pickle
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -147,6 +149,33 @@ def test_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "no diagnosis (RuntimeError)" in decision.reason
 
 
+def test_a_diagnosis_that_overruns_the_budget_leaves_the_task_retries_in_charge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The decision's time bound is its contract: budget plus 0.5 s, whatever the analysis does."""
+    release = threading.Event()
+
+    class Stuck:
+        def analyze(self, *args: object, **kwargs: object) -> None:
+            release.wait(30)
+
+    monkeypatch.setattr(task_failure, "shared_analyzer", Stuck)
+    started = time.monotonic()
+    try:
+        decision = DiagnosisRetryPolicy(budget_seconds=0.5).evaluate(BASH_EXIT, 1, 3, {"ti": FakeTI()})
+    finally:
+        release.set()
+    assert time.monotonic() - started <= 1.0
+    assert decision.action is RetryAction.DEFAULT
+    assert decision.reason == "qubinode: no diagnosis within 0.5s; the task's retries apply"
+
+
+def test_the_budget_comes_from_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__POLICY_BUDGET_SECONDS", "2.5")
+    assert DiagnosisRetryPolicy().budget() == 2.5
+    assert DiagnosisRetryPolicy(budget_seconds=0.2).budget() == 0.2
+
+
 def test_xcom_is_optional_and_its_failure_harmless() -> None:
     quiet = FakeTI()
     DiagnosisRetryPolicy(push_xcom=False).evaluate(BASH_EXIT, 1, 3, {"ti": quiet})
@@ -180,7 +209,15 @@ def test_serialize_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"fail_confidence": 1.5}, {"backoff": 0.5}, {"max_delay_seconds": -1}, {"log_tail_lines": -5}],
+    [
+        {"fail_confidence": 1.5},
+        {"backoff": 0.5},
+        {"max_delay_seconds": -1},
+        {"log_tail_lines": -5},
+        {"budget_seconds": 0},
+        {"budget_seconds": float("inf")},
+        {"budget_seconds": float("nan")},
+    ],
 )
 def test_bad_parameters_fail_at_dag_parse_time(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):

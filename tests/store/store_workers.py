@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ def make_event(
     return FailureEvent(
         dag_id=dag_id,
         task_id="create_vm",
-        run_id="manual__1",
-        try_number=1,
+        # each call is another failed attempt unless the test names one (one attempt is counted once)
+        run_id=extra.pop("run_id", None) or f"manual__{uuid.uuid4().hex[:12]}",
+        try_number=extra.pop("try_number", 1),
         host=host,
         occurred_at=when or utcnow(),
         exception_type="AirflowException",
