@@ -23,13 +23,7 @@ HUGE_INT = "9" * 5000
 TRY_TOO_BIG = "99999999999999999999"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No airflow.cfg, ledger or scan sources from the environment running the tests."""
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
-    for option in ("STATE_DIR", "LEDGER_URL", "LEDGER_CONN_ID", "LINEAGE_FILE", "MARQUEZ_URL"):
-        monkeypatch.delenv(f"AIRFLOW__QUBINODE_RECOVERY__{option}", raising=False)
-    config.clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_cli")
 
 
 def _write(path: Path, content: str | bytes) -> str:

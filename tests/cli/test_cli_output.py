@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from qubinode_recovery_provider import config
 from qubinode_recovery_provider.cli import main
 from qubinode_recovery_provider.models import FailureEvent
 from qubinode_recovery_provider.store import Ledger
@@ -24,12 +23,7 @@ ERROR_TEXT = f"error: No space left on device {HOSTILE}"
 SECRET_RUN_ID = "manual__password=CANARY-xyz"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
-    for option in ("STATE_DIR", "LEDGER_URL", "LEDGER_CONN_ID", "LINEAGE_FILE", "MARQUEZ_URL"):
-        monkeypatch.delenv(f"AIRFLOW__QUBINODE_RECOVERY__{option}", raising=False)
-    config.clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_cli")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
