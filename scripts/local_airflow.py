@@ -1,14 +1,16 @@
-"""A real, throw-away Airflow for the demo and the end-to-end tests: SQLite, LocalExecutor, and the
-scheduler, DAG processor, API server and triggerer started as ``airflow`` subprocesses of their own
-process groups, torn down together.
+"""A real, throw-away Airflow for the demo and the tests: SQLite, LocalExecutor, and the scheduler, DAG
+processor, API server and triggerer started as ``airflow`` subprocesses, torn down together.
 
     with LocalAirflow(home, dags_folder) as airflow:
         airflow.wait_for_dags(["qubinode_failure_recovery"])
         run = airflow.trigger("my_dag", conf={...})
         state = airflow.wait_for_run("my_dag", run["dag_run_id"], timeout=120)
 
-Everything is bounded: each wait has a timeout, and :meth:`LocalAirflow.stop` kills every process group
-(SIGTERM, then SIGKILL) even when a step failed. The REST API is reached with the provider's own client
+Everything is bounded: each command and each wait has a timeout, and :meth:`LocalAirflow.stop` ends
+every component with its whole process tree (SIGTERM, then SIGKILL) even when a step failed. Processes
+are started and reaped by ``tests/support/processes.py``, the one launcher the tests use too (the test
+harness ``tests/support/airflow_harness.py`` builds on this module). The REST API is reached with the
+provider's own client
 (:class:`~qubinode_recovery_provider.airflow_api.AirflowAPIClient`) as the admin user, and the same
 credentials are given to Airflow as the ``airflow_api`` connection, which the RecoveryNotifier and the
 recovery DAG use.
@@ -16,13 +18,10 @@ recovery DAG use.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,9 +30,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+try:  # under pytest, tests/ is on sys.path already: share the tests' launcher module
+    from support import processes
+except ImportError:  # the demo: find it after everything else on sys.path
+    sys.path.append(str(ROOT / "tests"))
+    from support import processes
 
 from qubinode_recovery_provider.airflow_api import (  # noqa: E402
     AirflowAPIClient,
@@ -42,21 +48,40 @@ from qubinode_recovery_provider.airflow_api import (  # noqa: E402
 )
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: A function returning a migrated metadata database that :meth:`LocalAirflow.start` copies instead of
+#: running ``airflow db migrate`` (the test harness sets it: one migration per test session).
+DB_TEMPLATE: Callable[[], Path] | None = None
 RECOVERY_DAG_ID = "qubinode_failure_recovery"
 FINAL_RUN_STATES = frozenset({"success", "failed"})
 USERNAME = "admin"
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = processes.free_port
 
 
 def venv_bin() -> Path:
     """The directory of the running interpreter (the venv's ``bin``), where ``airflow`` lives."""
     return Path(sys.executable).parent
+
+
+def base_env(home: Path, dags_folder: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any Airflow setting, for an Airflow of its own.
+
+    :param home: AIRFLOW_HOME
+    :param dags_folder: the DAGs folder
+    :param extra: more variables (win over these)
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        {
+            "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        }
+    )
+    env.update(extra or {})
+    return env
 
 
 def airflow_env(
@@ -65,38 +90,42 @@ def airflow_env(
     port: int,
     password: str,
     extra: Mapping[str, str] | None = None,
+    *,
+    username: str = USERNAME,
+    role: str = "admin",
+    connection: bool = True,
 ) -> dict[str, str]:
     """The environment of every Airflow process of the local deployment.
 
     :param home: AIRFLOW_HOME (SQLite metadata DB, logs, the provider's ledger and reports)
     :param dags_folder: the DAGs folder
     :param port: the API server's port on 127.0.0.1
-    :param password: the admin user's password
+    :param password: the user's password
     :param extra: more variables (win over these)
+    :param username: the simple auth manager's one user (also the ``airflow_api`` connection's login)
+    :param role: that user's role
+    :param connection: define the ``airflow_api`` connection (tasks look connections up through the
+        API server, so a deployment without it lets tasks see no connection at all)
     """
     base = f"http://127.0.0.1:{port}"
-    connection = {
+    conn = {
         "conn_type": "http",
         "host": "127.0.0.1",
         "port": port,
         "schema": "http",
-        "login": USERNAME,
+        "login": username,
         "password": password,
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env = base_env(home, dags_folder)
     env.update(
         {
-            "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:{role}",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
             "AIRFLOW__API__BASE_URL": base,
@@ -110,9 +139,10 @@ def airflow_env(
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "AIRFLOW_CONN_AIRFLOW_API": json.dumps(connection),
         }
     )
+    if connection:
+        env["AIRFLOW_CONN_AIRFLOW_API"] = json.dumps(conn)
     env.update(extra or {})
     return env
 
@@ -122,9 +152,15 @@ class LocalAirflow:
 
     :param home: AIRFLOW_HOME; created
     :param dags_folder: the DAGs folder
-    :param extra_env: more environment variables for every component
+    :param extra_env: more environment variables for every component (win over :func:`airflow_env`)
     :param components: the ``airflow`` subcommands to run
     :param port: the API server's port (default: a free one)
+    :param username: the API user
+    :param password: that user's password (default: a random one)
+    :param role: that user's role
+    :param migrate: run ``airflow db migrate`` first (``False``: the home has a migrated DB already)
+    :param shared: the test session's shared deployment (stopped at the end of the session)
+    :param connection: define the ``airflow_api`` connection for the components
     """
 
     def __init__(
@@ -135,14 +171,32 @@ class LocalAirflow:
         extra_env: Mapping[str, str] | None = None,
         components: Iterable[str] = COMPONENTS,
         port: int | None = None,
+        username: str = USERNAME,
+        password: str | None = None,
+        role: str = "admin",
+        migrate: bool = True,
+        shared: bool = False,
+        connection: bool = True,
     ) -> None:
         self.home = Path(home)
         self.dags_folder = Path(dags_folder)
         self.port = port or free_port()
-        self.password = secrets.token_urlsafe(12)
+        self.username = username
+        self.password = password or secrets.token_urlsafe(12)
         self.components = tuple(components)
-        self.env = airflow_env(self.home, self.dags_folder, self.port, self.password, extra_env)
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.migrate = migrate
+        self.shared = shared
+        self.env = airflow_env(
+            self.home,
+            self.dags_folder,
+            self.port,
+            self.password,
+            extra_env,
+            username=username,
+            role=role,
+            connection=connection,
+        )
+        self.services: dict[str, processes.Service] = {}
         self._client: AirflowAPIClient | None = None
 
     @property
@@ -163,67 +217,83 @@ class LocalAirflow:
         self.stop()
 
     def airflow(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run one ``airflow`` command in this deployment and return its result (raises on failure)."""
-        return subprocess.run(
-            [str(venv_bin() / "airflow"), *args],
-            env=self.env,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=True,
+        """Run one ``airflow`` command in this deployment and return its result (raises on failure).
+
+        :param args: the subcommand and its arguments
+        :param timeout: the bound, in seconds
+        """
+        return processes.run(
+            [str(venv_bin() / "airflow"), *args], timeout=timeout, env=self.env, cwd=self.home, check=True
         )
 
     def start(self) -> None:
-        """Migrate the metadata DB and start the components (returns once they are launched)."""
+        """Migrate the metadata DB (unless told not to) and start the components (returns once they
+        are launched)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "passwords.json").write_text(json.dumps({USERNAME: self.password}), encoding="utf-8")
-        self.airflow("db", "migrate", timeout=300)
+        (self.home / "passwords.json").write_text(
+            json.dumps({self.username: self.password}), encoding="utf-8"
+        )
+        if self.migrate and DB_TEMPLATE is not None:
+            shutil.copy(DB_TEMPLATE(), self.home / "airflow.db")
+        elif self.migrate:
+            self.airflow("db", "migrate", timeout=300)
         for name in self.components:
-            log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
             command = [str(venv_bin() / "airflow"), name]
             if name == "api-server":
                 command += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
-            self.processes[name] = subprocess.Popen(
+            self.services[name] = processes.Service.start(
                 command,
+                name=f"airflow {name}",
+                log_path=self.home / f"{name}.log",
                 env=self.env,
                 cwd=self.home,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                shared=self.shared,
             )
-            log.close()
 
     def stop(self, grace: float = 15.0) -> None:
-        """Stop every component: SIGTERM to each process group, SIGKILL what is left after ``grace``."""
+        """Stop every component and its whole process tree: SIGTERM, SIGKILL what is left after
+        ``grace`` seconds (a scheduler's LocalExecutor may never finish its shutdown by itself).
+
+        :param grace: seconds between SIGTERM and SIGKILL
+        """
         if self._client is not None:
             self._client.close()
             self._client = None
-        for process in self.processes.values():
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in self.processes.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for process in self.processes.values():
-            _signal_group(process, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
-        self.processes.clear()
+        processes.stop_services(list(self.services.values()), grace)
+        self.services.clear()
 
     def check_alive(self) -> None:
         """Raise when a component has exited (with the end of its log)."""
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                raise RuntimeError(f"airflow {name} exited ({process.returncode}):\n{self.log_tail(name)}")
+        for name, service in self.services.items():
+            code = service.poll()
+            if code is not None:
+                raise RuntimeError(f"airflow {name} exited ({code}):\n{service.log_tail()}")
 
     def log_tail(self, name: str, lines: int = 40) -> str:
-        """The end of a component's log."""
+        """The end of a component's log.
+
+        :param name: the component (``scheduler``, ``api-server``, ...)
+        :param lines: how many lines
+        """
         try:
             text = (self.home / f"{name}.log").read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def wait_api(self, timeout: float = 90) -> None:
+        """Wait until the API server answers its health check.
+
+        :param timeout: the bound, in seconds
+        """
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self.wait_until("the API server", healthy, timeout, interval=0.3)
 
     # --- REST API --------------------------------------------------------------------------------
 
@@ -231,7 +301,7 @@ class LocalAirflow:
     def client(self) -> AirflowAPIClient:
         """The admin's REST API client."""
         if self._client is None:
-            settings = APISettings(self.base_url, username=USERNAME, password=self.password, timeout=20)
+            settings = APISettings(self.base_url, username=self.username, password=self.password, timeout=20)
             self._client = AirflowAPIClient(settings)
         return self._client
 
@@ -365,13 +435,6 @@ def _hitl_path(dag_id: str, run_id: str, task_id: str) -> str:
     return f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/-1/hitlDetails"
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    if process.poll() is not None and sig is signal.SIGTERM:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
 def prepare_dags_folder(target: Path, sources: Iterable[Path]) -> Path:
     """Copy DAG files and folders into ``target`` (a fresh DAGs folder) and return it."""
     target.mkdir(parents=True, exist_ok=True)
@@ -384,4 +447,12 @@ def prepare_dags_folder(target: Path, sources: Iterable[Path]) -> Path:
     return target
 
 
-__all__ = ["COMPONENTS", "RECOVERY_DAG_ID", "LocalAirflow", "airflow_env", "free_port", "prepare_dags_folder"]
+__all__ = [
+    "COMPONENTS",
+    "RECOVERY_DAG_ID",
+    "LocalAirflow",
+    "airflow_env",
+    "base_env",
+    "free_port",
+    "prepare_dags_folder",
+]

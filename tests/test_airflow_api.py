@@ -9,8 +9,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from airflow_harness import API_PASSWORD, API_USER, api_home, free_port
 from api_stub import PASSWORD, USER, ApiStub, start_stub, stop_stub
+from support.airflow_harness import API_PASSWORD, API_USER, api_home
+from support.processes import free_port
 
 from qubinode_recovery_provider.airflow_api import (
     AirflowAPIClient,

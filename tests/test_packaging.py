@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+from support import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_wheel_ships_the_packs_the_calibration_the_migrations_and_the_entry_points(
     tmp_path: Path,
 ) -> None:
-    proc = subprocess.run(
+    proc = processes.run(
         [
             sys.executable,
             "-m",
@@ -26,10 +27,7 @@ def test_the_wheel_ships_the_packs_the_calibration_the_migrations_and_the_entry_
             str(tmp_path),
             str(ROOT),
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (wheel,) = tmp_path.glob("qubinode_recovery_provider-*.whl")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support import processes
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.get_provider_info import get_provider_info
@@ -23,7 +23,7 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def _airflow(env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=180, check=False)
+    proc = processes.run([AIRFLOW, *args], env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
@@ -61,5 +61,5 @@ def test_airflow_and_the_plain_reader_agree_on_values(airflow_env: dict[str, str
 
 def test_configuration_page_is_up_to_date() -> None:
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "scripts/gen_config_doc.py", "--check"], cwd=root, check=False)
+    proc = processes.run([sys.executable, "scripts/gen_config_doc.py", "--check"], cwd=root, timeout=120)
     assert proc.returncode == 0, "docs/configuration.md is stale: run python scripts/gen_config_doc.py"

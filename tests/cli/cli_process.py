@@ -1,5 +1,13 @@
 """Run the installed ``qubinode-recovery`` command as a child process: bounded by a timeout, in its own
-session, its whole process group killed afterwards (pass or fail), its own peak RSS measured."""
+session, its whole tree reaped afterwards (pass or fail), its own peak RSS measured.
+
+This is the one place the tests start a process without :func:`support.processes.run`, on purpose:
+it streams stdin through a pipe chunk by chunk as the child reads it (64 MiB in
+``test_cli_streaming.py``, never held whole by the test) and measures the child's own peak RSS with
+``wait4``, neither of which ``run`` does. It still follows the launcher's rules: the session mark and a
+launch token of its own (:func:`support.processes.child_env`), its own session, a watchdog for the
+bound, and :func:`support.processes.kill_tree` afterwards.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from support import processes
 
 EXE = Path(sys.executable).with_name("qubinode-recovery")
 
@@ -44,15 +54,17 @@ def run_cli(
     :param argv: the arguments.
     :param stdin_chunks: stdin, streamed chunk by chunk (never held whole by the test).
     :param timeout: seconds after which the whole process group is killed.
-    :param env: the environment (default: this one).
+    :param env: the environment (default: this one), plus the marks of
+        :func:`support.processes.child_env`.
     """
-    proc = subprocess.Popen(
+    full_env, token = processes.child_env(env)
+    proc = subprocess.Popen(  # not processes.run: see the module docstring
         [str(EXE), *argv],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        env=env,
+        env=full_env,
     )
     out: list[bytes] = []
     err: list[bytes] = []
@@ -73,6 +85,7 @@ def run_cli(
     finally:
         watchdog.cancel()
         _kill_group(proc.pid)
+        processes.kill_tree(proc, token, grace=5)  # what left the group, found by the launch token
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()

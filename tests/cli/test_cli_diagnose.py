@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support import processes
 
 from qubinode_recovery_provider.cli import main
 
@@ -116,13 +116,10 @@ def test_broken_user_pack_is_a_one_line_error(capsys, tmp_path: Path) -> None:
 
 def test_log_file_from_stdin_through_the_installed_command(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("qubinode-recovery")
-    proc = subprocess.run(
+    proc = processes.run(
         [str(exe), "diagnose", "--patterns-dir", str(FIXTURES), "--log-file", "-", "--json"],
         input="boot\nerror: No space left on device\ntimed out\n",
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["matched_patterns"][0]["line_number"] == 2

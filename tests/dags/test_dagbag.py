@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("dagbag_probe.py")
@@ -22,14 +22,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PYTHONPATH": str(ROOT)})
     output = home / "probe.json"
-    done = subprocess.run(
-        [sys.executable, str(PROBE), str(ROOT / "dags"), str(output)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = processes.run([sys.executable, str(PROBE), str(ROOT / "dags"), str(output)], env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(output.read_text())
 

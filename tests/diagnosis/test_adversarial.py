@@ -7,38 +7,27 @@ inputs are built so that they would take at least ten times the bound if it did 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import TypeVar
 
 import pytest
 import yaml
+from support import adversarial
 
 from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
 from qubinode_recovery_provider.diagnosis.logs import parse_log_line, read_log_tail
 from qubinode_recovery_provider.diagnosis.preprocess import expand_line
 from qubinode_recovery_provider.models import Diagnosis, RootCause
 
-MAKE = Path(__file__).resolve().parent.parent / "data" / "adversarial" / "make.py"
 BOUND = 2.0  # seconds: generous on a busy 2-core machine; every input took > 20 s (or failed) before
 
 T = TypeVar("T")
 
 
-def _load_make() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("adversarial_make", MAKE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-adv = _load_make()
+adv = adversarial.make
 
 
 @pytest.fixture(scope="module")

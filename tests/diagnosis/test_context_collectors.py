@@ -12,7 +12,6 @@ import resource
 import shutil
 import socket
 import stat
-import subprocess
 import sys
 import threading
 import time
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import processes
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.diagnosis.context import (
@@ -686,7 +686,7 @@ def test_collect_context_is_importable_without_airflow() -> None:
         "loaded = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')]\n"
         "assert not loaded, loaded\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    processes.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_comma_separated_strings_are_accepted(listener: socket.socket, empty_path: None) -> None:

@@ -9,16 +9,15 @@ speed figure (those are in ``bench/bench_notifier.py``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from airflow.sdk.definitions.retry_policy import RetryAction
 from notify_helpers import FakeTI, task_context
+from support import adversarial
 
 from qubinode_recovery_provider.notifications import RecoveryNotifier
 from qubinode_recovery_provider.policies import DiagnosisRetryPolicy
@@ -30,17 +29,7 @@ POLICY_BUDGET = 1.0
 BASH_EXIT = "Bash command failed. The command returned a non-zero exit code 1."
 
 
-def _adversarial() -> ModuleType:
-    path = Path(__file__).parents[1] / "data" / "adversarial" / "make.py"
-    spec = importlib.util.spec_from_file_location("adversarial_make", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ADV = _adversarial()
+ADV = adversarial.make
 
 
 def _hex_dump_with_key() -> str:

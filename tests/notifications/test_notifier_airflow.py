@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_harness import AirflowHome, api_home, free_port, new_home, stop_all
 from notify_helpers import executable
+from support import processes
+from support.airflow_harness import AirflowHome, api_home, new_home
+from support.processes import free_port
 
 from qubinode_recovery_provider.notifications.outbox import PENDING, SENT, TriggerOutbox
 from qubinode_recovery_provider.store import Ledger
@@ -30,13 +30,6 @@ pytestmark = pytest.mark.integration
 DAGS = Path(__file__).parent / "dags"
 SUMMARY = re.compile(r"qubinode RecoveryNotifier: (stage=.*)$", re.MULTILINE)
 GENEROUS = 15.0
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _stop_api_server() -> Iterator[None]:
-    """Stop the shared API server when the whole session ends (other modules use it too)."""
-    yield
-    stop_all()
 
 
 def summaries(output: str) -> list[dict[str, str]]:
@@ -195,14 +188,8 @@ _execute_task_callbacks(dagbag, request, structlog.get_logger())
 def test_a_callback_run_by_the_dag_processor_without_an_exception(tmp_path: Path) -> None:
     home, server = api_home()
     env = {**home.env, **state_env(tmp_path), **server.connection_env()}
-    result = subprocess.run(
-        [sys.executable, "-c", PROCESSOR_SCRIPT, str(home.dags)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-        check=False,
+    result = processes.run(
+        [sys.executable, "-c", PROCESSOR_SCRIPT, str(home.dags)], env=env, timeout=120, stderr_to_stdout=True
     )
     (summary,) = summaries(result.stdout)
     assert summary["triggered"] == "True", result.stdout[-5000:]

@@ -9,23 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_harness import AirflowHome, api_home, new_home, stop_all
+from support.airflow_harness import AirflowHome, api_home, new_home
 
 pytestmark = pytest.mark.integration
 
 DAGS = Path(__file__).parent / "dags"
 DECISION = re.compile(r"Retry policy decision\s+\[task\] action=(\w+).*?reason=['\"](.*)$", re.MULTILINE)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _stop_api_server() -> Iterator[None]:
-    """Stop the shared API server when the whole session ends (other modules use it too)."""
-    yield
-    stop_all()
 
 
 def decisions(output: str) -> list[tuple[str, str]]:

@@ -6,13 +6,11 @@ fails this test instead of taking the machine down."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
+
+from support import processes
 
 from qubinode_recovery_provider.models import RecoveryActionType, RootCause
 from qubinode_recovery_provider.recovery import RecoveryPlanner, TaskConfig
@@ -37,21 +35,9 @@ print(json.dumps({"delay": retry.action_args["delay_seconds"], "confidence": ret
 
 
 def test_try_number_10_pow_20_plans_at_once_with_the_capped_delay() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(HERE)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=BOUND_SECONDS)
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == 0, err
-    result = json.loads(out)
+    proc = processes.run([sys.executable, "-c", CHILD, str(HERE)], timeout=BOUND_SECONDS)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
     assert result["delay"] == MAX_RETRY_DELAY_SECONDS
     assert result["confidence"] == 0.0  # trusted less with every try, down to nothing
 

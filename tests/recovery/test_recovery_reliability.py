@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from recovery_workers import forkserver_context, race_to_execute
+from support.processes import run
 
 from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 from qubinode_recovery_provider.models import AttemptOutcome, FailureEvent, Health, RootCause
@@ -175,12 +176,8 @@ def test_text_from_an_error_message_is_never_executed(tmp_path: Path) -> None:
 def test_the_cli_plans_for_a_hostile_message_without_running_it(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     text = PWNED_TEXT.format(marker=marker, victim=tmp_path / "victim")
-    done = subprocess.run(
-        [sys.executable, "-m", "qubinode_recovery_provider", "plan", "--error", text, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run(
+        [sys.executable, "-m", "qubinode_recovery_provider", "plan", "--error", text, "--json"], timeout=120
     )
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
@@ -198,7 +195,5 @@ def test_the_core_runs_without_airflow() -> None:
         "bad = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "assert not bad, bad\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run([sys.executable, "-c", code], timeout=60)
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagtest_support import run_dag_tests
+from support.airflow_harness import run_dag_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,9 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from support import processes
+from support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
@@ -42,12 +41,6 @@ EXAMPLE_DAGS = [
     "example_kcli_start_cache",
     "example_kcli_snapshot_lab",
 ]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def lab_conn(xml: Path) -> str:
@@ -74,10 +67,8 @@ def airflow_env(home: Path, dags: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_airflow(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+def run_airflow(env: dict[str, str], *args: str, timeout: float = 180) -> processes.Completed:
+    proc = processes.run([AIRFLOW, *args], env=env, timeout=timeout)
     assert proc.returncode == 0, (
         f"airflow {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     )
@@ -121,21 +112,23 @@ class DagRuns:
         return str(response.json()["access_token"])
 
 
-def start_api_server(env: dict[str, str], home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_api_server(env: dict[str, str], home: Path) -> tuple[processes.Service, str]:
+    """Start ``airflow api-server`` on a free port and wait (at most 90 s) until it answers; stop it
+    with :func:`stop_process`."""
     port = free_port()
-    log = (home / "api-server.log").open("wb")
-    proc = subprocess.Popen(
+    proc = processes.Service.start(
         [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        name="shadow api-server",
+        log_path=home / "api-server.log",
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        shared=True,  # owned by the session fixture ``dag_runs``; the session's end stops it too
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"api-server exited: {(home / 'api-server.log').read_text()[-3000:]}")
+            stop_process(proc)
+            raise RuntimeError(f"api-server exited: {proc.log_tail(60)[-3000:]}")
         try:
             if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
                 return proc, url
@@ -146,11 +139,6 @@ def start_api_server(env: dict[str, str], home: Path) -> tuple[subprocess.Popen[
     raise RuntimeError("api-server did not answer within 90 s")
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
+def stop_process(proc: processes.Service) -> None:
+    """Stop the api-server and its whole tree (SIGTERM, SIGKILL after 20 s)."""
+    proc.stop(grace=20)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from shadow_site import LAB_XML, REAL_EVENTS, REPO
+from support import processes
 
 PROGRAM = """
 import json, sys
@@ -22,13 +22,8 @@ print(json.dumps({"code": code, "airflow": loaded}), file=sys.stderr)
 def test_the_cli_scan_never_imports_airflow(tmp_path: Path) -> None:
     runs = tmp_path / "runs.json"
     runs.write_text(json.dumps({"dag_runs": [], "task_instances": []}))
-    proc = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(runs), str(REAL_EVENTS), str(LAB_XML)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = processes.run(
+        [sys.executable, "-c", PROGRAM, str(runs), str(REAL_EVENTS), str(LAB_XML)], cwd=REPO, timeout=120
     )
     result = json.loads(proc.stderr.strip().splitlines()[-1])
     assert result == {"code": 0, "airflow": []}

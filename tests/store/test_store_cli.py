@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from store_workers import make_attempt, make_diagnosis, make_event
+from support import processes
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.cli import main
@@ -142,12 +142,10 @@ def test_default_sqlite_ledger_in_airflow_home(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_module_entry_point(filled: str, tmp_path: Path) -> None:
-    result = subprocess.run(
+    result = processes.run(
         [sys.executable, "-m", "qubinode_recovery_provider", "incidents", "list", "--ledger", filled],
-        capture_output=True,
-        text=True,
         env={**os.environ, "AIRFLOW_HOME": str(tmp_path)},
-        check=False,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("3 incidents")
@@ -158,4 +156,4 @@ def test_store_and_incidents_cli_do_not_import_airflow() -> None:
         "import sys, qubinode_recovery_provider.store, qubinode_recovery_provider.cli.incidents; "
         "sys.exit(any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules))"
     )
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    assert processes.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from store_workers import make_diagnosis, make_event
+from support import processes
 
 from qubinode_recovery_provider.store import Ledger, head_revision
 from qubinode_recovery_provider.store.migrate import MIGRATIONS_DIR, VERSION_TABLE, current_revision, upgrade
@@ -107,9 +107,7 @@ def test_offline_sql_renders_without_a_database(tmp_path: Path) -> None:
         command.upgrade(cfg, "head", sql=True)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
-    )
+    result = processes.run([sys.executable, "-c", code], check=True, cwd=tmp_path, timeout=120)
     assert "CREATE TABLE qr_incidents" in result.stdout
     assert "qr_alembic_version" in result.stdout
 

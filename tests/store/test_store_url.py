@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support import processes
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.store import Ledger, LedgerURLError, resolve_ledger_url
@@ -16,8 +16,8 @@ from qubinode_recovery_provider.store.url import sqlalchemy_url_from_uri, url_fr
 ENV = "AIRFLOW__QUBINODE_RECOVERY__"
 
 
-def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+def _python(code: str, env: dict[str, str]) -> processes.Completed:
+    return processes.run([sys.executable, "-c", code], env=env, timeout=120)
 
 
 @pytest.fixture(autouse=True)
@@ -75,9 +75,7 @@ def test_conn_id_is_resolved_through_airflow(tmp_path: Path) -> None:
         "AIRFLOW_CONN_QUBINODE_LEDGER": "postgres://ledger:s3cret@db.internal:5433/qubinode",
     }
     env.pop(ENV + "LEDGER_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
+    result = _python(code, env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (
         result.stdout.strip().splitlines()[-1]
@@ -92,9 +90,7 @@ def test_missing_connection_is_a_url_error(tmp_path: Path) -> None:
         "try:\n    url_from_connection('no_such_conn')\nexcept LedgerURLError as e:\n    print('ERR', e)\n"
     )
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "home")}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
+    result = _python(code, env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ERR cannot read Airflow connection 'no_such_conn'" in result.stdout
 
