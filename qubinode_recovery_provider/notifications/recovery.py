@@ -123,7 +123,7 @@ class RecoveryNotifier(BaseNotifier):
         started = time.monotonic()
         outcome = NotificationOutcome()
         try:
-            outcome = self._notify(context, started)
+            self._notify(context, started, outcome)
         except BaseException as exc:  # never let the callback change the task's fate
             outcome.errors.append(f"{type(exc).__name__}: {exc}")
             if not isinstance(exc, Exception):
@@ -134,31 +134,37 @@ class RecoveryNotifier(BaseNotifier):
             _log_outcome(outcome)
 
     def budget(self) -> float:
-        """The time budget in seconds."""
+        """The time budget in seconds: ``budget_seconds`` (else ``[qubinode_recovery]
+        notifier_budget_seconds``), at most three quarters of Airflow's ``[core] task_success_overtime``.
+
+        Airflow 3 runs the failure callback after the task reported its state; from then on the
+        supervisor gives the process ``task_success_overtime`` (20 s by default) before it sends SIGTERM
+        and, 5 s later, SIGKILL. A notifier still working then would lose the incident.
+        """
         if self.budget_seconds is not None:
-            return float(self.budget_seconds)
-        from qubinode_recovery_provider import config
+            configured = float(self.budget_seconds)
+        else:
+            from qubinode_recovery_provider import config
 
-        try:
-            return max(0.5, config.get_float("notifier_budget_seconds"))
-        except config.ConfigError:
-            return float(config.OPTIONS["notifier_budget_seconds"].default)
+            try:
+                configured = max(0.5, config.get_float("notifier_budget_seconds"))
+            except config.ConfigError:
+                configured = float(config.OPTIONS["notifier_budget_seconds"].default)
+        return min(configured, overtime_cap())
 
-    def _notify(self, context: Context, started: float) -> NotificationOutcome:
+    def _notify(self, context: Context, started: float, outcome: NotificationOutcome) -> None:
         from qubinode_recovery_provider.deadline import Deadline
         from qubinode_recovery_provider.notifications.outbox import TriggerOutbox
         from qubinode_recovery_provider.notifications.report import (
             FailureReport,
-            NotificationOutcome,
             ReportSettings,
         )
         from qubinode_recovery_provider.notifications.trigger import RecoveryTrigger
         from qubinode_recovery_provider.task_failure import log_tail_lines
 
-        outcome = NotificationOutcome()
         if _not_a_failure(context):
             outcome.stage = "skipped: the task did not fail (used as a success callback?)"
-            return outcome
+            return
         budget = self.budget()
         deadline = Deadline(max(0.1, budget - RESCUE_RESERVE - (time.monotonic() - started)))
         settings = ReportSettings(
@@ -178,12 +184,37 @@ class RecoveryNotifier(BaseNotifier):
         )
         worker = threading.Thread(target=report.run, name="qubinode-recovery-notifier", daemon=True)
         worker.start()
-        worker.join(timeout=deadline.remaining())
+        try:
+            worker.join(timeout=deadline.remaining())
+        except BaseException as exc:
+            # a signal handler raised while this thread waited: the supervisor's SIGTERM runs the
+            # operator's on_kill here (BashOperator's raises ProcessLookupError when its command is gone).
+            # Keep the failure (spooled under its idempotency key) before anything else happens.
+            outcome.errors.append(f"interrupted at stage {outcome.stage}: {type(exc).__name__}: {exc}")
+            _rescue(report, outcome)
+            if not isinstance(exc, Exception):
+                raise
+            return
         if worker.is_alive():
             outcome.timed_out = True
             outcome.errors.append(f"budget of {budget:g}s ran out at stage {outcome.stage}")
             _rescue(report, outcome)
-        return outcome
+
+
+#: Share of Airflow's ``[core] task_success_overtime`` the notifier may use (see ``budget``).
+OVERTIME_SHARE = 0.75
+
+
+def overtime_cap() -> float:
+    """Seconds the notifier may take before Airflow's supervisor stops the task process: three quarters
+    of ``[core] task_success_overtime`` (infinite when Airflow's configuration cannot be read)."""
+    try:
+        from airflow.configuration import conf
+
+        overtime = conf.getfloat("core", "task_success_overtime", fallback=20.0)
+    except Exception:
+        return float("inf")
+    return max(0.5, overtime * OVERTIME_SHARE)
 
 
 def _not_a_failure(context: Context) -> bool:

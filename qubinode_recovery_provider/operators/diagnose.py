@@ -174,6 +174,7 @@ class DiagnoseFailureOperator(BaseOperator):
     def _diagnose(self, failure: dict[str, Any]) -> tuple[Diagnosis, dict[str, Any] | None, str, str | None]:
         """The diagnosis, the incident, where the diagnosis came from, and the failed task's host."""
         from qubinode_recovery_provider import api
+        from qubinode_recovery_provider.store.ledger import DUPLICATE
         from qubinode_recovery_provider.task_failure import shared_analyzer
 
         ledger = api.get_ledger()
@@ -191,8 +192,12 @@ class DiagnoseFailureOperator(BaseOperator):
         if recorded is not None:
             incident = _incident(ledger, diagnosis.fingerprint)
             return diagnosis, incident, "failure_message (already recorded)", host
-        incident = ledger.record_failure(event, diagnosis)
-        return diagnosis, incident.model_dump(mode="json"), "failure_message (recorded now)", None
+        written = ledger.record_occurrence(event, diagnosis)
+        incident = written.incident.model_dump(mode="json")
+        if written.status == DUPLICATE:  # this attempt was recorded before, by another form run
+            incident = _incident(ledger, diagnosis.fingerprint) or incident
+            return diagnosis, incident, "failure_message (already recorded)", None
+        return diagnosis, incident, "failure_message (recorded now)", None
 
 
 def _event(failure: dict[str, Any]) -> FailureEvent:

@@ -87,7 +87,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
         ``[qubinode_recovery] log_tail_lines``.
     :param push_xcom: push the decision as XCom ``qubinode_retry_decision``.
     :param budget_seconds: the most time the decision takes; when the diagnosis is not ready by then the
-        task's own retries apply (DEFAULT). Default ``[qubinode_recovery] policy_budget_seconds`` (1 s).
+        task's own retries apply (DEFAULT). Default ``[qubinode_recovery] policy_budget_seconds`` (5 s).
     """
 
     XCOM_KEY: ClassVar[str] = "qubinode_retry_decision"

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_harness import free_port
 from notify_helpers import SSH_DENIED, task_context
+from support.processes import free_port
 
 from qubinode_recovery_provider import task_failure
 from qubinode_recovery_provider.notifications import RecoveryNotifier
@@ -280,3 +280,47 @@ def test_a_postgresql_that_refuses_connections_spools_the_incident(
     assert elapsed <= 2.0 + SLACK
     assert outcome.record_status == "spooled"
     assert occurrences_and_diagnoses(tmp_path) == (1, 1)
+
+
+def test_a_signal_handler_that_raises_while_the_notifier_waits_does_not_lose_the_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release: threading.Event
+) -> None:
+    """What Airflow's supervisor does after ``task_success_overtime``: SIGTERM, whose handler in the task
+    runs the operator's ``on_kill`` -- BashOperator's raises ProcessLookupError when its command is
+    gone. The exception surfaces in the thread that waits for the worker; the failure is spooled."""
+    import signal
+
+    def slow_analysis(self: object, event: Any, host: Any) -> Any:
+        release.wait(30)
+        raise RuntimeError("never reached in time")
+
+    def on_kill(signum: int, frame: Any) -> None:
+        raise ProcessLookupError(3, "No such process")
+
+    monkeypatch.setattr(report_module.FailureReport, "_diagnose", slow_analysis)
+    previous = signal.signal(signal.SIGALRM, on_kill)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        outcome, elapsed = run_notifier(10.0, task_context(PermissionError(SSH_DENIED)))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert elapsed < 5.0
+    assert outcome.record_status == "spooled"
+    assert any("interrupted at stage" in e and "ProcessLookupError" in e for e in outcome.errors)
+    release.set()
+    assert occurrences_and_diagnoses(tmp_path) == (1, 1)
+
+
+def test_the_budget_stays_inside_airflows_task_success_overtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow 3 stops the task process ``task_success_overtime`` after the failed state was reported,
+    which is before the failure callback runs: the notifier keeps a quarter of it in hand."""
+    from airflow.configuration import conf
+
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__NOTIFIER_BUDGET_SECONDS", "60")
+    assert conf.getfloat("core", "task_success_overtime") == 20.0
+    assert RecoveryNotifier().budget() == 15.0
+    assert RecoveryNotifier(budget_seconds=3).budget() == 3.0
+    monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "8")
+    assert RecoveryNotifier().budget() == 6.0
+    assert RecoveryNotifier(budget_seconds=30).budget() == 6.0

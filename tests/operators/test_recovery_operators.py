@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagtest_support import run_dag_tests
+from support.airflow_harness import run_dag_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK_ERROR = "dial tcp: lookup mirror.example.com: Temporary failure in name resolution"
@@ -104,14 +104,17 @@ def test_diagnose_reuses_the_notifiers_diagnosis_without_counting_again(runs):
 
 
 def test_a_form_started_diagnosis_is_recorded_once_per_failure(runs):
+    # the notifier saw the failing command's output (the in-memory task log under `dags test`) and
+    # recorded the network failure: the forms that paste the same error do not count it again
     diagnosed = [runs[name]["xcoms"]["diagnose"]["return_value"] for name in ("dry_run", "approval")]
-    assert [d["source"] for d in diagnosed] == [
-        "failure_message (recorded now)",
-        "failure_message (already recorded)",
-    ]
+    assert [d["source"] for d in diagnosed] == ["failure_message (already recorded)"] * 2
     assert diagnosed[0]["diagnosis"]["root_cause"] == "network"
     incident = runs.ledger().get_incident(diagnosed[0]["diagnosis"]["fingerprint"])
     assert incident.occurrences == 1
+    # a pasted error the notifier did not see is a new diagnosis of that run, recorded by the form
+    escalated = runs["escalate"]["xcoms"]["diagnose"]["return_value"]
+    assert escalated["source"] == "failure_message (recorded now)"
+    assert runs.ledger().get_incident(escalated["diagnosis"]["fingerprint"]).occurrences == 1
 
 
 def test_dry_run_goes_the_automatic_way_and_runs_nothing(runs):
