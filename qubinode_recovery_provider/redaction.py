@@ -215,14 +215,18 @@ _PROSE = frozenset(
 
 def _not_prose(data: bytes, start: int, end: int) -> bool:
     """A value after ``name:`` that is not prose: not a common word, not a word that a sentence goes on
-    after (``creds: unable to reach``); a single word alone at the end of its line is a value.
+    after (``creds: unable to reach``), not a word that is a label itself (``token: ConnectError:``);
+    a single word alone at the end of its line is a value.
 
     :param data: the text.
     :param start: where the value starts.
     :param end: where it ends.
     """
-    word = data[start:end].rstrip(b".,:;!?")
+    value = data[start:end]
+    word = value.rstrip(b".,:;!?")
     if word.lower().decode("utf-8", "replace") in _PROSE:
+        return False
+    if value.endswith(b":") and word.isalpha():  # a label that goes on: "token: ConnectError: ..."
         return False
     after = data[end : end + 2]
     return not (word.isalpha() and after[:1] in (b" ", b"\t") and after[1:2].isalpha())
@@ -405,9 +409,15 @@ def _looks_random(data: bytes, tokens: list[Span]) -> bool:
     if all(value.startswith(b"/") for value in values):
         return False
     joined = b"".join(values)
-    classes = (joined.upper() != joined, joined.lower() != joined, any(48 <= c <= 57 for c in joined))
+    classes = (
+        joined.upper() != joined,
+        joined.lower() != joined,
+        len(joined.translate(None, _DIGITS)) < len(joined),
+    )
     return all(classes) and not _HEX.issuperset(joined.rstrip(b"="))
 
+
+_DIGITS = b"0123456789"
 
 #: A line that ends with a base64 token of 16 characters or more, and a run of such lines.
 _BODY_LINE = r"(?:[^\n]*[ \t])?[A-Za-z0-9+/]{16,}={0,2}[ \t]*\r?"
@@ -725,6 +735,10 @@ def _redact_bytes(data: bytes, use_triggers: bool = True) -> bytes | None:
     return b"".join(pieces)
 
 
+#: Most passes of :func:`redact` over its own output (each shortens the text or ends the loop).
+_MAX_PASSES = 4
+
+
 def _might_hold_secret(text: str) -> bool:
     """Whether a rule with literal triggers could match (one pass of the RE2 trigger set).
 
@@ -749,6 +763,14 @@ def redact(text: str) -> str:
     out = _redact_bytes(data)
     if out is None:
         return text
+    # Masking can join what was apart (a value masked up to a PEM END line leaves the block's BEGIN and a
+    # later END around one mask): redact the result again until nothing changes, so that redacting
+    # redacted text is a no-op. Each pass is linear; a text without secrets takes one.
+    for _ in range(_MAX_PASSES - 1):
+        again = _redact_bytes(out)
+        if again is None or again == out:
+            break
+        out = again
     try:
         return out.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:  # a span cut an undecodable byte sequence
@@ -817,6 +839,12 @@ def redact_data(value: object, max_depth: int = 32) -> object:
     if isinstance(value, dict):
         return {k: _redact_item(k, v, max_depth - 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if len(value) > 1 and all(isinstance(v, str) for v in value):
+            # a log tail: one pass over the lines joined (a key spread over lines is caught whole);
+            # when that changes the number of lines (a key block collapsed), each line on its own
+            joined = redact_lines(value)
+            if len(joined) == len(value):
+                return joined
         return [redact_data(v, max_depth - 1) for v in value]
     return value
 
