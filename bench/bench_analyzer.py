@@ -24,7 +24,6 @@ peak RSS and the time of one analysis.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -212,16 +211,11 @@ def memory_100mb(path: Path) -> dict[str, float]:
     }
 
 
-ADVERSARIAL_MAKE = Path(__file__).resolve().parent.parent / "tests" / "data" / "adversarial" / "make.py"
-
-
 def adversarial(library: PatternLibrary, repeats: int) -> dict[str, dict[str, object]]:
     """Median seconds of one analysis of each hostile input (see ``tests/data/adversarial/make.py``)."""
-    spec = importlib.util.spec_from_file_location("adversarial_make", ADVERSARIAL_MAKE)
-    assert spec is not None
-    assert spec.loader is not None
-    adv = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(adv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from support.adversarial import make as adv
+
     analyzer = FailureAnalyzer(library)
     analyzer.analyze("warm up")
     examples = [cp.pattern.examples[0].text for cp in library]

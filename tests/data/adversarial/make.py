@@ -51,9 +51,10 @@ def jwt_line(size: int = 80 * 1024) -> str:
     :param size: the length of the token.
     """
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    body = "".join(alphabet[(i * 7919) % len(alphabet)] for i in range(size))
-    third = len(body) // 3
-    token = f"eyJhbGciOiJIUzI1NiJ9.{body[:third]}.{body[third : 2 * third]}"
+    header = "eyJhbGciOiJIUzI1NiJ9."
+    half = max(1, (size - len(header) - 1) // 2)
+    body = "".join(alphabet[(i * 7919) % len(alphabet)] for i in range(2 * half))
+    token = f"{header}{body[:half]}.{body[half:]}"
     return f"ERROR - Authorization: Bearer {token} rejected: 401 Unauthorized"
 
 
