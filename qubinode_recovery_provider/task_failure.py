@@ -376,12 +376,17 @@ _ANALYZER_LOCK = threading.Lock()
 
 
 def shared_analyzer() -> FailureAnalyzer:
-    """One :class:`FailureAnalyzer` per process (building it loads and compiles the pattern packs)."""
+    """One :class:`FailureAnalyzer` per process (building it loads the pattern packs).
+
+    Its prefilter is Hyperscan when the compiled database is cached (``qubinode-recovery patterns
+    check`` and every CLI diagnosis write it), else the literal index: a task process never spends its
+    failure budget compiling (about 2 s of CPU, several failing tasks at once each paying it).
+    """
     with _ANALYZER_LOCK:
         if not _ANALYZER:
             from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 
-            _ANALYZER.append(FailureAnalyzer())
+            _ANALYZER.append(FailureAnalyzer(index_kind="cached"))
         return _ANALYZER[0]
 
 

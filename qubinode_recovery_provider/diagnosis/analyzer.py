@@ -122,15 +122,22 @@ class FailureAnalyzer:
 
     :param library: the patterns; default: the shipped packs plus ``[qubinode_recovery] pattern_dirs``.
     :param calibration: confidence coefficients; default: the fitted ``calibration.json``.
+    :param index_kind: the prefilter (:func:`~qubinode_recovery_provider.diagnosis.matcher.build_index`).
     """
 
-    def __init__(self, library: PatternLibrary | None = None, calibration: Calibration | None = None) -> None:
+    def __init__(
+        self,
+        library: PatternLibrary | None = None,
+        calibration: Calibration | None = None,
+        index_kind: str = "auto",
+    ) -> None:
         self.library = library if library is not None else PatternLibrary.from_config()
         self.calibration = calibration or Calibration.load()
+        self.index_kind = index_kind
 
     @cached_property
     def matcher(self) -> Matcher:
-        return Matcher(self.library.patterns)
+        return Matcher(self.library.patterns, self.index_kind)
 
     @property
     def warnings(self) -> list[str]:

@@ -120,7 +120,12 @@ class HyperscanIndex:
 
     kind = "hyperscan"
 
-    def __init__(self, patterns: Sequence[CompiledPattern], extra: dict[bytes, tuple[int, ...]]) -> None:
+    def __init__(
+        self,
+        patterns: Sequence[CompiledPattern],
+        extra: dict[bytes, tuple[int, ...]],
+        compile_missing: bool = True,
+    ) -> None:
         import hyperscan
 
         expressions: list[bytes] = []
@@ -144,7 +149,7 @@ class HyperscanIndex:
             expressions.append(_escaped(literal))
             flags.append(literal_flag)
             self._ids.append(ids)
-        self._db = _hyperscan_database(hyperscan, expressions, flags)
+        self._db = _hyperscan_database(hyperscan, expressions, flags, compile_missing)
         self._terminated = hyperscan.ScanTerminated
         self._lock = threading.Lock()
 
@@ -170,7 +175,13 @@ def _escaped(literal: bytes) -> bytes:
     return b"".join(b"\\x%02x" % byte for byte in literal)
 
 
-def _hyperscan_database(hyperscan: Any, expressions: list[bytes], flags: list[int]) -> Any:
+class NotCompiled(LookupError):
+    """The Hyperscan database is not in the cache and compiling it was not allowed."""
+
+
+def _hyperscan_database(
+    hyperscan: Any, expressions: list[bytes], flags: list[int], compile_missing: bool = True
+) -> Any:
     digest = hashlib.sha256(repr((HYPERSCAN_CACHE_VERSION, expressions, flags)).encode()).hexdigest()[:32]
     directory = cache_dir()
     path = directory / f"hs-{digest}.db" if directory else None
@@ -182,6 +193,8 @@ def _hyperscan_database(hyperscan: Any, expressions: list[bytes], flags: list[in
             return db
         except Exception as exc:  # a damaged cache file: rebuild it
             log.warning("ignoring unreadable pattern cache %s: %s", path, exc)
+    if not compile_missing:
+        raise NotCompiled(str(path))
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(
         expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions), flags=flags
@@ -216,11 +229,20 @@ class AhoCorasickIndex:
 
 
 def build_index(patterns: Sequence[CompiledPattern], kind: str = "auto") -> PrefilterIndex:
-    """The fastest prefilter available (``kind``: auto, hyperscan or pyahocorasick)."""
+    """The fastest prefilter available.
+
+    :param kind: ``auto`` (Hyperscan when installed, its database compiled and cached when missing),
+        ``cached`` (Hyperscan only when its database is in the cache already, else the literal index:
+        for the failure path, where compiling, about 2 s of CPU, would eat the callback's budget;
+        the literal index is built in milliseconds and finds the same hits), ``hyperscan`` or
+        ``pyahocorasick``.
+    """
     blob = {BLOB_MARKER.encode(): (_BLOB,)}
-    if kind in ("auto", "hyperscan"):
+    if kind in ("auto", "cached", "hyperscan"):
         try:
-            return HyperscanIndex(patterns, blob)
+            return HyperscanIndex(patterns, blob, compile_missing=kind != "cached")
+        except NotCompiled:
+            log.debug("no cached Hyperscan database: using the literal index")
         except ImportError:
             if kind == "hyperscan":
                 raise
@@ -310,7 +332,8 @@ class Matcher:
     """A prefilter over ``patterns``, then their RE2 expressions on the candidate lines.
 
     :param patterns: the compiled patterns; hit ``pattern_index`` values index this sequence.
-    :param index_kind: ``auto`` (Hyperscan when installed), ``hyperscan`` or ``pyahocorasick``.
+    :param index_kind: ``auto`` (Hyperscan when installed), ``cached``, ``hyperscan`` or ``pyahocorasick``
+        (see :func:`build_index`).
     """
 
     def __init__(self, patterns: Sequence[CompiledPattern], index_kind: str = "auto") -> None:

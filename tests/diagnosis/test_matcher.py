@@ -133,6 +133,23 @@ def test_the_compiled_database_is_cached_and_a_damaged_cache_is_rebuilt(
     assert third.scan_text("No space left on device").counts
 
 
+def test_the_failure_path_kind_never_compiles_and_uses_hyperscan_once_it_is_cached(
+    small_library: PatternLibrary, tmp_path: Path, monkeypatch
+) -> None:
+    """``cached``: the literal index while no compiled database is on disk (nothing is compiled, nothing
+    written), Hyperscan once one is; the hits are the same."""
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(tmp_path))
+    text = "mount: /srv: No space left on device\nall good"
+    before = Matcher(small_library.patterns, index_kind="cached")
+    assert before.index.kind == "pyahocorasick"
+    assert not list(tmp_path.glob("hs-*.db"))
+    Matcher(small_library.patterns)  # what `patterns check` and the CLI do: compile and cache
+    after = Matcher(small_library.patterns, index_kind="cached")
+    assert after.index.kind == "hyperscan"
+    assert before.scan_text(text).counts == after.scan_text(text).counts
+    assert before.scan_text(text).counts
+
+
 def test_the_cache_can_be_turned_off(small_library: PatternLibrary, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", "")
     monkeypatch.setenv("HOME", str(tmp_path))
