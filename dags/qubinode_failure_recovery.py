@@ -12,16 +12,20 @@ failed task and the incident's fingerprint), or by a person from the trigger for
    (or a dry run), *approve* when a person must say yes (risk, confidence, or automatic recovery turned
    off for this run or the failed DAG), *escalate_only* when nothing may run automatically.
 4. **approve** -- a Human-in-the-loop approval in the Airflow UI ("Required actions") showing the dry
-   run of the option with its risk, rollback and the whole plan. Reject (or no answer in 24 hours)
-   escalates.
+   run of the option with its risk, rollback and the whole plan. Reject escalates, naming who rejected;
+   no answer within ``[qubinode_recovery] approval_timeout_minutes`` (24 hours) applies the default,
+   Reject, and escalates saying nobody answered.
 5. **execute** -- runs the option once. "Retry from failure" clears the failed task instances of the
    failed run through the REST API v2, so the run resumes from the failed task and keeps its finished
    upstream work.
 6. **verify** -- waits (reschedule mode) until the resumed run succeeds or fails.
 7. **escalate** -- when verification failed, the action failed, the approval was rejected or no safe
    option exists: an entry in the ledger's escalation outbox plus a Markdown report.
-8. **report** -- the outcome in the ledger (a recovered incident becomes resolved) and a Markdown
-   summary in ``<state_dir>/reports/``.
+8. **report** -- the outcome in the ledger (a recovered incident becomes resolved), a Markdown summary
+   in ``<state_dir>/reports/``, the outcome as this run's note and a note on the failed task instance.
+
+The trigger form refuses a run without a DAG id or a failure message, and ids that are too long or
+hold characters Airflow ids cannot have.
 """
 
 from __future__ import annotations
@@ -29,18 +33,28 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, TriggerRule
 
+from qubinode_recovery_provider import config
 from qubinode_recovery_provider.operators import (
     DiagnoseFailureOperator,
     EscalateOperator,
     ExecuteRecoveryOperator,
     PlanRecoveryOperator,
+    RecoveryApprovalOperator,
     RecoveryDecisionOperator,
     RecoveryReportOperator,
 )
 from qubinode_recovery_provider.sensors.recovery import RecoveredRunSensor
+
+try:
+    APPROVAL_TIMEOUT = timedelta(minutes=max(0.1, config.get_float("approval_timeout_minutes")))
+except config.ConfigError:
+    APPROVAL_TIMEOUT = timedelta(hours=24)
+#: Airflow's id characters (dag_id, task_id); a run id may also hold ``~:+``.
+ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+OPTIONAL_ID_PATTERN = r"^[A-Za-z0-9_.-]*$"
+OPTIONAL_RUN_ID_PATTERN = r"^[A-Za-z0-9_.~:+-]*$"
 
 with DAG(
     dag_id="qubinode_failure_recovery",
@@ -56,16 +70,18 @@ with DAG(
     default_args={"owner": "qubinode", "retries": 0},
     params={
         "failed_dag_id": Param(
-            "",
-            type=["string", "null"],
+            type="string",
+            minLength=1,
             maxLength=250,
+            pattern=ID_PATTERN,
             title="Failed DAG id",
-            description="The DAG whose task failed.",
+            description="The DAG whose task failed (letters, digits, _ . -; at most 250).",
         ),
         "failed_task_id": Param(
             "",
             type=["string", "null"],
             maxLength=250,
+            pattern=OPTIONAL_ID_PATTERN,
             title="Failed task id",
             description="The task that failed. Optional, but needed to resume the run from it.",
         ),
@@ -73,13 +89,15 @@ with DAG(
             "",
             type=["string", "null"],
             maxLength=250,
+            pattern=OPTIONAL_RUN_ID_PATTERN,
             title="Failed run id",
             description="The run the task failed in (for example manual__2025-01-01T00:00:00+00:00). "
             "Optional, but needed to resume the run.",
         ),
         "failure_message": Param(
-            "",
-            type=["string", "null"],
+            type="string",
+            minLength=1,
+            maxLength=100_000,
             format="multiline",
             title="Failure message or log excerpt",
             description="The error message, or the last lines of the failed task's log.",
@@ -118,13 +136,13 @@ with DAG(
     )
     auto_execute = EmptyOperator(task_id="auto_execute")
     escalate_only = EmptyOperator(task_id="escalate_only")
-    approve = ApprovalOperator(
+    approve = RecoveryApprovalOperator(
         task_id="approve",
         subject="Approve the recovery of {{ params.failed_dag_id }}"
         "{{ '.' ~ params.failed_task_id if params.failed_task_id else '' }}?",
         body="{{ ti.xcom_pull(task_ids='decide', key='approval_body') }}",
         defaults="Reject",
-        response_timeout=timedelta(hours=24),
+        response_timeout=APPROVAL_TIMEOUT,
     )
     execute = ExecuteRecoveryOperator(
         task_id="execute",

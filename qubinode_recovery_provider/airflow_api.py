@@ -335,7 +335,37 @@ class AirflowAPIClient:
             self.request("GET", f"/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}", retries=IDEMPOTENT_RETRIES)
         )
 
+    def set_dag_run_note(self, dag_id: str, run_id: str, note: str) -> dict[str, Any]:
+        """Set the note of a DAG run (``PATCH /dags/{dag_id}/dagRuns/{run_id}``, ``update_mask=note``);
+        Airflow renders it as Markdown on the run. Cut to the API's 1000 characters.
+
+        :param dag_id: the DAG id.
+        :param run_id: the run id.
+        :param note: the note (Markdown).
+        """
+        path = f"/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}"
+        body = {"note": _note(note)}
+        return dict(self.request("PATCH", path, json=body, params={"update_mask": "note"}, retries=1))
+
     # --- task instances --------------------------------------------------------------------------------
+
+    def set_task_instance_note(
+        self, dag_id: str, run_id: str, task_id: str, note: str, map_index: int = -1
+    ) -> dict[str, Any]:
+        """Set the note of a task instance (``PATCH .../taskInstances/{task_id}[/{map_index}]``,
+        ``update_mask=note``; its state is left as it is). Cut to the API's 1000 characters.
+
+        :param dag_id: the DAG id.
+        :param run_id: the run id.
+        :param task_id: the task id.
+        :param note: the note (Markdown).
+        :param map_index: the map index of a mapped task instance.
+        """
+        path = f"/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances/{_seg(task_id)}"
+        if map_index >= 0:
+            path += f"/{map_index}"
+        body = {"note": _note(note)}
+        return dict(self.request("PATCH", path, json=body, params={"update_mask": "note"}, retries=1))
 
     def clear_task_instances(
         self,
@@ -378,13 +408,28 @@ class AirflowAPIClient:
         if task_ids is not None:
             body["task_ids"] = [list(t) if isinstance(t, tuple) else t for t in task_ids]
         if note:
-            body["note"] = note[:1000]
+            body["note"] = _note(note)
         # Clearing is idempotent: a retry after an unavailable answer clears what is still failed.
         return dict(
             self.request(
                 "POST", f"/dags/{_seg(dag_id)}/clearTaskInstances", json=body, retries=IDEMPOTENT_RETRIES
             )
         )
+
+
+#: The REST API's limit on a note.
+MAX_NOTE_CHARS = 1000
+
+
+def _note(text: str) -> str:
+    """``text`` within the API's note limit (cut at a line end where one is near, marked with ``…``)."""
+    if len(text) <= MAX_NOTE_CHARS:
+        return text
+    cut = text[: MAX_NOTE_CHARS - 2]
+    line_end = cut.rfind("\n")
+    if line_end > MAX_NOTE_CHARS // 2:
+        cut = cut[:line_end]
+    return cut.rstrip() + "\n…"
 
 
 def _seg(value: str) -> str:

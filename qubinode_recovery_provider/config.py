@@ -75,6 +75,12 @@ OPTIONS: dict[str, Option] = {
         "string",
         "low",
     ),
+    "approval_timeout_minutes": Option(
+        "How long the recovery DAG's approval waits for a person; then its default, Reject, applies: "
+        "nothing runs and the incident is escalated.",
+        "float",
+        "1440",
+    ),
     "min_auto_confidence": Option(
         "Below this confidence an option is never carried out automatically.", "float", "0.7"
     ),

@@ -48,6 +48,7 @@ def get_provider_info() -> dict[str, Any]:
                     "qubinode_recovery_provider.operators.diagnose",
                     "qubinode_recovery_provider.operators.plan",
                     "qubinode_recovery_provider.operators.decide",
+                    "qubinode_recovery_provider.operators.approval",
                     "qubinode_recovery_provider.operators.execute",
                     "qubinode_recovery_provider.operators.escalate",
                     "qubinode_recovery_provider.operators.report",

@@ -414,12 +414,7 @@ class LocalAirflow:
         content = answer.get("content", [])
         if isinstance(content, str):
             return content
-        return "\n".join(
-            " ".join(str(v) for v in (e.get("event"), e.get("reason")) if v)
-            if isinstance(e, dict)
-            else str(e)
-            for e in content
-        )
+        return "\n".join(_log_line(e) for e in content)
 
     def hitl_detail(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         """The Human-in-the-loop request of a task waiting for input."""
@@ -429,6 +424,18 @@ class LocalAirflow:
         """Answer a Human-in-the-loop request (for example ``Approve``)."""
         body = {"chosen_options": [option], "params_input": {}}
         return dict(self.client.request("PATCH", _hitl_path(dag_id, run_id, task_id), json=body))
+
+
+def _log_line(entry: Any) -> str:
+    """One log record as text: its message, and for a failure the exception (``type: message``) as the
+    UI shows it above the stack."""
+    if not isinstance(entry, dict):
+        return str(entry)
+    line = " ".join(str(v) for v in (entry.get("event"), entry.get("reason")) if v)
+    for error in entry.get("error_detail") or []:
+        if isinstance(error, dict):
+            line += f"\n{error.get('exc_type')}: {error.get('exc_value')}"
+    return line
 
 
 def _hitl_path(dag_id: str, run_id: str, task_id: str) -> str:

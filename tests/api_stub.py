@@ -112,7 +112,8 @@ class StubHandler(BaseHTTPRequestHandler):
             if self.stub.behaviour.get("clear_failures", 0) > 0:  # SQLite "database is locked" under load
                 self.stub.behaviour["clear_failures"] -= 1
                 return self._reply(500, {"reason": "Database error", "message": "Serious error"})
-            return self._reply(200, {"task_instances": [], "total_entries": 0})
+            cleared = self.stub.behaviour.get("cleared", [])
+            return self._reply(200, {"task_instances": cleared, "total_entries": len(cleared)})
         return self._reply(404, {"detail": "no such route"})
 
     def do_GET(self) -> None:

@@ -195,6 +195,21 @@ def test_against_a_real_api_server() -> None:
             only_failed=False,
         )
         assert "task_instances" in cleared
+        # notes: Markdown on the run and on a task instance; longer ones are cut to the API's 1000
+        long_note = "**Recovered** - " + "\n".join(f"- line {n} " + "x" * 40 for n in range(40))
+        client.set_dag_run_note("qubinode_failure_recovery", "qrp_client_test", long_note)
+        run_note = client.get_dag_run("qubinode_failure_recovery", "qrp_client_test")["note"]
+        assert run_note.startswith("**Recovered** - ")
+        assert run_note.endswith("\n…")
+        assert len(run_note) <= 1000
+        ti_path = "/dags/qubinode_failure_recovery/dagRuns/qrp_client_test/taskInstances/stand_in"
+        client.set_task_instance_note(
+            "qubinode_failure_recovery", "qrp_client_test", "stand_in", "qubinode: ok"
+        )
+        assert client.request("GET", ti_path)["note"] == "qubinode: ok"
+        with pytest.raises(AirflowAPIError) as no_task:
+            client.set_task_instance_note("qubinode_failure_recovery", "qrp_client_test", "nope", "x")
+        assert no_task.value.status_code == 404
         with pytest.raises(AirflowAPIError) as missing:
             client.get_dag_run("qubinode_failure_recovery", "no_such_run")
         assert missing.value.status_code == 404

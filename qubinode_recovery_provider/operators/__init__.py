@@ -1,12 +1,14 @@
 """Airflow operators of the recovery DAG: thin adapters over the core.
 
 ``DiagnoseFailureOperator`` -> ``PlanRecoveryOperator`` -> ``RecoveryDecisionOperator`` (branch) ->
-``ExecuteRecoveryOperator`` -> (``RecoveredRunSensor``) -> ``EscalateOperator`` -> ``RecoveryReportOperator``.
+(``RecoveryApprovalOperator``) -> ``ExecuteRecoveryOperator`` -> (``RecoveredRunSensor``) ->
+``EscalateOperator`` -> ``RecoveryReportOperator``.
 Importing this package is cheap: each operator imports the core when it runs.
 """
 
 from __future__ import annotations
 
+from qubinode_recovery_provider.operators.approval import RecoveryApprovalOperator
 from qubinode_recovery_provider.operators.decide import RecoveryDecisionOperator
 from qubinode_recovery_provider.operators.diagnose import DiagnoseFailureOperator
 from qubinode_recovery_provider.operators.escalate import EscalateOperator
@@ -19,6 +21,7 @@ __all__ = [
     "EscalateOperator",
     "ExecuteRecoveryOperator",
     "PlanRecoveryOperator",
+    "RecoveryApprovalOperator",
     "RecoveryDecisionOperator",
     "RecoveryReportOperator",
 ]

@@ -20,6 +20,8 @@ APPROVAL_BODY_KEY = "approval_body"
 ATTEMPT_KEY = "attempt"
 VERIFICATION_KEY = "verification"
 ESCALATION_KEY = "escalation"
+#: The approval's answer (:class:`~qubinode_recovery_provider.operators.approval.RecoveryApprovalOperator`).
+APPROVAL_KEY = "approval"
 
 #: Task states that mean "did not finish well".
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
@@ -104,16 +106,42 @@ def load_plan(payload: dict[str, Any] | None) -> RecoveryPlan:
     return RecoveryPlan.model_validate(payload["plan"])
 
 
-def approval_choice(payload: Any) -> str | None:
-    """``Approve`` or ``Reject`` from an ApprovalOperator's XCom, ``None`` when nobody answered."""
-    if not isinstance(payload, dict):
+def answer_of(event: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready answer of a Human-in-the-loop resume event (a person's, or the defaults applied at
+    the timeout)."""
+    chosen = [str(option) for option in event.get("chosen_options") or []]
+    responded_at = event.get("responded_at")
+    return {
+        "choice": chosen[0] if chosen else None,
+        "chosen_options": chosen,
+        "responded_by": approver(event),
+        "responded_at": responded_at.isoformat() if hasattr(responded_at, "isoformat") else responded_at,
+        "timed_out": bool(event.get("timedout")),
+    }
+
+
+def approval(context: Context, task_id: str | None) -> dict[str, Any] | None:
+    """The answer of the approval task ``task_id`` in this run (:data:`APPROVAL_KEY`, else the return
+    value of a plain ``ApprovalOperator``), ``None`` when it was not answered (or did not run)."""
+    stored = pull(context, task_id, APPROVAL_KEY)
+    if isinstance(stored, dict):
+        return stored
+    returned = pull(context, task_id)
+    return answer_of(returned) if isinstance(returned, dict) and returned.get("chosen_options") else None
+
+
+def approval_choice(answer: Any) -> str | None:
+    """``Approve`` or ``Reject`` from an answer (:func:`approval`), ``None`` when nobody answered."""
+    if not isinstance(answer, dict):
         return None
-    chosen = payload.get("chosen_options") or []
+    if answer.get("choice"):
+        return str(answer["choice"])
+    chosen = answer.get("chosen_options") or []
     return str(chosen[0]) if chosen else None
 
 
 def approver(payload: Any) -> str | None:
-    """Who answered the approval, when known."""
+    """Who answered the approval, when known (``None`` for the defaults applied at a timeout)."""
     if not isinstance(payload, dict):
         return None
     user = payload.get("responded_by_user") or payload.get("responded_by") or {}

@@ -95,8 +95,7 @@ def decide(
     if option is None:
         return RecoveryDecision(ESCALATE, ["the plan has no option"], is_dry, index)
     if option.action is None:
-        why = f"the recommended option is carried out by a person: {option.type.value} - {option.title}"
-        return RecoveryDecision(ESCALATE, [why], is_dry, index)
+        return RecoveryDecision(ESCALATE, [_by_a_person(plan, option)], is_dry, index)
     try:
         spec = registry.get(option.action)
         args = registry.validate(option.action, option.action_args)
@@ -127,6 +126,18 @@ def decide(
         False,
         index,
     )
+
+
+def _by_a_person(plan: RecoveryPlan, option: RecoveryOption) -> str:
+    """Why an option without an action escalates, saying what would let a retry run."""
+    from qubinode_recovery_provider.models import RecoveryActionType
+
+    if option.type is RecoveryActionType.RETRY and not plan.run_id:
+        return (
+            "a retry needs the failed run to resume: it runs automatically only when failed_run_id "
+            "(and failed_task_id) name it; otherwise re-run the task in the Airflow UI"
+        )
+    return f"the recommended option is carried out by a person: {option.type.value} - {option.title}"
 
 
 def _breaker(breaker: Any, ledger: Any, fingerprint: str, host: str | None) -> str:

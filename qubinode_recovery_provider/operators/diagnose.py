@@ -261,9 +261,13 @@ def _task_config(
 
 
 def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    code = getattr(response, "status_code", None)
-    return int(code) if isinstance(code, int) else None
+    """The HTTP status behind an error of the Task SDK (``AirflowRuntimeError``: ``error.detail``
+    holds ``status_code``) or of an HTTP client (``response.status_code``)."""
+    detail = getattr(getattr(exc, "error", None), "detail", None)
+    code = detail.get("status_code") if isinstance(detail, dict) else None
+    if code is None:
+        code = getattr(getattr(exc, "response", None), "status_code", None)
+    return int(code) if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 def _try_number(value: Any) -> int | None:

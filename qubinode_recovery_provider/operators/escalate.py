@@ -86,12 +86,19 @@ class EscalateOperator(BaseOperator):
         decision = c.pull(context, self.decision_task_id, c.DECISION_KEY) or {}
         if decision.get("route") == "escalate":
             reasons += [str(r) for r in decision.get("reasons") or []] or ["no safe automatic option"]
-        approval = c.pull(context, self.approval_task_id)
-        if c.approval_choice(approval) == "Reject":
-            by = c.approver(approval)
+        answer = c.approval(context, self.approval_task_id)
+        if answer and answer.get("timed_out"):
+            reasons.append(
+                "nobody answered the approval request in time; its default "
+                f"({c.approval_choice(answer) or 'no answer'}) applied and nothing ran"
+            )
+        elif c.approval_choice(answer) == "Reject":
+            by = c.approver(answer)
             reasons.append("the recovery was rejected in the Airflow UI" + (f" by {by}" if by else ""))
-        watched = [t for t in (self.execute_task_id, self.verify_task_id) if t]
+        watched = [t for t in (self.approval_task_id, self.execute_task_id, self.verify_task_id) if t]
         states = c.run_task_states(context, watched) if watched else {}
+        if self.approval_task_id and states.get(self.approval_task_id) == "failed":
+            reasons.append("the approval step failed (see its log): nothing ran")
         if self.execute_task_id and states.get(self.execute_task_id) in c.FAILED_STATES:
             attempt = c.pull(context, self.execute_task_id, c.ATTEMPT_KEY) or {}
             reasons.append(

@@ -95,7 +95,7 @@ class ExecuteRecoveryOperator(BaseOperator):
             plan = c.load_plan(c.pull(context, self.plan_task_id))
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
-        approved = c.approval_choice(c.pull(context, self.approval_task_id)) == "Approve"
+        approved = c.approval_choice(c.approval(context, self.approval_task_id)) == "Approve"
         return plan, task, approved
 
     def _delay(self, context: Context, plan: RecoveryPlan) -> tuple[int, int]:

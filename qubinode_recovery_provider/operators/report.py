@@ -32,15 +32,22 @@ class RecoveryReportOperator(BaseOperator):
     budget (:func:`~qubinode_recovery_provider.notifications.deliver_pending_triggers`), so a failure
     whose request is still pending gets its recovery run when the next one finishes.
 
+    Where operators look, through the Airflow REST API (``conn_id``): the outcome becomes this run's note
+    (Markdown: the headline, the failed task, the diagnosis, the decision, where the full report is),
+    and the failed task instance gets a note with the one-line diagnosis, the incident and this run.
+    A note that cannot be set is a warning in the log, never a failure of the report.
+
     Returns (XCom) ``{"outcome", "headline", "report_path", "fingerprint", "task_states",
-    "delivered_requests"}``.
+    "delivered_requests", "notes"}``.
 
     :param task_ids: the recovery run's steps, in order: diagnose, plan, decide, approve, execute,
         verify, escalate (a mapping from those names to task ids; missing names are left out)
     :param deliver_pending: send the notifier's pending recovery-run requests
+    :param set_notes: set the notes above
+    :param conn_id: the REST API connection; default ``[qubinode_recovery] recovery_conn_id``
     """
 
-    template_fields: Sequence[str] = ()
+    template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#eeeeee"
 
     DEFAULT_STEPS = {
@@ -54,11 +61,19 @@ class RecoveryReportOperator(BaseOperator):
     }
 
     def __init__(
-        self, *, task_ids: dict[str, str] | None = None, deliver_pending: bool = True, **kwargs: Any
+        self,
+        *,
+        task_ids: dict[str, str] | None = None,
+        deliver_pending: bool = True,
+        set_notes: bool = True,
+        conn_id: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.task_ids = {**self.DEFAULT_STEPS, **(task_ids or {})}
         self.deliver_pending = deliver_pending
+        self.set_notes = set_notes
+        self.conn_id = conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -75,6 +90,7 @@ class RecoveryReportOperator(BaseOperator):
         facts["decision"] = c.pull(context, steps["decide"], c.DECISION_KEY)
         facts["attempt"] = c.pull(context, steps["execute"], c.ATTEMPT_KEY)
         facts["verification"] = c.pull(context, steps["verify"], c.VERIFICATION_KEY) or facts["verify"]
+        facts["approve"] = c.approval(context, steps["approve"])
         outcome, headline = _outcome(states, facts, steps)
         ti = context["ti"]
         markdown = _markdown(ti, outcome, headline, states, facts, steps)
@@ -83,6 +99,7 @@ class RecoveryReportOperator(BaseOperator):
         if outcome == RECOVERED and fingerprint:
             api.get_ledger().set_incident_state(fingerprint, IncidentState.RESOLVED)
         self.log.info("Recovery report (%s): %s\n%s", outcome, path, markdown)
+        notes = self._set_notes(ti, outcome, headline, facts, path) if self.set_notes else {}
         delivered = self._deliver_pending()
         if outcome == INPUT_REJECTED:
             raise AirflowFailException(f"{headline} (report: {path})")
@@ -93,7 +110,54 @@ class RecoveryReportOperator(BaseOperator):
             "fingerprint": fingerprint,
             "task_states": states,
             "delivered_requests": delivered,
+            "notes": notes,
         }
+
+    def _set_notes(
+        self, ti: Any, outcome: str, headline: str, facts: dict[str, Any], path: Any
+    ) -> dict[str, str]:
+        """Put the outcome on this run and on the failed task instance; ``{"run"|"task": "set" or why
+        not}``. Never fails the report."""
+        from qubinode_recovery_provider.airflow_api import AirflowAPIClient, AirflowAPIError
+
+        done: dict[str, str] = {}
+        failure = (facts.get("diagnose") or {}).get("failure") or {}
+        try:
+            client = AirflowAPIClient.from_connection(self.conn_id, timeout=NOTE_TIMEOUT_SECONDS)
+        except Exception as exc:
+            self.log.warning("Notes not set (no REST API connection): %s", _one_line(exc))
+            return {"run": f"not set: {_one_line(exc)}"}
+        with client:
+            targets = [
+                (
+                    "run",
+                    lambda: client.set_dag_run_note(
+                        ti.dag_id, ti.run_id, run_note(outcome, headline, facts, path)
+                    ),
+                )
+            ]
+            if failure.get("dag_id") and failure.get("run_id") and failure.get("task_id"):
+                text = task_note(outcome, facts, ti.run_id)
+                targets.append(
+                    (
+                        "task",
+                        lambda: client.set_task_instance_note(
+                            failure["dag_id"],
+                            failure["run_id"],
+                            failure["task_id"],
+                            text,
+                            int(failure.get("map_index", -1) or -1),
+                        ),
+                    )
+                )
+            for name, call in targets:
+                try:
+                    call()
+                    done[name] = "set"
+                except (AirflowAPIError, OSError, ValueError) as exc:
+                    self.log.warning("The %s note was not set: %s", name, _one_line(exc))
+                    done[name] = f"not set: {_one_line(exc)}"
+        return done
 
     def _deliver_pending(self) -> list[str]:
         """Send the notifier's pending recovery-run requests; never fails the report."""
@@ -109,6 +173,58 @@ class RecoveryReportOperator(BaseOperator):
         for record in tried:
             self.log.info("Pending recovery request %s: %s", record.run_id, record.status)
         return [record.run_id for record in tried if record.status == "sent"]
+
+
+#: Seconds per REST API call that sets a note.
+NOTE_TIMEOUT_SECONDS = 10.0
+
+#: How each outcome reads at the top of a note.
+OUTCOME_TITLES = {
+    RECOVERED: "Recovered",
+    ESCALATED: "Escalated to a person",
+    DRY_RUN: "Dry run: nothing ran",
+    ALREADY_HANDLED: "Already handled: nothing ran",
+    OPEN: "Nothing to do",
+    INPUT_REJECTED: "Input rejected",
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+def run_note(outcome: str, headline: str, facts: dict[str, Any], path: Any) -> str:
+    """The recovery run's note: what happened, for the run's page (Markdown, cut to the API's limit)."""
+    diagnose = facts.get("diagnose") or {}
+    failure = diagnose.get("failure") or {}
+    lines = [f"**{OUTCOME_TITLES.get(outcome, outcome)}** - {headline}", ""]
+    if failure:
+        where = ".".join(p for p in (failure.get("dag_id"), failure.get("task_id")) if p)
+        lines.append(f"- Failed: `{where}` in run `{failure.get('run_id') or '?'}`")
+    diagnosis = diagnose.get("diagnosis") or {}
+    if diagnosis:
+        lines.append(
+            f"- Diagnosis: {diagnosis.get('root_cause')} ({float(diagnosis.get('confidence') or 0):.2f}), "
+            f"incident `{diagnosis.get('fingerprint')}`"
+        )
+    lines += _decision_lines(facts)
+    lines.append(f"- Full report: `{path}`")
+    return "\n".join(lines)
+
+
+def task_note(outcome: str, facts: dict[str, Any], recovery_run_id: str) -> str:
+    """The failed task instance's note: the one-line diagnosis, the incident and the recovery run."""
+    diagnose = facts.get("diagnose") or {}
+    diagnosis = diagnose.get("diagnosis") or {}
+    incident = diagnose.get("incident") or {}
+    summary = " ".join(str(diagnosis.get("summary") or "").split())[:300]
+    number = f"{incident.get('id')} " if incident.get("id") is not None else ""
+    return (
+        f"qubinode: {diagnosis.get('root_cause')} ({float(diagnosis.get('confidence') or 0):.2f}) - "
+        f"{summary}\n\nIncident {number}`{diagnosis.get('fingerprint')}`; recovery run "
+        f"`{recovery_run_id}`: {OUTCOME_TITLES.get(outcome, outcome).lower()}."
+    )
 
 
 def _outcome(states: dict[str, Any], facts: dict[str, Any], steps: dict[str, str]) -> tuple[str, str]:
@@ -173,7 +289,9 @@ def _decision_lines(facts: dict[str, Any]) -> list[str]:
         lines.append(f"- Decision: {decision.get('route')}" + (f" ({reasons})" if reasons else ""))
     approval = facts.get("approve")
     if isinstance(approval, dict) and approval.get("chosen_options"):
-        lines.append(f"- Approval: {', '.join(approval['chosen_options'])}")
+        by = approval.get("responded_by")
+        how = " (nobody answered in time: the default applied)" if approval.get("timed_out") else ""
+        lines.append(f"- Approval: {', '.join(approval['chosen_options'])}{f' by {by}' if by else ''}{how}")
     attempt = facts.get("attempt") or {}
     if attempt:
         lines.append(

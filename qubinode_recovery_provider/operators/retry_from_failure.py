@@ -91,15 +91,20 @@ class AirflowRetryFromFailure:
                 )
         except AirflowAPIError as exc:
             return ActionResult(False, f"clearTaskInstances failed: {exc}"[:500])
-        return ActionResult(True, _describe(args, answer))
+        detail, cleared = _describe(args, answer)
+        return ActionResult(True, detail, changed=cleared)
 
 
-def _describe(args: RetryFromFailureArgs, answer: dict[str, object]) -> str:
+def _describe(args: RetryFromFailureArgs, answer: dict[str, object]) -> tuple[str, bool]:
+    """One line saying what was cleared, and whether anything was."""
     cleared = answer.get("task_instances") or []
     names = sorted({str(ti.get("task_id")) for ti in cleared if isinstance(ti, dict)})
     where = f"{args.dag_id} run {args.run_id}"
     if not names:
-        detail = f"nothing left to clear in {where}: no failed task instance of {', '.join(args.task_ids)}"
+        detail = (
+            f"already handled: nothing left to clear in {where} (no failed task instance of "
+            f"{', '.join(args.task_ids)}: it was re-run or marked since the failure)"
+        )
     else:
         detail = f"cleared {len(cleared)} task instance(s) in {where}: {', '.join(names)}"
     if args.execution_timeout_seconds:
@@ -107,7 +112,7 @@ def _describe(args: RetryFromFailureArgs, answer: dict[str, object]) -> str:
             f"; a longer execution_timeout ({args.execution_timeout_seconds}s) was asked for, which the "
             "REST API cannot set: the task runs again with its own timeout"
         )
-    return detail
+    return detail, bool(names)
 
 
 __all__ = ["NOTE", "AirflowRetryFromFailure"]

@@ -162,7 +162,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
                 raise result.error
             assert result.value is not None
             diagnosis, tail = result.value
-            decision = self.decide(diagnosis, try_number, tail)
+            decision = self.decide(diagnosis, try_number, tail, max_tries)
         except Exception as exc:
             log.warning("DiagnosisRetryPolicy could not diagnose the failure: %s", exc, exc_info=True)
             return RetryDecision(
@@ -209,12 +209,20 @@ class DiagnosisRetryPolicy(RetryPolicy):
         end = deadline.end if deadline is not None else None
         return tf.shared_analyzer().analyze(event, deadline=end), tail
 
-    def decide(self, diagnosis: Diagnosis, try_number: int, tail: LogTail | None = None) -> RetryDecision:
+    def decide(
+        self,
+        diagnosis: Diagnosis,
+        try_number: int,
+        tail: LogTail | None = None,
+        max_tries: int | None = None,
+    ) -> RetryDecision:
         """The decision for a diagnosis (pure: no I/O).
 
         :param diagnosis: the diagnosis of the failure.
         :param try_number: the attempt that failed (1-based).
         :param tail: where the text came from, for the reason.
+        :param max_tries: the task's retries; a retry is only promised while one is left (Airflow never
+            retries past them, whatever a policy answers).
         """
         s = self.settings
         where = _source(tail)
@@ -222,6 +230,12 @@ class DiagnosisRetryPolicy(RetryPolicy):
             reason = f"{_label(diagnosis)}: a retry cannot help. {_advice(diagnosis)}{_evidence(diagnosis)}"
             return RetryDecision.fail(_clip(reason + where))
         if diagnosis.retryable is True and diagnosis.confidence >= s.retry_confidence:
+            if max_tries is not None and try_number > max_tries:
+                reason = (
+                    f"{_label(diagnosis)}: transient, but no retry is left (retries={max_tries}): the task "
+                    f"fails here{_evidence(diagnosis)}"
+                )
+                return RetryDecision(action=RetryAction.DEFAULT, reason=_clip(reason + where))
             delay = self.delay_for(diagnosis, try_number)
             reason = (
                 f"{_label(diagnosis)}: transient, retry in {delay}s (try {try_number}){_evidence(diagnosis)}"

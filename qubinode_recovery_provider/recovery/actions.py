@@ -75,10 +75,13 @@ class ActionResult:
 
     :param succeeded: whether the action did what it is for
     :param detail: one line for the ledger and the UI
+    :param changed: ``False`` when there was nothing left to do (someone else had handled the failure
+        already, e.g. the failed task was re-run before an approval came): the attempt is *skipped*
     """
 
     succeeded: bool
     detail: str = ""
+    changed: bool = True
 
 
 class ActionArgs(BaseModel):

@@ -226,6 +226,8 @@ class RecoveryExecutor:
         self._safely(self.ledger.set_incident_state, plan.fingerprint, IncidentState.RECOVERING)
         result = self._invoke(spec.name, args)
         outcome = AttemptOutcome.SUCCEEDED if result.succeeded else AttemptOutcome.FAILED
+        if result.succeeded and not result.changed:
+            outcome = AttemptOutcome.SKIPPED  # already handled: nothing was left to do
         self._finish(key, outcome, result.detail)
         return attempt.model_copy(
             update={"outcome": outcome, "detail": result.detail, "finished_at": utcnow()}
@@ -238,7 +240,9 @@ class RecoveryExecutor:
             return result
         retried = self._run_action(RETRY_FROM_FAILURE, then_retry)
         return ActionResult(
-            retried.succeeded, f"{result.detail}; then {RETRY_FROM_FAILURE}: {retried.detail}"
+            retried.succeeded,
+            f"{result.detail}; then {RETRY_FROM_FAILURE}: {retried.detail}",
+            changed=result.changed or retried.changed,
         )
 
     def _run_action(self, name: str, args: BaseModel) -> ActionResult:

@@ -66,6 +66,16 @@ def test_a_transient_failure_runs_automatically(analyzer, registry, ledger):
     assert decision.reasons[0].startswith("retry-from-failure: risk low")
 
 
+def test_a_retry_without_the_failed_run_says_what_would_let_it_run(analyzer, registry):
+    plan = plan_for(analyzer, registry, NETWORK, TaskConfig(dag_id="build_vm", task_id="fetch"))
+    decision = decide(plan, registry, POLICY)
+    assert decision.route == ESCALATE
+    assert decision.reasons == [
+        "a retry needs the failed run to resume: it runs automatically only when failed_run_id "
+        "(and failed_task_id) name it; otherwise re-run the task in the Airflow UI"
+    ]
+
+
 def test_an_option_for_a_person_is_escalated(analyzer, registry, ledger):
     decision = decide(plan_for(analyzer, registry, VAULT), registry, POLICY, ledger=ledger)
     assert decision.route == ESCALATE

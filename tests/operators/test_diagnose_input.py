@@ -27,3 +27,16 @@ def test_a_try_number_out_of_range_is_refused_with_one_line(given: object) -> No
     assert "1 to 10000" in message
     assert "\n" not in message
     assert len(message) < 120
+
+
+def test_a_task_sdk_404_is_read_as_a_404() -> None:
+    """Under a real worker, ``ti.get_dag`` raises the Task SDK's AirflowRuntimeError, whose status is in
+    ``error.detail`` (not in ``response``): it must still read as "unknown DAG"."""
+    from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse
+
+    from qubinode_recovery_provider.operators.diagnose import _status
+
+    error = AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={"status_code": 404}))
+    assert _status(error) == 404
+    assert _status(RuntimeError("no status")) is None

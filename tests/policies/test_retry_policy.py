@@ -65,6 +65,18 @@ def test_retries_a_transient_failure_with_the_causes_delay_growing_per_try(tmp_p
     assert delays == [datetime.timedelta(seconds=s) for s in (60, 120, 240)]
 
 
+@pytest.mark.parametrize(("try_number", "max_tries"), [(1, 0), (4, 3)])
+def test_no_retry_is_promised_when_none_is_left(tmp_path: Path, try_number: int, max_tries: int) -> None:
+    """Airflow never retries past ``retries``: a transient failure on the last try says the task fails."""
+    ti = FakeTI(try_number=try_number)
+    write_attempt_log(tmp_path / "logs", ti, [DNS])
+    context = {"ti": ti, "run_id": ti.run_id}
+    decision = DiagnosisRetryPolicy().evaluate(BASH_EXIT, try_number, max_tries, context)
+    assert decision.action is RetryAction.DEFAULT
+    assert f"transient, but no retry is left (retries={max_tries}): the task fails here" in decision.reason
+    assert "retry in" not in decision.reason
+
+
 def test_delay_is_capped_and_floored() -> None:
     policy = DiagnosisRetryPolicy(max_delay_seconds=90, min_delay_seconds=10, backoff=3)
     diagnosis = _diagnosis(retry_delay_seconds=60)

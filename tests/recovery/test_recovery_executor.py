@@ -115,6 +115,23 @@ def test_runs_the_recommended_action_and_records_it(
     assert events[0].data["option"] == network_plan.options[0]
 
 
+def test_an_action_that_finds_nothing_left_to_do_is_a_skipped_attempt(
+    ledger: Ledger, network_plan: RecoveryPlan
+) -> None:
+    """``retry-from-failure`` after a person re-ran the task: the action succeeds but changes nothing,
+    so the attempt says "skipped" (already handled), not "succeeded"."""
+
+    def nothing_to_clear(args: RetryFromFailureArgs) -> ActionResult:
+        return ActionResult(True, "already handled: nothing left to clear", changed=False)
+
+    registry = build_default_registry(retry=nothing_to_clear)
+    attempt = executor(ledger, registry).execute(network_plan, host="kvm-01")
+    assert attempt.outcome is AttemptOutcome.SKIPPED
+    assert attempt.detail == "already handled: nothing left to clear"
+    (stored,) = ledger.attempts(fingerprint=network_plan.fingerprint, automatic_only=False)
+    assert stored.outcome is AttemptOutcome.SKIPPED
+
+
 def test_the_same_plan_runs_once(
     ledger: Ledger, registry: ActionRegistry, retry: Retry, network_plan: RecoveryPlan
 ) -> None:
