@@ -153,7 +153,7 @@ class LocalAirflow:
     :param home: AIRFLOW_HOME; created
     :param dags_folder: the DAGs folder
     :param extra_env: more environment variables for every component (win over :func:`airflow_env`)
-    :param components: the ``airflow`` subcommands to run
+    :param components: the ``airflow`` subcommands to run (one word or more: ``"celery worker"``)
     :param port: the API server's port (default: a free one)
     :param username: the API user
     :param password: that user's password (default: a random one)
@@ -238,13 +238,13 @@ class LocalAirflow:
         elif self.migrate:
             self.airflow("db", "migrate", timeout=300)
         for name in self.components:
-            command = [str(venv_bin() / "airflow"), name]
+            command = [str(venv_bin() / "airflow"), *name.split()]
             if name == "api-server":
                 command += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
             self.services[name] = processes.Service.start(
                 command,
                 name=f"airflow {name}",
-                log_path=self.home / f"{name}.log",
+                log_path=self._log_path(name),
                 env=self.env,
                 cwd=self.home,
                 shared=self.shared,
@@ -269,6 +269,10 @@ class LocalAirflow:
             if code is not None:
                 raise RuntimeError(f"airflow {name} exited ({code}):\n{service.log_tail()}")
 
+    def _log_path(self, name: str) -> Path:
+        """Where a component's output goes: ``<home>/<name>.log``, words joined by ``-``."""
+        return self.home / f"{'-'.join(name.split())}.log"
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         """The end of a component's log.
 
@@ -276,7 +280,7 @@ class LocalAirflow:
         :param lines: how many lines
         """
         try:
-            text = (self.home / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+            text = self._log_path(name).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])

@@ -220,9 +220,10 @@ def _private_pattern_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 # --- guard rails: tiers, timeouts, leaks -----------------------------------------------------------
 
-#: Programs that put a test in the slow tier: Airflow, PostgreSQL and the ``dag.test()`` drivers.
+#: Programs that put a test in the slow tier: Airflow, PostgreSQL, redis (the Celery broker) and the
+#: ``dag.test()`` drivers.
 SLOW_PROGRAMS = frozenset(
-    {"airflow", "pg_ctl", "initdb", "postgres", "dag_test_driver.py", "dagbag_probe.py"}
+    {"airflow", "pg_ctl", "initdb", "postgres", "redis-server", "dag_test_driver.py", "dagbag_probe.py"}
 )
 #: Fixtures that start one of them.
 SLOW_FIXTURES = frozenset(

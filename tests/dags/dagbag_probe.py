@@ -57,13 +57,17 @@ def recovery_shape(dag: Any) -> dict[str, Any]:
     for task in dag.tasks:
         tasks[task.task_id] = {
             "class": f"{type(task).__module__}.{type(task).__name__}",
+            "bases": [f"{c.__module__}.{c.__name__}" for c in type(task).__mro__[1:]],
             "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),
             "upstream": sorted(task.upstream_task_ids),
             "downstream": sorted(task.downstream_task_ids),
             "body": getattr(task, "body", None),
             "mode": getattr(task, "mode", None),
         }
-    params = {key: dag.params.get_param(key).schema for key in dag.params}
+    params = {
+        key: {**dag.params.get_param(key).schema, "has_default": dag.params.get_param(key).has_value}
+        for key in dag.params
+    }
     return {"tasks": tasks, "params": params, "is_paused_upon_creation": dag.is_paused_upon_creation}
 
 

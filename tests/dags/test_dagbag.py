@@ -60,7 +60,8 @@ def test_recovery_dag_shape(probe):
 
 def test_the_approval_is_the_standard_providers_hitl_showing_the_decisions_markdown(probe):
     approve = probe["recovery"]["tasks"]["approve"]
-    assert approve["class"] == "airflow.providers.standard.operators.hitl.ApprovalOperator"
+    assert approve["class"] == "qubinode_recovery_provider.operators.approval.RecoveryApprovalOperator"
+    assert "airflow.providers.standard.operators.hitl.ApprovalOperator" in approve["bases"]
     assert approve["body"] == "{{ ti.xcom_pull(task_ids='decide', key='approval_body') }}"
 
 
@@ -75,5 +76,11 @@ def test_the_trigger_form_params(probe):
         "dry_run",
     ]
     assert params["failure_message"]["format"] == "multiline"
+    # the form cannot be sent without these, nor with an id Airflow could not have
+    assert params["failed_dag_id"]["has_default"] is params["failure_message"]["has_default"] is False
+    assert params["failed_task_id"]["has_default"] is True
+    assert params["failed_dag_id"]["minLength"] == params["failure_message"]["minLength"] == 1
+    assert params["failed_dag_id"]["maxLength"] == 250
+    assert params["failed_dag_id"]["pattern"] == "^[A-Za-z0-9_.-]+$"
     assert params["enable_auto_recovery"]["type"] == params["dry_run"]["type"] == "boolean"
     assert all(params[name]["title"] for name in params)

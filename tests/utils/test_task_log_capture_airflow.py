@@ -20,38 +20,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
+from capture_checks import (
+    CANARY,
+    DAG_ID,
+    DAGS,
+    EVIDENCE,
+    SUMMARY,
+    TASK_ID,
+    assert_failed_once_on_credential,
+    copy_dags,
+    provider_env,
+    read_dump,
+)
 from support.airflow_harness import LocalAirflow, new_home
 
 pytestmark = pytest.mark.integration
 
-DAGS = Path(__file__).parent / "dags"
-DAG_ID, TASK_ID = "qrp_capture_credential", "ssh_to_hypervisor"
-CANARY = "hvs.CANARYcapture0123456789abcdefXYZ"  # printed by the DAG's command
-EVIDENCE = "root@10.0.0.5: Permission denied (publickey)."
 DECISION = re.compile(r"Retry policy decision\s+\[task\] action=(\w+).*?reason=['\"](.*)$", re.MULTILINE)
-SUMMARY = re.compile(r"qubinode RecoveryNotifier: stage=\S+ root_cause=(\w+)")
-
-
-def provider_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "AIRFLOW__QUBINODE_RECOVERY__STATE_DIR": str(tmp_path / "state"),
-        "AIRFLOW__QUBINODE_RECOVERY__LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
-        "AIRFLOW__QUBINODE_RECOVERY__SYSTEMD_UNITS": "",
-        # what is tested is the evidence, not the first decision's time budget on a loaded 2-CPU box
-        "AIRFLOW__QUBINODE_RECOVERY__POLICY_BUDGET_SECONDS": "60",
-        "QRP_CAPTURE_DUMP_DIR": str(tmp_path / "dump"),
-    }
-
-
-def read_dump(tmp_path: Path) -> dict[str, dict[str, Any]]:
-    """What the DAG's dump callback wrote, by file name (one per failed try)."""
-    return {p.name: json.loads(p.read_text()) for p in sorted((tmp_path / "dump").glob("try_*.json"))}
 
 
 def test_under_dags_test_the_in_memory_tail_decides_after_one_try(tmp_path: Path) -> None:
@@ -96,10 +85,7 @@ def test_under_dags_test_the_in_memory_tail_decides_after_one_try(tmp_path: Path
 
 
 def test_under_the_local_executor_the_task_fails_after_one_try(tmp_path: Path) -> None:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    for path in DAGS.glob("*.py"):
-        shutil.copy2(path, dags / path.name)
+    dags = copy_dags(tmp_path)
     components = ("api-server", "scheduler", "dag-processor")
     with LocalAirflow(
         tmp_path / "airflow_home", dags, extra_env=provider_env(tmp_path), components=components
@@ -109,23 +95,7 @@ def test_under_the_local_executor_the_task_fails_after_one_try(tmp_path: Path) -
         state = airflow.wait_for_run(DAG_ID, run_id, timeout=240)
         task_states = airflow.task_states(DAG_ID, run_id)
         xcom = airflow.xcom(DAG_ID, run_id, TASK_ID, "qubinode_retry_decision")
-    assert state == "failed"
-    assert task_states == {TASK_ID: ("failed", 1)}
-
-    attempts = sorted((tmp_path / "airflow_home" / "logs" / f"dag_id={DAG_ID}").rglob("attempt=*.log"))
-    assert [p.name for p in attempts] == ["attempt=1.log"]
-    records = [json.loads(line) for line in attempts[0].read_text().splitlines() if line.startswith("{")]
-    decisions = [r for r in records if r.get("event") == "Retry policy decision"]
-    assert [d["action"] for d in decisions] == ["fail"]
-    reason = decisions[0]["reason"]
-    assert reason.startswith("qubinode: credential (")
-    assert EVIDENCE in reason
-    assert re.search(r"\[from the (task log in memory|attempt log) \(", reason), reason
-    assert len([r for r in records if r.get("event") == EVIDENCE]) == 1  # the user's log: once, as before
-    summaries = [SUMMARY.search(str(r.get("event"))) for r in records]
-    assert [m.group(1) for m in summaries if m] == ["credential"]
-    assert xcom is not None
-    assert (xcom["action"], xcom["root_cause"]) == ("fail", "credential")
+    assert_failed_once_on_credential(tmp_path / "airflow_home", state, task_states, xcom)
 
     # the capture worked in the process the supervisor forked for the task, not in this one
     dump = read_dump(tmp_path)["try_1.json"]
