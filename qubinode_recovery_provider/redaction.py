@@ -764,8 +764,10 @@ def redact(text: str) -> str:
     if out is None:
         return text
     # Masking can join what was apart (a value masked up to a PEM END line leaves the block's BEGIN and a
-    # later END around one mask): redact the result again until nothing changes, so that redacting
-    # redacted text is a no-op. Each pass is linear; a text without secrets takes one.
+    # later END around one mask), and overlapping candidates hide one another (in "password=token:
+    # token: s3cr3t" the first assignment swallows the label of the second): redact the result again
+    # until nothing changes. Redacting redacted text is then a no-op, and no secret is left that a
+    # second look would find. Each pass is linear; a text in which nothing was masked takes one.
     for _ in range(_MAX_PASSES - 1):
         again = _redact_bytes(out)
         if again is None or again == out:
