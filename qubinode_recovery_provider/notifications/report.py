@@ -330,7 +330,11 @@ class FailureReport:
             self.outcome.root_cause = diagnosis.root_cause.value
         spool = Spool(default_spool_dir())
         try:
-            spool.append(SpoolEvent("record_failure", record_payload(event, diagnosis), occurrence_id(event)))
+            key = occurrence_id(event)  # None for a failure that names no run: a fresh id then
+            payload = record_payload(event, diagnosis)
+            spool.append(
+                SpoolEvent("record_failure", payload, key) if key else SpoolEvent("record_failure", payload)
+            )
         except OSError as exc:
             self._note_record(LOST)
             log.error(

@@ -110,7 +110,7 @@ def answer_of(event: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready answer of a Human-in-the-loop resume event (a person's, or the defaults applied at
     the timeout)."""
     chosen = [str(option) for option in event.get("chosen_options") or []]
-    responded_at = event.get("responded_at")
+    responded_at: Any = event.get("responded_at")
     return {
         "choice": chosen[0] if chosen else None,
         "chosen_options": chosen,

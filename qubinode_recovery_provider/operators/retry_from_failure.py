@@ -97,8 +97,9 @@ class AirflowRetryFromFailure:
 
 def _describe(args: RetryFromFailureArgs, answer: dict[str, object]) -> tuple[str, bool]:
     """One line saying what was cleared, and whether anything was."""
-    cleared = answer.get("task_instances") or []
-    names = sorted({str(ti.get("task_id")) for ti in cleared if isinstance(ti, dict)})
+    found = answer.get("task_instances")
+    cleared = [ti for ti in found if isinstance(ti, dict)] if isinstance(found, list) else []
+    names = sorted({str(ti.get("task_id")) for ti in cleared})
     where = f"{args.dag_id} run {args.run_id}"
     if not names:
         detail = (

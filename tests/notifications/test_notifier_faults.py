@@ -324,3 +324,21 @@ def test_the_budget_stays_inside_airflows_task_success_overtime(monkeypatch: pyt
     monkeypatch.setenv("AIRFLOW__CORE__TASK_SUCCESS_OVERTIME", "8")
     assert RecoveryNotifier().budget() == 6.0
     assert RecoveryNotifier(budget_seconds=30).budget() == 6.0
+
+
+def test_a_rescued_failure_that_names_no_run_is_spooled_and_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release: threading.Event
+) -> None:
+    """No run id, so no idempotency key: the rescue still spools it (under an id of its own)."""
+
+    def slow_analysis(self: object, event: Any, host: Any) -> Any:
+        release.wait(30)
+        raise RuntimeError("never reached in time")
+
+    monkeypatch.setattr(report_module.FailureReport, "_diagnose", slow_analysis)
+    context = task_context(PermissionError(SSH_DENIED), run_id=None)
+    context["run_id"] = None
+    outcome, _ = run_notifier(1.0, context)
+    assert outcome.record_status == "spooled"
+    release.set()
+    assert occurrences_and_diagnoses(tmp_path)[0] == 1
