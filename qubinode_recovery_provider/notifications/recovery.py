@@ -234,8 +234,11 @@ def _rescue(report: FailureReport, outcome: NotificationOutcome) -> None:
 
 def _log_outcome(outcome: NotificationOutcome) -> None:
     from qubinode_recovery_provider.redaction import redact, strip_control
+    from qubinode_recovery_provider.utils.log_groups import log_visibly
 
     level = logging.WARNING if outcome.errors or outcome.timed_out else logging.INFO
+    if not outcome.stage.startswith("skipped"):
+        log_visibly(log, level, "%s", redact(strip_control(outcome.headline())))
     log.log(level, "qubinode RecoveryNotifier: %s", redact(strip_control(outcome.summary())))
 
 

@@ -84,6 +84,27 @@ class NotificationOutcome:
     elapsed_seconds: float = 0.0
     timed_out: bool = False
 
+    def headline(self) -> str:
+        """A short line for the top of the task log: the cause, what was recorded, what happens next."""
+        if self.root_cause is None:
+            cause = "qubinode: not diagnosed"
+        elif self.confidence is not None:
+            cause = f"qubinode: {self.root_cause} ({self.confidence:.2f})"
+        else:
+            cause = f"qubinode: {self.root_cause}"
+        recorded = {
+            "written": "recorded",
+            "duplicate": "recorded before",
+            "spooled": "spooled (the ledger is written later)",
+            "lost": "NOT RECORDED",
+        }.get(self.record_status or "", "not recorded")
+        parts = [cause, f"incident {recorded}"]
+        if self.triggered and self.recovery_run_id:
+            parts.append(f"recovery run {self.recovery_run_id} started")
+        elif self.trigger_pending:
+            parts.append("recovery run requested")
+        return " - ".join(parts)
+
     def summary(self) -> str:
         """One line for the task log."""
         parts = [

@@ -171,6 +171,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
             )
         if self.settings.push_xcom:
             self._push_xcom(context, decision, diagnosis, try_number, tail)
+        _log_headline(decision, diagnosis)
         return decision
 
     # --- steps ------------------------------------------------------------------------------------
@@ -333,6 +334,32 @@ def _source(tail: LogTail | None) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def _log_headline(decision: RetryDecision, diagnosis: Diagnosis) -> None:
+    """One short line at the top of the task log (Airflow's own "Retry policy decision" line, with the
+    whole reason, stays in the collapsed "Post Execute" group)."""
+    from qubinode_recovery_provider.utils.log_groups import log_visibly
+
+    delay = int(decision.retry_delay.total_seconds()) if decision.retry_delay else 0
+    what = {
+        RetryAction.FAIL: "fail now, a retry cannot help",
+        RetryAction.RETRY: f"retry in {delay}s",
+        RetryAction.DEFAULT: "the task's own retries apply",
+    }.get(decision.action, str(decision.action))
+    if decision.action is RetryAction.DEFAULT and "no retry is left" in (decision.reason or ""):
+        what = "no retry left, the task fails"
+    try:
+        log_visibly(
+            log,
+            logging.INFO,
+            "qubinode: %s (%.2f) - %s",
+            diagnosis.root_cause.value,
+            diagnosis.confidence,
+            what,
+        )
+    except Exception:  # never let a log line change the decision
+        log.debug("headline not logged", exc_info=True)
 
 
 __all__ = ["DiagnosisRetryPolicy", "PolicySettings"]

@@ -285,6 +285,11 @@ def test_a_transient_failure_is_retried_with_the_delay_of_its_cause(story):
     assert "Retry policy decision" in log
     assert "qubinode: network" in log
     assert "transient, retry in 60s (try 1)" in log
+    # the short decision line sits outside Airflow's collapsed "Post Execute" group, which stays balanced
+    lines = log.splitlines()
+    (at,) = [n for n, line in enumerate(lines) if line.startswith("qubinode: network (")]
+    assert lines[at].endswith(") - retry in 60s")
+    assert lines[at - 1 : at + 2 : 2] == ["::endgroup::", "::group::Post Execute"]
 
 
 def test_the_same_failure_twice_is_one_incident_with_two_occurrences(story, ledger):
