@@ -38,7 +38,8 @@ CHILD = (
 
 @pytest.fixture(scope="session")
 def pool():
-    thread = threading.Thread(target=time.sleep, args=(1.5,), name="session-pool")
+    # alive at the end of the session however slow the machine (the interpreter waits for it at exit)
+    thread = threading.Thread(target=time.sleep, args=(10,), name="session-pool")
     thread.start()
     return thread
 
