@@ -344,7 +344,7 @@ def test_a_rejected_recovery_runs_nothing_and_is_escalated_naming_who_rejected(s
     assert story["reject_run_note"].startswith("**Escalated to a person**")
 
 
-def test_an_unanswered_approval_applies_reject_and_escalates_saying_nobody_answered(story):
+def test_an_unanswered_approval_applies_reject_and_escalates_saying_nobody_answered(story, ledger):
     answer = story["unanswered_approval"]
     assert answer["choice"] == "Reject"
     assert answer["timed_out"] is True
@@ -353,6 +353,10 @@ def test_an_unanswered_approval_applies_reject_and_escalates_saying_nobody_answe
     reasons = story["unanswered_escalation"]["reasons"]
     assert any("nobody answered the approval request in time" in r for r in reasons), reasons
     assert story["unanswered_report"]["outcome"] == "escalated"
+    sent = ledger.incident_detail(story["unanswered_report"]["fingerprint"])["escalations"]
+    assert story["unanswered_escalation"]["report_path"] in [e["reference"] for e in sent]
+    assert Path(story["unanswered_escalation"]["report_path"]).is_file()
+    assert story["unanswered_run_note"].startswith("**Escalated to a person**")
 
 
 def test_approving_a_failure_a_person_already_re_ran_runs_nothing_and_says_already_handled(story):
