@@ -194,6 +194,13 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
+def _safe(text: str) -> str:
+    """A note leaves the process (Airflow's database, the UI): redacted, no control sequences."""
+    from qubinode_recovery_provider.redaction import redact, strip_control
+
+    return redact(strip_control(text))
+
+
 def run_note(outcome: str, headline: str, facts: dict[str, Any], path: Any) -> str:
     """The recovery run's note: what happened, for the run's page (Markdown, cut to the API's limit)."""
     diagnose = facts.get("diagnose") or {}
@@ -210,7 +217,7 @@ def run_note(outcome: str, headline: str, facts: dict[str, Any], path: Any) -> s
         )
     lines += _decision_lines(facts)
     lines.append(f"- Full report: `{path}`")
-    return "\n".join(lines)
+    return _safe("\n".join(lines))
 
 
 def task_note(outcome: str, facts: dict[str, Any], recovery_run_id: str) -> str:
@@ -220,7 +227,7 @@ def task_note(outcome: str, facts: dict[str, Any], recovery_run_id: str) -> str:
     incident = diagnose.get("incident") or {}
     summary = " ".join(str(diagnosis.get("summary") or "").split())[:300]
     number = f"{incident.get('id')} " if incident.get("id") is not None else ""
-    return (
+    return _safe(
         f"qubinode: {diagnosis.get('root_cause')} ({float(diagnosis.get('confidence') or 0):.2f}) - "
         f"{summary}\n\nIncident {number}`{diagnosis.get('fingerprint')}`; recovery run "
         f"`{recovery_run_id}`: {OUTCOME_TITLES.get(outcome, outcome).lower()}."

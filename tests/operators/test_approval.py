@@ -67,3 +67,21 @@ def test_the_operator_is_airflows_approval_operator() -> None:
     op = RecoveryApprovalOperator(task_id="approve", subject="s", defaults="Reject")
     assert isinstance(op, ApprovalOperator)
     assert op.options == ["Approve", "Reject"]
+
+
+def test_notes_are_redacted_before_they_leave_the_process() -> None:
+    from qubinode_recovery_provider.operators.report import run_note, task_note
+
+    secret = "hunter2-CANARY-9f8e7d"
+    facts = {
+        "diagnose": {
+            "failure": {"dag_id": "build_vm", "task_id": "fetch", "run_id": "r1"},
+            "diagnosis": {"root_cause": "credential", "confidence": 0.9, "summary": f"password={secret}"},
+        },
+        "decision": {"route": "escalate", "reasons": [f"login failed: password={secret} \x1b[31m"]},
+    }
+    note = run_note("escalated", f"escalated: token: {secret}", facts, "/tmp/r.md")
+    assert secret not in note
+    assert "\x1b" not in note
+    assert note.startswith("**Escalated to a person** - escalated: token: ***")
+    assert secret not in task_note("escalated", facts, "rec1")
