@@ -23,7 +23,6 @@ All scenarios start together and are checked afterwards:
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +48,6 @@ pytestmark = pytest.mark.integration
 
 #: The approval timeout of this deployment: long enough for the test to answer the others.
 APPROVAL_TIMEOUT_MINUTES = 1.0
-#: Seconds between seeing an approval request and answering it.
-ANSWER_AFTER_SECONDS = 5
 MIRROR_ERROR = "curl: (7) Failed to connect to mirror.example.com port 443: Connection refused"
 
 
@@ -83,12 +80,22 @@ def approve_when_asked(airflow: LocalAirflow, failed_run: str, choice: str = "Ap
     """Ask for the approval, read the request and answer it with ``choice``."""
     run_id = ask_for_approval(airflow, failed_run)
     request = airflow.hitl_detail(RECOVERY, run_id, "approve")
-    # as a person would, not within the scheduler's next loop: Airflow 3.3.2 fails an approval task
-    # whose answer lands before the executor reported the task parked ("finished with state success,
-    # but the task instance's state attribute is queued")
-    time.sleep(ANSWER_AFTER_SECONDS)
-    answer = airflow.respond_hitl(RECOVERY, run_id, "approve", choice)
+    answer = answer_when_parked(airflow, run_id, choice)
     return {"run_id": run_id, "request": request, "answer": answer}
+
+
+def answer_when_parked(airflow: LocalAirflow, run_id: str, choice: str) -> dict[str, Any]:
+    """Answer the approval of ``run_id`` as a person would, not before the scheduler has seen the task
+    parked: Airflow 3.3.2 fails an approval task whose answer lands before the scheduler processed the
+    executor's event of the parking ("finished with state success, but the task instance's state
+    attribute is queued/running")."""
+    parked = f"TaskInstance Finished: dag_id={RECOVERY}, task_id=approve, run_id={run_id},"
+
+    def scheduler_saw_it_parked() -> bool:
+        return parked in (airflow.home / "scheduler.log").read_text(encoding="utf-8", errors="replace")
+
+    airflow.wait_until("the approval seen parked", scheduler_saw_it_parked, TIMEOUT, interval=1)
+    return airflow.respond_hitl(RECOVERY, run_id, "approve", choice)
 
 
 def rerun_by_hand(airflow: LocalAirflow, failed_run: str) -> str:
@@ -172,7 +179,7 @@ def _collect(airflow: LocalAirflow, runs: dict[str, str], out: dict[str, Any]) -
     out["reject"] = approve_when_asked(airflow, runs["reject"], "Reject")
     rerun_recovery = ask_for_approval(airflow, runs["rerun"])
     out["rerun_state"] = rerun_by_hand(airflow, runs["rerun"])
-    airflow.respond_hitl(RECOVERY, rerun_recovery, "approve", "Approve")
+    answer_when_parked(airflow, rerun_recovery, "Approve")
     out["unknown_dag"] = airflow.trigger(RECOVERY, conf=form_conf("build_vms", runs["reject"]))
     out["too_long_id_status"] = refused_trigger(airflow, form_conf("x" * 260, runs["reject"]))
     out["empty_form_status"] = refused_trigger(airflow, {})
