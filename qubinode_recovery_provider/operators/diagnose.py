@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent
+    from qubinode_recovery_provider.store.ledger import RecordedDiagnosis
 
 MAX_MESSAGE_CHARS = 20000
 MAX_MESSAGE_LINES = 500
@@ -172,32 +173,51 @@ class DiagnoseFailureOperator(BaseOperator):
     # --- diagnosis -------------------------------------------------------------------------------
 
     def _diagnose(self, failure: dict[str, Any]) -> tuple[Diagnosis, dict[str, Any] | None, str, str | None]:
-        """The diagnosis, the incident, where the diagnosis came from, and the failed task's host."""
+        """The diagnosis, the incident, where the diagnosis came from, and the failed task's host.
+
+        A failure has one diagnosis: the notifier's, read back by its fingerprint (after replaying the
+        spool, where the notifier's write may wait), or else this message's own, recorded under the
+        message's own fingerprint -- never a second diagnosis stamped with the notifier's identity.
+        """
         from qubinode_recovery_provider import api
-        from qubinode_recovery_provider.store.ledger import DUPLICATE
-        from qubinode_recovery_provider.task_failure import shared_analyzer
 
         ledger = api.get_ledger()
-        fingerprint = failure["fingerprint"]
-        if fingerprint:
-            recorded, host = _recorded_diagnosis(ledger, fingerprint, failure)
-            if recorded is not None:
-                return recorded, _incident(ledger, fingerprint), "ledger (recorded by the notifier)", host
-            diagnosis = shared_analyzer().analyze(_event(failure))
-            diagnosis = diagnosis.model_copy(update={"fingerprint": fingerprint})
-            return diagnosis, _incident(ledger, fingerprint), "failure_message (notifier's incident)", None
-        event = _event(failure)
-        diagnosis = shared_analyzer().analyze(event)
-        recorded, host = _recorded_diagnosis(ledger, diagnosis.fingerprint, failure, same_run_only=True)
-        if recorded is not None:
-            incident = _incident(ledger, diagnosis.fingerprint)
-            return diagnosis, incident, "failure_message (already recorded)", host
-        written = ledger.record_occurrence(event, diagnosis)
-        incident = written.incident.model_dump(mode="json")
-        if written.status == DUPLICATE:  # this attempt was recorded before, by another form run
-            incident = _incident(ledger, diagnosis.fingerprint) or incident
-            return diagnosis, incident, "failure_message (already recorded)", None
-        return diagnosis, incident, "failure_message (recorded now)", None
+        notified = failure["fingerprint"]
+        if notified:
+            found = _recorded(ledger, notified, failure) or _recorded(ledger, notified, failure, flush=True)
+            if found is not None:
+                source = "ledger (recorded by the notifier)"
+                return found.diagnosis, _incident(ledger, notified), source, found.host
+            self.log.warning(
+                "The notifier's record of %s is not in the ledger; diagnosing the failure message instead",
+                notified,
+            )
+        return _diagnose_message(ledger, failure)
+
+
+def _diagnose_message(
+    ledger: Any, failure: dict[str, Any]
+) -> tuple[Diagnosis, dict[str, Any] | None, str, str | None]:
+    """Diagnose the form's message and record it once (unless this failure is recorded already)."""
+    from qubinode_recovery_provider.store.ledger import DUPLICATE
+    from qubinode_recovery_provider.task_failure import shared_analyzer
+
+    event = _event(failure)
+    diagnosis = shared_analyzer().analyze(event)
+    found = _recorded(ledger, diagnosis.fingerprint, failure, same_run_only=True)
+    if found is not None:
+        return (
+            diagnosis,
+            _incident(ledger, diagnosis.fingerprint),
+            "failure_message (already recorded)",
+            found.host,
+        )
+    written = ledger.record_occurrence(event, diagnosis)
+    incident = written.incident.model_dump(mode="json")
+    if written.status == DUPLICATE:  # this attempt was recorded before, by another form run
+        incident = _incident(ledger, diagnosis.fingerprint) or incident
+        return diagnosis, incident, "failure_message (already recorded)", None
+    return diagnosis, incident, "failure_message (recorded now)", None
 
 
 def _event(failure: dict[str, Any]) -> FailureEvent:
@@ -212,31 +232,29 @@ def _event(failure: dict[str, Any]) -> FailureEvent:
     )
 
 
-def _recorded_diagnosis(
-    ledger: Any, fingerprint: str, failure: dict[str, Any], *, same_run_only: bool = False
-) -> tuple[Diagnosis | None, str | None]:
-    """The diagnosis the ledger holds for this failure, with the host it happened on: of the same run
-    (and task) first, else the incident's latest (unless ``same_run_only``)."""
-    from qubinode_recovery_provider.models import Diagnosis
-
+def _recorded(
+    ledger: Any,
+    fingerprint: str,
+    failure: dict[str, Any],
+    *,
+    same_run_only: bool = False,
+    flush: bool = False,
+) -> RecordedDiagnosis | None:
+    """The diagnosis the ledger holds for this failure (of the same run and task first, else the
+    incident's newest unless ``same_run_only``); ``flush`` replays the spool first. ``None`` when the
+    ledger cannot be read."""
     try:
-        entries = ledger.incident_detail(fingerprint, limit=20).get("diagnoses", [])
+        if flush:
+            ledger.flush_spool()
+        return ledger.recorded_diagnosis(
+            fingerprint,
+            dag_id=failure["dag_id"],
+            run_id=failure["run_id"],
+            task_id=failure["task_id"],
+            same_run_only=same_run_only,
+        )
     except Exception:
-        return None, None
-    same_run = [
-        e
-        for e in entries
-        if e.get("dag_id") == failure["dag_id"]
-        and (not failure["run_id"] or e.get("run_id") == failure["run_id"])
-        and (not failure["task_id"] or e.get("task_id") == failure["task_id"])
-    ]
-    chosen = same_run or ([] if same_run_only else entries)
-    if not chosen:
-        return None, None
-    try:
-        return Diagnosis.model_validate(chosen[0]["diagnosis"]), chosen[0].get("host")
-    except Exception:
-        return None, None
+        return None
 
 
 def _incident(ledger: Any, fingerprint: str) -> dict[str, Any] | None:

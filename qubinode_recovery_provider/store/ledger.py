@@ -91,6 +91,20 @@ class RecordedFailure:
     status: str
 
 
+@dataclass(frozen=True)
+class RecordedDiagnosis:
+    """One diagnosis as the ledger holds it.
+
+    :param id: its row id.
+    :param diagnosis: the diagnosis.
+    :param host: the host the failure happened on, when known.
+    """
+
+    id: int
+    diagnosis: Diagnosis
+    host: str | None
+
+
 def occurrence_id(event: FailureEvent) -> str | None:
     """The idempotency key of one failed attempt (DAG, run, task, map index, try), or ``None`` when the
     event does not name its run.
@@ -409,6 +423,40 @@ class Ledger:
                 return {}
             incident = ops.incidents_from_rows(conn, [row])[0]
             return _detail(conn, incident, limit)
+
+    def recorded_diagnosis(
+        self,
+        fingerprint: str,
+        *,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        task_id: str | None = None,
+        same_run_only: bool = False,
+    ) -> RecordedDiagnosis | None:
+        """The newest diagnosis stored under ``fingerprint`` for this DAG, run and task (each only when
+        given); with none, the newest of the fingerprint, unless ``same_run_only``. ``None`` when there
+        is none or the stored one no longer validates.
+
+        :raises LedgerUnavailable: when the database cannot be read.
+        """
+        d = t.diagnoses
+        newest = sa.select(d.c.id, d.c.host, d.c.diagnosis).where(d.c.fingerprint == fingerprint)
+        newest = newest.order_by(d.c.occurred_at.desc(), d.c.id.desc()).limit(1)
+        same = newest
+        for column, value in ((d.c.dag_id, dag_id), (d.c.run_id, run_id), (d.c.task_id, task_id)):
+            if value:
+                same = same.where(column == value)
+        with self._reading() as conn:
+            row = conn.execute(same).first()
+            if row is None and not same_run_only:
+                row = conn.execute(newest).first()
+        if row is None:
+            return None
+        try:
+            return RecordedDiagnosis(int(row.id), Diagnosis.model_validate(row.diagnosis), row.host)
+        except ValidationError:
+            log.warning("diagnosis %s of %s no longer validates; ignored", row.id, fingerprint)
+            return None
 
     # --- plans and attempts ----------------------------------------------------------------------
 

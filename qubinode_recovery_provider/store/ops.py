@@ -172,7 +172,7 @@ def record_failure(conn: Connection, payload: dict[str, Any]) -> Incident:
             try_number=event.try_number,
             host=event.host,
             occurred_at=event.occurred_at,
-            diagnosis=diagnosis.to_json_dict(),
+            diagnosis=payload["diagnosis"],  # validated above; stored as the writer dumped it
             event=_event_json(event),
         )
     )

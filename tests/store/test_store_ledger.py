@@ -171,6 +171,30 @@ def test_plans_and_everything_show_in_incident_detail(ledger: Ledger) -> None:
     assert ledger.incident_detail("missing") == {}
 
 
+def test_recorded_diagnosis_prefers_the_same_run_then_the_newest(ledger: Ledger) -> None:
+    ledger.record_failure(make_event(run_id="run-a", host="kvm-01"), make_diagnosis(summary="in run a"))
+    ledger.record_failure(make_event(run_id="run-b", host="kvm-02"), make_diagnosis(summary="in run b"))
+
+    same = ledger.recorded_diagnosis("fp-virt-0001", dag_id="build_vm", run_id="run-a", task_id="create_vm")
+    assert same is not None
+    assert (same.diagnosis.summary, same.host) == ("in run a", "kvm-01")
+    other_run = ledger.recorded_diagnosis("fp-virt-0001", dag_id="build_vm", run_id="run-c")
+    assert other_run is not None
+    assert other_run.diagnosis.summary == "in run b"
+    assert (
+        ledger.recorded_diagnosis("fp-virt-0001", dag_id="build_vm", run_id="run-c", same_run_only=True)
+        is None
+    )
+    assert ledger.recorded_diagnosis("fp-unknown") is None
+
+
+def test_a_recorded_diagnosis_that_no_longer_validates_reads_as_none(ledger: Ledger) -> None:
+    ledger.record_failure(make_event(run_id="run-a"), make_diagnosis())
+    with ledger.engine.begin() as conn:
+        conn.execute(t.diagnoses.update().values(diagnosis={"root_cause": "not-a-cause"}))
+    assert ledger.recorded_diagnosis("fp-virt-0001", run_id="run-a") is None
+
+
 def test_escalation_outbox(ledger: Ledger) -> None:
     first = ledger.enqueue_escalation("fp-1", "title 1", "body 1", ["a", "b"])
     second = ledger.enqueue_escalation("fp-2", "title 2", "body 2", [])
