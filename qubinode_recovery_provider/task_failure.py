@@ -252,7 +252,7 @@ def _memory_tail(key: TaskKey, max_lines: int) -> list[str]:
         found = read_tail(key.dag_id, key.run_id, key.task_id, key.map_index, key.try_number, max_lines)
     except Exception:
         return []
-    return mask(found)
+    return _airflow_masked(found)  # read_tail redacted them with our rules already
 
 
 def mask_text(text: str) -> str:
@@ -275,13 +275,18 @@ def mask(lines: list[str]) -> list[str]:
 
     :param lines: the lines.
     """
-    redacted = redact_lines(lines)
+    return _airflow_masked(redact_lines(lines))
+
+
+def _airflow_masked(lines: list[str]) -> list[str]:
+    """``lines`` through Airflow's secrets masker (the values of its connections and variables), when
+    running inside Airflow; unchanged otherwise."""
     try:
         from airflow.sdk.log import redact as airflow_redact
 
-        return [m if isinstance(m := airflow_redact(line), str) else line for line in redacted]
+        return [m if isinstance(m := airflow_redact(line), str) else line for line in lines]
     except Exception:
-        return redacted
+        return lines
 
 
 def _tail_has(lines: list[str], text: str) -> bool:

@@ -514,7 +514,7 @@ def recovery_conf(
         "root_cause": diagnosis.root_cause.value,
         "confidence": diagnosis.confidence,
         "incident_id": incident.id,
-        "failure_message": tf.mask_text(message)[:MAX_MESSAGE_CHARS],
+        "failure_message": message[:MAX_MESSAGE_CHARS],  # both parts were redacted where they came in
         "source": "qubinode_recovery_provider.notifications.RecoveryNotifier",
     }
     if _dag_says_no_auto_recovery(context):
