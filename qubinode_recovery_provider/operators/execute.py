@@ -11,8 +11,7 @@ from airflow.sdk import BaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from qubinode_recovery_provider.models import RecoveryAttempt, RecoveryPlan
-    from qubinode_recovery_provider.recovery.planner import TaskConfig
+    from qubinode_recovery_provider.models import RecoveryAttempt, RecoveryPlan, TaskConfig
 
 
 class ExecuteRecoveryOperator(BaseOperator):
