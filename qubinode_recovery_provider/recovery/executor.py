@@ -36,9 +36,7 @@ from qubinode_recovery_provider.recovery.actions import (
     ActionResult,
 )
 from qubinode_recovery_provider.recovery.events import RECOVERY_EXECUTED, EventBus, default_bus
-from qubinode_recovery_provider.recovery.policy import ESCALATE_ACTION, CircuitBreaker, RecoveryPolicy
-from qubinode_recovery_provider.recovery.render import plan_to_markdown
-from qubinode_recovery_provider.recovery.safety import is_airflow_key
+from qubinode_recovery_provider.recovery.policy import CircuitBreaker, RecoveryPolicy
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -48,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ApprovalCallback = Callable[[RecoveryPlan, RecoveryOption, list[str]], bool]
-ESCALATION_LABELS = ("qubinode-recovery",)
 
 
 def args_hash(args: dict[str, Any]) -> str:
@@ -306,35 +303,10 @@ class RecoveryExecutor:
 
     def _escalate(self, plan: RecoveryPlan, host: str | None, reason: str) -> RecoveryAttempt:
         """Hand the incident to a person: once per fingerprint and run, through the escalation outbox."""
-        key = f"{plan.fingerprint}|{plan.run_id or '-'}|{ESCALATE_ACTION}"
-        attempt = _attempt(plan, ESCALATE_ACTION, {}, key, host).model_copy(
-            update={"outcome": AttemptOutcome.BLOCKED, "detail": f"escalated: {reason}"}
-        )
-        if not self._claim_and_finish_escalation(attempt):
-            detail = f"already escalated for this run: {reason}"
-            return attempt.model_copy(update={"detail": detail, "finished_at": utcnow()})
-        title, body = escalation_text(plan, reason)
-        labels = [*ESCALATION_LABELS, f"root-cause:{plan.root_cause.value}"]
-        outbox_id = self._safely(self.ledger.enqueue_escalation, plan.fingerprint, title, body, labels)
-        self._safely(self.ledger.set_incident_state, plan.fingerprint, IncidentState.ESCALATED)
-        detail = f"escalated (outbox {outbox_id or 'spooled'}): {reason}"
-        self._finish(key, AttemptOutcome.BLOCKED, detail)
-        return attempt.model_copy(update={"detail": detail, "finished_at": utcnow()})
+        # escalation renders the plan with recovery's modules: imported here, so either package loads first
+        from qubinode_recovery_provider.escalation.outbox import queue_escalation
 
-    def _claim_and_finish_escalation(self, attempt: RecoveryAttempt) -> bool:
-        try:
-            return bool(self.ledger.begin_attempt(attempt))
-        except Exception as exc:
-            log.warning("ledger unavailable; escalating without de-duplication: %s", _one_line(exc))
-            return True
-
-
-def escalation_text(plan: RecoveryPlan, reason: str) -> tuple[str, str]:
-    """Title and Markdown body of the escalation of ``plan``."""
-    where = ".".join(part for part in (plan.dag_id, plan.task_id) if part and is_airflow_key(part))
-    title = f"[qubinode-recovery] {plan.root_cause.value} failure" + (f" in {where}" if where else "")
-    body = f"**Escalated:** {reason}\n\n" + plan_to_markdown(plan, level=2)
-    return title, body
+        return queue_escalation(self.ledger, plan, reason, host=host).attempt
 
 
 def _attempt(
