@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from recovery_workers import record_automatic_attempts
 
 from qubinode_recovery_provider.diagnosis import FailureAnalyzer
-from qubinode_recovery_provider.models import AttemptOutcome, RecoveryAttempt, Risk
+from qubinode_recovery_provider.models import Risk
 from qubinode_recovery_provider.recovery import (
     RecoveryPlanner,
     RecoveryPolicy,
@@ -132,15 +133,7 @@ def test_a_dry_run_goes_the_automatic_way(analyzer, registry):
 
 def test_an_open_circuit_breaker_escalates(analyzer, registry, ledger):
     plan = plan_for(analyzer, registry, NETWORK)
-    for n in range(3):
-        ledger.begin_attempt(
-            RecoveryAttempt(
-                incident_fingerprint=plan.fingerprint,
-                idempotency_key=f"k{n}",
-                action="retry-from-failure",
-                outcome=AttemptOutcome.SUCCEEDED,
-            )
-        )
+    record_automatic_attempts(ledger, plan.fingerprint, 3)
     decision = decide(plan, registry, POLICY, ledger=ledger)
     assert decision.route == ESCALATE
     assert decision.reasons[0].startswith("circuit breaker open: 3 automatic attempt(s) for this fingerprint")
@@ -185,7 +178,7 @@ def test_a_disabled_action_is_named_before_the_global_switch(analyzer, registry)
 
 def test_an_approval_lets_the_option_run_despite_the_breaker_and_the_switches(analyzer, registry, ledger):
     plan = plan_for(analyzer, registry, NETWORK)
-    _fill_breaker(ledger, plan)
+    record_automatic_attempts(ledger, plan.fingerprint, 3)
     switches = {"run_auto_recovery": False, "dag_auto_recovery": False}
     policy = RecoveryPolicy(approval_risk_threshold=Risk.NONE)
     approved = decide(plan, registry, policy, ledger=ledger, approved=True, **switches)
@@ -203,7 +196,7 @@ def test_an_approval_lets_the_option_run_despite_the_breaker_and_the_switches(an
 
 def test_a_dry_run_says_what_a_real_run_would_meet(analyzer, registry, ledger):
     plan = plan_for(analyzer, registry, NETWORK)
-    _fill_breaker(ledger, plan)
+    record_automatic_attempts(ledger, plan.fingerprint, 3)
     policy = RecoveryPolicy(approval_risk_threshold=Risk.NONE)
     decision = decide(plan, registry, policy, ledger=ledger, dry_run=True, dag_auto_recovery=False)
     assert (decision.route, decision.dry_run, decision.rule) == (AUTO, True, Rule.DRY_RUN)
@@ -220,15 +213,3 @@ def test_a_tampered_action_is_refused_with_the_registry_error(analyzer, registry
     assert (decision.route, decision.rule, decision.action) == (ESCALATE, Rule.REFUSED, None)
     assert decision.error == "no recovery action named 'shell' is registered"
     assert decision.reasons == [f"action shell cannot run: {decision.error}"]
-
-
-def _fill_breaker(ledger, plan):
-    for n in range(3):
-        ledger.begin_attempt(
-            RecoveryAttempt(
-                incident_fingerprint=plan.fingerprint,
-                idempotency_key=f"k{n}",
-                action="retry-from-failure",
-                outcome=AttemptOutcome.SUCCEEDED,
-            )
-        )

@@ -15,18 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from recovery_workers import record_automatic_attempts
 
 from qubinode_recovery_provider.models import (
     AttemptOutcome,
     Diagnosis,
-    RecoveryAttempt,
     RecoveryPlan,
     Risk,
     RootCause,
     TaskConfig,
 )
 from qubinode_recovery_provider.recovery import (
-    RETRY_FROM_FAILURE,
     ActionResult,
     CallSettings,
     RecoveryExecutor,
@@ -113,7 +112,7 @@ def test_decide_and_the_executor_take_the_same_route(
     plan = _plan(case, diagnosis, task)
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "spool", auto_flush_interval=0) as ledger:
         ledger.migrate()
-        _earlier_attempts(ledger, plan, case.earlier_attempts)
+        record_automatic_attempts(ledger, plan.fingerprint, case.earlier_attempts)
         decision = decide(
             plan,
             registry,
@@ -144,18 +143,6 @@ def _plan(case: Case, diagnosis: MakeDiagnosis, task: TaskConfig) -> RecoveryPla
         else:
             option.action_args.update(case.tamper)
     return plan
-
-
-def _earlier_attempts(ledger: Ledger, plan: RecoveryPlan, count: int) -> None:
-    for n in range(count):
-        ledger.begin_attempt(
-            RecoveryAttempt(
-                incident_fingerprint=plan.fingerprint,
-                idempotency_key=f"earlier-{n}",
-                action=RETRY_FROM_FAILURE,
-                outcome=AttemptOutcome.SUCCEEDED,
-            )
-        )
 
 
 def _executor_route(executor: RecoveryExecutor, plan: RecoveryPlan, case: Case) -> tuple[str, bool]:

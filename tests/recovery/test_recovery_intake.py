@@ -6,12 +6,11 @@ import datetime
 from pathlib import Path
 
 import pytest
+from recovery_workers import record_automatic_attempts
 
 from qubinode_recovery_provider.models import (
-    AttemptOutcome,
     Incident,
     IncidentState,
-    RecoveryAttempt,
     Severity,
     ShadowError,
     ShadowErrorType,
@@ -48,18 +47,6 @@ def _incident(
     )
 
 
-def _open_breaker(ledger: Ledger) -> None:
-    for n in range(POLICY.breaker_max_attempts):
-        ledger.begin_attempt(
-            RecoveryAttempt(
-                incident_fingerprint="fp",
-                idempotency_key=f"k{n}",
-                action="retry-from-failure",
-                outcome=AttemptOutcome.SUCCEEDED,
-            )
-        )
-
-
 def test_verdict_new_incident(ledger: Ledger) -> None:
     verdict = failure_starts_run(_incident(1), None, ledger, POLICY)
     assert verdict == IntakeVerdict(True, "new incident")
@@ -74,7 +61,7 @@ def test_verdict_repeat_inside_the_window_is_not_started_again(ledger: Ledger) -
 def test_verdict_repeat_after_the_window_asks_the_breaker(ledger: Ledger) -> None:
     verdict = failure_starts_run(_incident(4, age_minutes=90), None, ledger, POLICY)
     assert verdict == IntakeVerdict(True, "repeat #4 of an open incident, no recovery run in the window")
-    _open_breaker(ledger)
+    record_automatic_attempts(ledger, "fp", POLICY.breaker_max_attempts)
     verdict = failure_starts_run(_incident(4, age_minutes=90), None, ledger, POLICY)
     assert (verdict.start, verdict.reason) == (
         False,
