@@ -28,12 +28,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from qubinode_recovery_provider.models import Health, Risk
+from qubinode_recovery_provider.models import Health, Risk, TaskConfig
 from qubinode_recovery_provider.recovery.actions import ActionRegistry, ActionSpec, build_default_registry
 from qubinode_recovery_provider.recovery.events import FAILURE_DIAGNOSED, Subscriber, default_bus
 from qubinode_recovery_provider.recovery.executor import ApprovalCallback, CallSettings, RecoveryExecutor
 from qubinode_recovery_provider.recovery.handlers import HandlerFn, HandlerRegistry
-from qubinode_recovery_provider.recovery.planner import RecoveryPlanner, TaskConfig
+from qubinode_recovery_provider.recovery.planner import RecoveryPlanner
 from qubinode_recovery_provider.recovery.policy import RecoveryPolicy, dag_auto_recovery
 
 if TYPE_CHECKING:

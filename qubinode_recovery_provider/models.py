@@ -94,6 +94,30 @@ class FailureEvent(_Model):
         return "\n".join(parts)
 
 
+class TaskConfig(BaseModel):
+    """What is known about the failed task (from the Airflow context or the caller), for the planner and
+    the recovery operators.
+
+    :param execution_timeout_seconds: the task's ``execution_timeout``; a retry after a timeout gets more
+    :param try_number: the try that failed; later tries wait longer and are trusted less
+    :param params: DAG params (``qubinode_auto_recovery`` is read by the policy)
+    :param tags: DAG tags (``qubinode_auto_recovery:off`` is read by the policy)
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    dag_id: str | None = None
+    task_id: str | None = None
+    run_id: str | None = None
+    try_number: int | None = Field(default=None, ge=0)
+    retries: int | None = Field(default=None, ge=0)
+    execution_timeout_seconds: float | None = Field(default=None, gt=0)
+    retry_delay_seconds: float | None = Field(default=None, ge=0)
+    host: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+
+
 class ServiceHealth(_Model):
     """Health of one systemd unit or podman container."""
 

@@ -105,7 +105,7 @@ def read_diagnosis(name: str) -> Diagnosis:
 
 
 def _task(args: argparse.Namespace) -> Any:
-    from qubinode_recovery_provider.recovery import TaskConfig
+    from qubinode_recovery_provider.models import TaskConfig
 
     return TaskConfig(
         dag_id=args.dag_id,

@@ -1,17 +1,31 @@
 """Escalation: hand an incident a recovery could not fix to a person. Plain Python, no Airflow.
 
-The default sink is the ledger's escalation outbox plus a Markdown report on disk
-(:func:`~qubinode_recovery_provider.escalation.reports.escalate`); a GitHub issue sink reads the same
-outbox.
+:func:`~qubinode_recovery_provider.escalation.outbox.queue_escalation` queues it once per fingerprint and
+failed run in the ledger's escalation outbox (the recovery executor and the default sink both call it);
+the default sink, :func:`~qubinode_recovery_provider.escalation.reports.escalate`, adds a Markdown report
+on disk. A GitHub issue sink reads the same outbox.
 """
 
 from __future__ import annotations
 
-from qubinode_recovery_provider.escalation.reports import (
-    EscalationResult,
-    escalate,
+from qubinode_recovery_provider.escalation.outbox import (
+    ESCALATION_LABELS,
+    QueuedEscalation,
     escalation_key,
-    reports_dir,
+    escalation_labels,
+    escalation_text,
+    queue_escalation,
 )
+from qubinode_recovery_provider.escalation.reports import EscalationResult, escalate, reports_dir
 
-__all__ = ["EscalationResult", "escalate", "escalation_key", "reports_dir"]
+__all__ = [
+    "ESCALATION_LABELS",
+    "EscalationResult",
+    "QueuedEscalation",
+    "escalate",
+    "escalation_key",
+    "escalation_labels",
+    "escalation_text",
+    "queue_escalation",
+    "reports_dir",
+]

@@ -2,13 +2,13 @@
 
 :func:`escalate` hands an incident to a person once per fingerprint and failed run:
 
-1. it claims the escalation under the same idempotency key the recovery executor uses when its circuit
-   breaker escalates (``<fingerprint>|<run_id>|escalate``), so the executor and the recovery DAG never
-   queue the same escalation twice;
-2. the first claimant puts the title and Markdown body in the ledger's escalation outbox and moves the
-   incident to ``escalated``;
-3. every caller writes (or rewrites) the report ``<state_dir>/reports/escalation-<fingerprint>-<run>.md``;
-4. without a GitHub repository configured (``[qubinode_recovery] github_repository``), the outbox entry
+1. it queues the escalation through :func:`~qubinode_recovery_provider.escalation.outbox.queue_escalation`,
+   under the same idempotency key the recovery executor uses when it escalates
+   (``<fingerprint>|<run_id>|escalate``), so the executor and the recovery DAG never queue the same
+   escalation twice: the first claimant puts the title and Markdown body in the ledger's escalation
+   outbox and moves the incident to ``escalated``;
+2. every caller writes (or rewrites) the report ``<state_dir>/reports/escalation-<fingerprint>-<run>.md``;
+3. without a GitHub repository configured (``[qubinode_recovery] github_repository``), the outbox entry
    is marked sent with the report's path as its reference. With one, it stays pending for the GitHub
    sink.
 
@@ -17,22 +17,18 @@ Plain Python: no Airflow import.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider import config
+from qubinode_recovery_provider.escalation.outbox import escalation_text, queue_escalation, write_safely
 from qubinode_recovery_provider.files import write_private
-from qubinode_recovery_provider.models import AttemptOutcome, IncidentState, RecoveryAttempt, utcnow
-from qubinode_recovery_provider.recovery.executor import ESCALATION_LABELS, escalation_text
-from qubinode_recovery_provider.recovery.policy import ESCALATE_ACTION
+from qubinode_recovery_provider.models import utcnow
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis, RecoveryPlan
-
-log = logging.getLogger(__name__)
 
 REPORTS_DIRECTORY = "reports"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -76,11 +72,6 @@ def safe_name(*parts: str | None, limit: int = 120) -> str:
     return text[:limit].strip("_-") or "unknown"
 
 
-def escalation_key(plan: RecoveryPlan) -> str:
-    """The idempotency key of the escalation of ``plan`` (the executor's circuit breaker uses it too)."""
-    return f"{plan.fingerprint}|{plan.run_id or '-'}|{ESCALATE_ACTION}"
-
-
 def escalate(
     ledger: Any,
     plan: RecoveryPlan,
@@ -104,15 +95,9 @@ def escalate(
     title, body = escalation_text(plan, reason)
     path = (directory or reports_dir()) / f"escalation-{safe_name(plan.fingerprint[:24], plan.run_id)}.md"
     write_private(path, _report(title, body, diagnosis, details))
-    first = _claim(ledger, plan, reason)
-    outbox_id: int | None = None
-    if first:
-        labels = [*ESCALATION_LABELS, f"root-cause:{plan.root_cause.value}"]
-        outbox_id = _safely(ledger.enqueue_escalation, plan.fingerprint, title, body, labels)
-        _safely(ledger.set_incident_state, plan.fingerprint, IncidentState.ESCALATED)
-        _safely(ledger.finish_attempt, escalation_key(plan), AttemptOutcome.BLOCKED, f"escalated: {reason}")
-    else:
-        outbox_id = _pending_entry(ledger, plan.fingerprint)
+    queued = queue_escalation(ledger, plan, reason)
+    first = queued.first
+    outbox_id = queued.outbox_id if first else _pending_entry(ledger, plan.fingerprint)
     reference = _deliver(ledger, outbox_id, path)
     verb = "queued" if first else "already queued"
     detail = f"escalation {verb} (outbox {outbox_id if outbox_id else 'spooled or sent'}); report {path}"
@@ -140,21 +125,6 @@ def _report(title: str, body: str, diagnosis: Diagnosis | None, details: str) ->
     return "\n".join(lines) + "\n"
 
 
-def _claim(ledger: Any, plan: RecoveryPlan, reason: str) -> bool:
-    attempt = RecoveryAttempt(
-        incident_fingerprint=plan.fingerprint,
-        idempotency_key=escalation_key(plan),
-        action=ESCALATE_ACTION,
-        outcome=AttemptOutcome.BLOCKED,
-        detail=f"escalated: {reason}"[:2000],
-    )
-    try:
-        return bool(ledger.begin_attempt(attempt))
-    except Exception as exc:  # unavailable: escalate without de-duplication rather than stay silent
-        log.warning("ledger unavailable; escalating without de-duplication: %s", exc)
-        return True
-
-
 def _pending_entry(ledger: Any, fingerprint: str) -> int | None:
     try:
         pending = ledger.pending_escalations(limit=200)
@@ -169,16 +139,8 @@ def _deliver(ledger: Any, outbox_id: int | None, path: Path) -> str:
     if config.get("github_repository").strip():
         return "pending GitHub issue (report: " + str(path) + ")"
     if outbox_id:
-        _safely(ledger.mark_escalated, outbox_id, str(path))
+        write_safely(ledger.mark_escalated, outbox_id, str(path))
     return str(path)
 
 
-def _safely(fn: Any, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except Exception as exc:
-        log.warning("ledger write %s failed: %s", getattr(fn, "__name__", fn), exc)
-        return None
-
-
-__all__ = ["EscalationResult", "escalate", "escalation_key", "reports_dir", "safe_name"]
+__all__ = ["EscalationResult", "escalate", "reports_dir", "safe_name"]

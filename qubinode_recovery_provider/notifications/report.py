@@ -7,9 +7,10 @@ which the notifier reads even when the budget runs out halfway:
 2. collect the host's context (bounded by a share of the budget);
 3. diagnose;
 4. record the incident in the ledger (spooled to disk when the ledger is locked or down);
-5. decide whether this incident needs a recovery run (:func:`trigger_verdict`), record the request in the
-   outbox as pending, send it, and mark it sent; a request that cannot be sent stays pending and is
-   delivered later (:func:`deliver_pending_triggers`).
+5. ask the core whether this failure starts a recovery run
+   (:func:`~qubinode_recovery_provider.recovery.intake.failure_starts_run`, with the failed DAG's switch
+   read from the context), record the request in the outbox as pending, send it, and mark it sent; a
+   request that cannot be sent stays pending and is delivered later (:func:`deliver_pending_triggers`).
 
 The steps run in a worker thread that the notifier waits for until its deadline. When time runs out first,
 the notifier's own thread *rescues* the failure (:meth:`FailureReport.rescue`): it spools what is known by
@@ -23,13 +24,13 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.deadline import MIN_STEP_SECONDS, Deadline
-from qubinode_recovery_provider.models import IncidentState, utcnow
+from qubinode_recovery_provider.models import utcnow
 from qubinode_recovery_provider.notifications.outbox import (
     FAILED,
     MAX_DELIVERY_ATTEMPTS,
@@ -44,6 +45,7 @@ from qubinode_recovery_provider.store.ledger import DUPLICATE, LOST, SPOOLED, WR
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent, Incident
     from qubinode_recovery_provider.notifications.trigger import RecoveryTrigger, TriggerResult
+    from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
     from qubinode_recovery_provider.store import Ledger
     from qubinode_recovery_provider.task_failure import LogTail
 
@@ -280,14 +282,18 @@ class FailureReport:
             self.outcome.incident_spooled = status == SPOOLED
 
     def _trigger(self, incident: Incident, ledger: Ledger, diagnosis: Diagnosis) -> None:
-        window = _breaker_window()
+        from qubinode_recovery_provider.recovery.intake import EarlierRequest, failure_starts_run
+
         existing = self.outbox.get(diagnosis.fingerprint)
-        go, reason = trigger_verdict(incident, existing, lambda: _breaker_open(ledger, incident), window)
+        earlier = EarlierRequest(existing.created, existing.status) if existing is not None else None
+        verdict = failure_starts_run(
+            incident, earlier, ledger, _policy(), dag_auto_recovery=dag_switch(self.context)
+        )
         self.outcome.new_incident = incident.occurrences <= 1
-        self.outcome.trigger_reason = reason
-        if go:
-            record = self._new_record(incident, diagnosis)
-        elif existing is not None and existing.status == PENDING and existing.age() < window:
+        self.outcome.trigger_reason = verdict.reason
+        if verdict.start:
+            record = self._new_record(incident, diagnosis, verdict.enable_auto_recovery)
+        elif verdict.resend and existing is not None:
             record = existing  # same incident, not delivered yet: try again now
         else:
             return
@@ -308,12 +314,22 @@ class FailureReport:
             self.trigger.timeout = max(MIN_STEP_SECONDS, self.deadline.remaining() - 0.5)
             deliver(self.outbox, self.trigger, record, self.context)
 
-    def _new_record(self, incident: Incident, diagnosis: Diagnosis) -> TriggerRecord:
+    def _new_record(
+        self, incident: Incident, diagnosis: Diagnosis, enable_auto_recovery: bool | None
+    ) -> TriggerRecord:
+        conf = recovery_conf(
+            self.event,
+            diagnosis,
+            incident,
+            self.exception,
+            self.context,
+            enable_auto_recovery=enable_auto_recovery,
+        )
         record = TriggerRecord(
             fingerprint=diagnosis.fingerprint,
             dag_id=self.settings.recovery_dag_id,
             run_id=recovery_run_id(diagnosis.fingerprint),
-            conf=recovery_conf(self.event, diagnosis, incident, self.exception, self.context),
+            conf=conf,
         )
         try:
             self.outbox.put(record)  # pending first: a worker killed now leaves it to be replayed
@@ -368,37 +384,6 @@ class FailureReport:
 
 class _Cancelled(Exception):
     """The waiting thread took the failure over; the worker stops."""
-
-
-def trigger_verdict(
-    incident: Incident,
-    existing: TriggerRecord | None,
-    breaker_open: Callable[[], str | None],
-    window: timedelta,
-    now: datetime | None = None,
-) -> tuple[bool, str]:
-    """Whether this occurrence needs a new recovery run, and why (pure but for ``breaker_open``).
-
-    :param incident: the incident after this occurrence was counted.
-    :param existing: this host's last request for the fingerprint.
-    :param breaker_open: returns the circuit breaker's reason when it is open, else ``None``.
-    :param window: the circuit breaker window.
-    :param now: the current time (tests).
-    """
-    now = now or utcnow()
-    if existing is not None and existing.age(now) < window:
-        minutes = existing.age(now).total_seconds() / 60
-        return False, f"a recovery run was requested {minutes:.0f} min ago ({existing.status})"
-    if incident.state in (IncidentState.RECOVERING, IncidentState.ESCALATED):
-        return False, f"the incident is {incident.state.value}"
-    if incident.occurrences <= 1:
-        return True, "new incident"
-    if now - incident.first_seen < window:
-        return False, f"repeat #{incident.occurrences} inside the circuit breaker window of a new incident"
-    reason = breaker_open()
-    if reason:
-        return False, reason
-    return True, f"repeat #{incident.occurrences} of an open incident, no recovery run in the window"
 
 
 def deliver(
@@ -485,6 +470,8 @@ def recovery_conf(
     incident: Incident,
     exception: Any,
     context: Mapping[str, Any],
+    *,
+    enable_auto_recovery: bool | None = None,
 ) -> dict[str, Any]:
     """The conf of the recovery run: the failed task and the incident; all text redacted.
 
@@ -493,6 +480,8 @@ def recovery_conf(
     :param incident: the incident it belongs to.
     :param exception: the original exception.
     :param context: the callback's context.
+    :param enable_auto_recovery: the run's switch (False when the failed DAG turned automatic recovery
+        off); None leaves the recovery DAG's default.
     """
     from qubinode_recovery_provider import task_failure as tf
 
@@ -517,20 +506,22 @@ def recovery_conf(
         "failure_message": message[:MAX_MESSAGE_CHARS],  # both parts were redacted where they came in
         "source": "qubinode_recovery_provider.notifications.RecoveryNotifier",
     }
-    if _dag_says_no_auto_recovery(context):
-        conf["enable_auto_recovery"] = False
+    if enable_auto_recovery is not None:
+        conf["enable_auto_recovery"] = enable_auto_recovery
     return conf
 
 
-def _dag_says_no_auto_recovery(context: Mapping[str, Any]) -> bool:
-    """Whether the failed DAG switched automatic recovery off (param or tag ``qubinode_auto_recovery``)."""
-    params = context.get("params") or {}
-    tags = list(getattr(context.get("dag"), "tags", None) or [])
-    if "qubinode_auto_recovery" not in params and not any("qubinode_auto_recovery" in str(t) for t in tags):
-        return False
+def dag_switch(context: Mapping[str, Any]) -> bool | None:
+    """The failed DAG's own automatic-recovery switch (param or tag ``qubinode_auto_recovery``), read
+    from the callback's context; None when the DAG says nothing.
+
+    :param context: the callback's context.
+    """
     from qubinode_recovery_provider.recovery.policy import dag_auto_recovery
 
-    return dag_auto_recovery(params, tags) is False
+    params = context.get("params") or {}
+    tags = list(getattr(context.get("dag"), "tags", None) or [])
+    return dag_auto_recovery(params, tags)
 
 
 def _no_exception(key: Any, context: Mapping[str, Any]) -> str:
@@ -588,26 +579,14 @@ def _retention() -> timedelta:
         return timedelta(days=90)
 
 
-def _breaker_window() -> timedelta:
-    from qubinode_recovery_provider import config
+def _policy() -> RecoveryPolicy | None:
+    """The configured recovery policy; None when the configuration cannot be read."""
+    from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
 
     try:
-        return timedelta(minutes=config.get_int("breaker_window_minutes"))
-    except config.ConfigError:
-        return timedelta(minutes=60)
-
-
-def _breaker_open(ledger: Ledger, incident: Incident) -> str | None:
-    """The circuit breaker's reason when it is open for this incident; unknown counts as open."""
-    from qubinode_recovery_provider.recovery.policy import CircuitBreaker, RecoveryPolicy
-
-    try:
-        verdict = CircuitBreaker(RecoveryPolicy.from_config()).check(
-            ledger, incident.fingerprint, incident.hosts[0] if incident.hosts else None
-        )
-    except Exception as exc:  # ledger unavailable, bad configuration
-        return f"circuit breaker state unknown ({type(exc).__name__}); repeat not started"
-    return verdict.reason if verdict.open else None
+        return RecoveryPolicy.from_config()
+    except Exception:  # a bad value, an unreadable airflow.cfg: the intake treats the breaker as unknown
+        return None
 
 
 __all__ = [
@@ -615,10 +594,10 @@ __all__ = [
     "FailureReport",
     "NotificationOutcome",
     "ReportSettings",
+    "dag_switch",
     "deliver",
     "deliver_pending_triggers",
     "ledger_for",
     "recovery_conf",
     "recovery_run_id",
-    "trigger_verdict",
 ]

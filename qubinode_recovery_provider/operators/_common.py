@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from qubinode_recovery_provider.models import Diagnosis, RecoveryPlan
-    from qubinode_recovery_provider.recovery.planner import TaskConfig
+    from qubinode_recovery_provider.models import Diagnosis, RecoveryPlan, TaskConfig
 
 #: Keys of the XComs the recovery operators push besides their return value.
 DECISION_KEY = "decision"
@@ -84,8 +83,7 @@ def load_diagnosis(payload: dict[str, Any] | None) -> tuple[Diagnosis, TaskConfi
 
     :raises ValueError: when the payload is missing (the diagnose task did not succeed)
     """
-    from qubinode_recovery_provider.models import Diagnosis
-    from qubinode_recovery_provider.recovery.planner import TaskConfig
+    from qubinode_recovery_provider.models import Diagnosis, TaskConfig
 
     if not payload or "diagnosis" not in payload:
         raise ValueError("no diagnosis: the diagnose task did not succeed")

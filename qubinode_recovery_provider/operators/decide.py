@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 class RecoveryDecisionOperator(BaseBranchOperator):
     """Follow one of three branches for the plan's recommended option (rules:
-    :mod:`qubinode_recovery_provider.operators.decision`).
+    :mod:`qubinode_recovery_provider.recovery.decision`).
 
     Pushes the XCom ``decision`` (``route``, ``reasons``, ``dry_run``, ``option_index``) and
     ``approval_body``: the Markdown an approval task shows (the dry run of the option with its risk,
@@ -60,7 +60,7 @@ class RecoveryDecisionOperator(BaseBranchOperator):
 
         from qubinode_recovery_provider import api
         from qubinode_recovery_provider.operators import _common as c
-        from qubinode_recovery_provider.operators import decision as d
+        from qubinode_recovery_provider.recovery import decision as d
         from qubinode_recovery_provider.recovery.policy import RecoveryPolicy, dag_auto_recovery
 
         try:

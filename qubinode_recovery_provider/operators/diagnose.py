@@ -39,7 +39,7 @@ class DiagnoseFailureOperator(BaseOperator):
 
     Returns (XCom) ``{"failure", "diagnosis", "incident", "task", "source"}``: the checked input, the
     :class:`~qubinode_recovery_provider.models.Diagnosis`, the incident, the failed task's configuration
-    (:class:`~qubinode_recovery_provider.recovery.TaskConfig`) and where the diagnosis came from.
+    (:class:`~qubinode_recovery_provider.models.TaskConfig`) and where the diagnosis came from.
 
     :param failed_dag_id: the DAG of the failed task (templated)
     :param failed_task_id: the failed task (templated); optional

@@ -11,8 +11,7 @@ from airflow.sdk import BaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from qubinode_recovery_provider.models import RecoveryAttempt, RecoveryPlan
-    from qubinode_recovery_provider.recovery.planner import TaskConfig
+    from qubinode_recovery_provider.models import RecoveryAttempt, RecoveryPlan, TaskConfig
 
 
 class ExecuteRecoveryOperator(BaseOperator):
@@ -34,7 +33,8 @@ class ExecuteRecoveryOperator(BaseOperator):
     :param enable_auto_recovery: this run's switch (templated)
     :param dry_run: record what would run instead of running it (templated)
     :param approval_task_id: an approval task; its ``Approve`` answer lets the option run although the
-        policy asks for an approval
+        policy asks for an approval or this run's or the DAG's switch is off (the decision's rule: the
+        global switch still wins)
     :param diagnosis_task_id: the diagnose task
     :param plan_task_id: the plan task
     :param conn_id: the Airflow REST API connection; default ``[qubinode_recovery] recovery_conn_id``
@@ -128,8 +128,8 @@ class ExecuteRecoveryOperator(BaseOperator):
         executor = RecoveryExecutor(api.get_ledger(), api.get_action_registry(), RecoveryPolicy.from_config())
         settings = CallSettings(
             host=task.host,
-            dag_auto_recovery=None if approved else dag_auto_recovery(task.params, task.tags),
-            auto_recovery=None if approved else c.switch(self.enable_auto_recovery),
+            dag_auto_recovery=dag_auto_recovery(task.params, task.tags),
+            auto_recovery=c.switch(self.enable_auto_recovery),
             dry_run=c.switch(self.dry_run),
             approved=approved,
         )

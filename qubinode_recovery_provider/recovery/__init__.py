@@ -4,6 +4,7 @@ option exactly once. Plain Python: nothing here imports Airflow."""
 
 from __future__ import annotations
 
+from qubinode_recovery_provider.models import TaskConfig
 from qubinode_recovery_provider.recovery.actions import (
     RESTART_SERVICE,
     RETRY_FROM_FAILURE,
@@ -38,7 +39,7 @@ from qubinode_recovery_provider.recovery.executor import (
 )
 from qubinode_recovery_provider.recovery.handlers import HandlerContext, HandlerRegistry, RegisteredHandler
 from qubinode_recovery_provider.recovery.learning import posterior_confidence
-from qubinode_recovery_provider.recovery.planner import RecoveryPlanner, TaskConfig
+from qubinode_recovery_provider.recovery.planner import RecoveryPlanner
 from qubinode_recovery_provider.recovery.policy import (
     AUTO_RECOVERY_PARAM,
     CircuitBreaker,

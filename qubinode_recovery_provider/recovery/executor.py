@@ -1,11 +1,14 @@
 """Carry out one option of a recovery plan, exactly once, within the policy.
 
-The executor decides, in this order: an option without an action is handed to a person (escalated);
-an unknown, disabled or ill-typed action is refused; the switches may turn automatic recovery off;
-a dry run records what would run; the circuit breaker escalates instead of running; an option that needs
-approval waits for it (or asks the approval callback). Then the attempt is claimed in the ledger under its
-idempotency key (fingerprint, run, action, arguments): of any number of executors racing on the same plan,
-only the one whose claim succeeds runs the action. The outcome is written back, which also feeds outcome
+The executor applies the rules of :func:`~qubinode_recovery_provider.recovery.decision.decide` and maps
+the decision onto the attempt: an option without an action is handed to a person (escalated); an
+unknown or ill-typed action is refused and a disabled one is not run (``blocked``); the global switch
+turned off gives ``skipped``; a dry run records what would run (``dry_run``); an approved option runs;
+the circuit breaker escalates instead of running; an option that needs approval asks the approval
+callback and otherwise waits for it (``blocked``), unless this call's or the DAG's switch turned
+automatic recovery off (``skipped``). Then the attempt is claimed in the ledger under its idempotency
+key (fingerprint, run, action, arguments): of any number of executors racing on the same plan, only the
+one whose claim succeeds runs the action. The outcome is written back, which also feeds outcome
 learning, and ``recovery_executed`` is emitted.
 
 Every decision is returned as a :class:`~qubinode_recovery_provider.models.RecoveryAttempt` and, when the
@@ -35,20 +38,24 @@ from qubinode_recovery_provider.recovery.actions import (
     ActionRegistry,
     ActionResult,
 )
+from qubinode_recovery_provider.recovery.decision import (
+    APPROVAL,
+    ESCALATE,
+    RecoveryDecision,
+    ResolvedAction,
+    Rule,
+    decide,
+)
 from qubinode_recovery_provider.recovery.events import RECOVERY_EXECUTED, EventBus, default_bus
-from qubinode_recovery_provider.recovery.policy import ESCALATE_ACTION, CircuitBreaker, RecoveryPolicy
-from qubinode_recovery_provider.recovery.render import plan_to_markdown
-from qubinode_recovery_provider.recovery.safety import is_airflow_key
+from qubinode_recovery_provider.recovery.policy import CircuitBreaker, RecoveryPolicy
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from qubinode_recovery_provider.recovery.actions import ActionSpec
 
 log = logging.getLogger(__name__)
 
 ApprovalCallback = Callable[[RecoveryPlan, RecoveryOption, list[str]], bool]
-ESCALATION_LABELS = ("qubinode-recovery",)
 
 
 def args_hash(args: dict[str, Any]) -> str:
@@ -123,72 +130,76 @@ class RecoveryExecutor:
         :param settings: the call's settings; or pass them as keyword arguments
         :returns: the attempt: SUCCEEDED/FAILED when the action ran, DRY_RUN, SKIPPED (switched off,
             or another executor claimed it), BLOCKED (awaiting approval, refused, or escalated)
+        :raises IndexError: when the plan has no option ``option_index``
         """
         call = settings or CallSettings(**kwargs)
-        option = _choose(plan, call.option_index)
-        if option is None or option.action is None:
-            attempt = self._escalate(plan, call.host, _person_reason(option))
-        else:
-            attempt = self._decide(plan, option, call)
+        decision = decide(
+            plan,
+            self.registry,
+            self.policy,
+            ledger=self.ledger,
+            run_auto_recovery=call.auto_recovery,
+            dag_auto_recovery=call.dag_auto_recovery,
+            dry_run=call.dry_run,
+            host=call.host,
+            option_index=call.option_index,
+            approved=call.approved,
+        )
+        option = plan.options[decision.option_index] if decision.option_index is not None else None
+        attempt = self._act(plan, option, decision, call)
         if isinstance(self._events, EventBus):
             self._events.emit(RECOVERY_EXECUTED, plan=plan, option=option, attempt=attempt)
         return attempt
 
     # --- decisions -------------------------------------------------------------------------------
 
-    def _decide(self, plan: RecoveryPlan, option: RecoveryOption, call: CallSettings) -> RecoveryAttempt:
+    def _act(
+        self,
+        plan: RecoveryPlan,
+        option: RecoveryOption | None,
+        decision: RecoveryDecision,
+        call: CallSettings,
+    ) -> RecoveryAttempt:
+        """Map the decision onto the attempt (see the module docstring)."""
+        if option is None or decision.rule is Rule.BY_A_PERSON:
+            return self._escalate(plan, call.host, _person_reason(option))
+        if decision.rule is Rule.BREAKER_OPEN:
+            return self._escalate(plan, call.host, decision.breaker)
         assert option.action is not None
-        try:
-            spec = self.registry.get(option.action)
-            args = self.registry.validate(option.action, option.action_args)
-        except ActionError as exc:
+        if decision.action is None:  # refused: unknown action or invalid arguments
             key = idempotency_key(plan.fingerprint, plan.run_id, option.action, option.action_args)
-            return self._note(
-                plan, option, call.host, key, "refused", AttemptOutcome.BLOCKED, f"not run: {exc}"
-            )
-        data = args.model_dump(mode="json")
-        key = idempotency_key(plan.fingerprint, plan.run_id, option.action, data)
-        allowed, why = self.policy.auto_recovery_allowed(
-            dag_setting=call.dag_auto_recovery, call_setting=call.auto_recovery
+            detail = f"not run: {decision.error}"
+            return self._note(plan, option, call.host, key, "refused", AttemptOutcome.BLOCKED, detail)
+        key = idempotency_key(
+            plan.fingerprint, plan.run_id, option.action, decision.action.args.model_dump(mode="json")
         )
-        if not allowed:
-            return self._note(
-                plan, option, call.host, key, "disabled", AttemptOutcome.SKIPPED, f"not run: {why}"
-            )
-        if not spec.enabled:
-            detail = f"not run: action {spec.name} is disabled"
-            return self._note(plan, option, call.host, key, "disabled", AttemptOutcome.BLOCKED, detail)
-        approval = self.policy.approval_reasons(option, spec.risk_of(args))
-        if self.policy.is_dry_run(call.dry_run):
-            return self._dry_run(plan, option, call.host, key, approval)
-        return self._gate(plan, option, spec, args, key, call, approval)
+        if decision.route == ESCALATE:  # the action is disabled, or the global switch is off
+            outcome = AttemptOutcome.SKIPPED if decision.rule is Rule.SWITCHED_OFF else AttemptOutcome.BLOCKED
+            detail = f"not run: {decision.reasons[0]}"
+            return self._note(plan, option, call.host, key, "disabled", outcome, detail)
+        if decision.dry_run:
+            return self._dry_run(plan, option, call.host, key, decision)
+        if decision.route == APPROVAL:
+            return self._gate(plan, option, decision, key, call)
+        return self._run(plan, option, decision.action, key, call)
 
     def _gate(
         self,
         plan: RecoveryPlan,
         option: RecoveryOption,
-        spec: ActionSpec,
-        args: BaseModel,
+        decision: RecoveryDecision,
         key: str,
         call: CallSettings,
-        approval: list[str],
     ) -> RecoveryAttempt:
-        if not call.approved:
-            verdict = self._breaker(plan, call.host)
-            if verdict:
-                return self._escalate(plan, call.host, verdict)
-        if approval and not call.approved and not self._ask(plan, option, approval):
-            detail = "awaiting approval: " + "; ".join(approval)
+        """An option that needs a person: not at all when a switch is off, else after the callback's yes."""
+        assert decision.action is not None
+        if decision.switched_off:
+            detail = f"not run: {decision.switched_off}"
+            return self._note(plan, option, call.host, key, "disabled", AttemptOutcome.SKIPPED, detail)
+        if not self._ask(plan, option, decision.approval):
+            detail = "awaiting approval: " + "; ".join(decision.approval)
             return self._note(plan, option, call.host, key, "approval", AttemptOutcome.BLOCKED, detail)
-        return self._run(plan, option, spec, args, key, call)
-
-    def _breaker(self, plan: RecoveryPlan, host: str | None, own_key: str | None = None) -> str:
-        """The breaker's reason to stop, or ``""``; an unreadable ledger stops too."""
-        try:
-            verdict = self.breaker.check(self.ledger, plan.fingerprint, host, own_key=own_key)
-        except Exception as exc:
-            return f"circuit breaker cannot read the ledger ({_one_line(exc)})"
-        return verdict.reason if verdict.open else ""
+        return self._run(plan, option, decision.action, key, call)
 
     def _ask(self, plan: RecoveryPlan, option: RecoveryOption, reasons: list[str]) -> bool:
         if self.approval_callback is None:
@@ -205,11 +216,11 @@ class RecoveryExecutor:
         self,
         plan: RecoveryPlan,
         option: RecoveryOption,
-        spec: ActionSpec,
-        args: BaseModel,
+        action: ResolvedAction,
         key: str,
         call: CallSettings,
     ) -> RecoveryAttempt:
+        spec, args = action.spec, action.args
         attempt = _attempt(plan, spec.name, args.model_dump(mode="json"), key, call.host)
         try:
             claimed = self.ledger.begin_attempt(attempt)
@@ -219,7 +230,11 @@ class RecoveryExecutor:
         if not claimed:
             detail = f"not run: attempt {key} was already claimed by another executor"
             return attempt.model_copy(update={"outcome": AttemptOutcome.SKIPPED, "detail": detail})
-        stop = "" if call.approved else self._breaker(plan, call.host, own_key=key)
+        stop = (
+            ""
+            if call.approved
+            else self.breaker.reason_to_stop(self.ledger, plan.fingerprint, call.host, own_key=key)
+        )
         if stop:
             self._finish(key, AttemptOutcome.BLOCKED, f"not run: {stop}")
             return self._escalate(plan, call.host, stop)
@@ -252,16 +267,20 @@ class RecoveryExecutor:
             return ActionResult(False, str(exc))
 
     def _dry_run(
-        self, plan: RecoveryPlan, option: RecoveryOption, host: str | None, key: str, approval: list[str]
+        self,
+        plan: RecoveryPlan,
+        option: RecoveryOption,
+        host: str | None,
+        key: str,
+        decision: RecoveryDecision,
     ) -> RecoveryAttempt:
-        assert option.action is not None
         args = json.dumps(option.action_args, sort_keys=True, default=str)
         parts = [f"dry run: would run {option.action} {args}"]
-        if approval:
-            parts.append("after approval (" + "; ".join(approval) + ")")
-        stop = self._breaker(plan, host)
-        if stop:
-            parts.append(f"but would escalate instead: {stop}")
+        waits = [*decision.approval, *([decision.switched_off] if decision.switched_off else [])]
+        if waits:
+            parts.append("after approval (" + "; ".join(waits) + ")")
+        if decision.breaker:
+            parts.append(f"but would escalate instead: {decision.breaker}")
         return self._note(plan, option, host, key, "dry-run", AttemptOutcome.DRY_RUN, "; ".join(parts))
 
     # --- records ---------------------------------------------------------------------------------
@@ -306,35 +325,10 @@ class RecoveryExecutor:
 
     def _escalate(self, plan: RecoveryPlan, host: str | None, reason: str) -> RecoveryAttempt:
         """Hand the incident to a person: once per fingerprint and run, through the escalation outbox."""
-        key = f"{plan.fingerprint}|{plan.run_id or '-'}|{ESCALATE_ACTION}"
-        attempt = _attempt(plan, ESCALATE_ACTION, {}, key, host).model_copy(
-            update={"outcome": AttemptOutcome.BLOCKED, "detail": f"escalated: {reason}"}
-        )
-        if not self._claim_and_finish_escalation(attempt):
-            detail = f"already escalated for this run: {reason}"
-            return attempt.model_copy(update={"detail": detail, "finished_at": utcnow()})
-        title, body = escalation_text(plan, reason)
-        labels = [*ESCALATION_LABELS, f"root-cause:{plan.root_cause.value}"]
-        outbox_id = self._safely(self.ledger.enqueue_escalation, plan.fingerprint, title, body, labels)
-        self._safely(self.ledger.set_incident_state, plan.fingerprint, IncidentState.ESCALATED)
-        detail = f"escalated (outbox {outbox_id or 'spooled'}): {reason}"
-        self._finish(key, AttemptOutcome.BLOCKED, detail)
-        return attempt.model_copy(update={"detail": detail, "finished_at": utcnow()})
+        # escalation renders the plan with recovery's modules: imported here, so either package loads first
+        from qubinode_recovery_provider.escalation.outbox import queue_escalation
 
-    def _claim_and_finish_escalation(self, attempt: RecoveryAttempt) -> bool:
-        try:
-            return bool(self.ledger.begin_attempt(attempt))
-        except Exception as exc:
-            log.warning("ledger unavailable; escalating without de-duplication: %s", _one_line(exc))
-            return True
-
-
-def escalation_text(plan: RecoveryPlan, reason: str) -> tuple[str, str]:
-    """Title and Markdown body of the escalation of ``plan``."""
-    where = ".".join(part for part in (plan.dag_id, plan.task_id) if part and is_airflow_key(part))
-    title = f"[qubinode-recovery] {plan.root_cause.value} failure" + (f" in {where}" if where else "")
-    body = f"**Escalated:** {reason}\n\n" + plan_to_markdown(plan, level=2)
-    return title, body
+        return queue_escalation(self.ledger, plan, reason, host=host).attempt
 
 
 def _attempt(
@@ -347,14 +341,6 @@ def _attempt(
         action_args=args,
         host=host,
     )
-
-
-def _choose(plan: RecoveryPlan, index: int | None) -> RecoveryOption | None:
-    if index is None:
-        return plan.recommended
-    if not 0 <= index < len(plan.options):
-        raise IndexError(f"plan has {len(plan.options)} option(s); no option {index}")
-    return plan.options[index]
 
 
 def _person_reason(option: RecoveryOption | None) -> str:

@@ -17,8 +17,6 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from qubinode_recovery_provider.models import (
     Diagnosis,
     RecoveryActionType,
@@ -27,6 +25,7 @@ from qubinode_recovery_provider.models import (
     Risk,
     RootCause,
     Severity,
+    TaskConfig,
 )
 from qubinode_recovery_provider.recovery import playbooks
 from qubinode_recovery_provider.recovery.actions import (
@@ -75,29 +74,6 @@ _ABSENT = {
     A.WAIT: "no known service or resource to wait for was identified",
     A.ROLLBACK: "no rollback handler or checkpoint is registered for this task",
 }
-
-
-class TaskConfig(BaseModel):
-    """What the planner knows about the failed task (from the Airflow context or the caller).
-
-    :param execution_timeout_seconds: the task's ``execution_timeout``; a retry after a timeout gets more
-    :param try_number: the try that failed; later tries wait longer and are trusted less
-    :param params: DAG params (``qubinode_auto_recovery`` is read by the policy)
-    :param tags: DAG tags (``qubinode_auto_recovery:off`` is read by the policy)
-    """
-
-    model_config = ConfigDict(extra="ignore")
-
-    dag_id: str | None = None
-    task_id: str | None = None
-    run_id: str | None = None
-    try_number: int | None = Field(default=None, ge=0)
-    retries: int | None = Field(default=None, ge=0)
-    execution_timeout_seconds: float | None = Field(default=None, gt=0)
-    retry_delay_seconds: float | None = Field(default=None, ge=0)
-    host: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
 
 
 @dataclass

@@ -235,6 +235,28 @@ class CircuitBreaker:
             f"host {host}",
         )
 
+    def reason_to_stop(
+        self,
+        history: AttemptHistory,
+        fingerprint: str,
+        host: str | None = None,
+        *,
+        own_key: str | None = None,
+    ) -> str:
+        """The breaker's reason to stop an attempt (see :meth:`check`), ``""`` when it may run; a ledger
+        the breaker cannot read stops it too.
+
+        :param history: the ledger
+        :param fingerprint: the failure's fingerprint
+        :param host: the libvirt host the failure happened on
+        :param own_key: idempotency key of an attempt already inserted
+        """
+        try:
+            verdict = self.check(history, fingerprint, host, own_key=own_key)
+        except Exception as exc:
+            return f"circuit breaker cannot read the ledger ({type(exc).__name__})"
+        return verdict.reason if verdict.open else ""
+
     def _check_one(
         self, attempts: list[RecoveryAttempt], limit: int, own_key: str | None, scope: str
     ) -> BreakerVerdict:

@@ -1,7 +1,8 @@
 """Handing findings on: record them in the ledger, queue escalations, build recovery-run confs.
 
 The ledger deduplicates findings (``ShadowError.dedup_key``): a finding seen again only bumps its
-count, so only new findings are escalated, and only new critical ones may start a recovery run.
+count, so only new findings are escalated, and which ones start a recovery run is the intake's rule
+(:func:`~qubinode_recovery_provider.recovery.intake.finding_starts_run`: new critical ones, up to a cap).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.models import Severity, ShadowError
+from qubinode_recovery_provider.recovery.intake import finding_starts_run
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.store import Ledger
@@ -90,8 +92,9 @@ def hand_off(
     dry_run: bool = False,
     max_recovery_runs: int = MAX_RECOVERY_RUNS,
 ) -> Handoff:
-    """Record every finding; escalate new ones of high severity or worse; for new critical ones
-    (when ``start_recovery``) return recovery-run confs, at most ``max_recovery_runs``."""
+    """Record every finding; escalate new ones of high severity or worse; return the confs of the
+    recovery runs the intake starts (new critical findings when ``start_recovery``, at most
+    ``max_recovery_runs``)."""
     result = Handoff()
     for finding in findings:
         result.recorded += 1
@@ -106,7 +109,9 @@ def hand_off(
             fingerprint(finding), escalation_title(finding), escalation_body(finding), labels
         )
         result.escalated += 1
-        critical = finding.severity == Severity.CRITICAL
-        if start_recovery and critical and len(result.recovery_confs) < max_recovery_runs:
+        started = len(result.recovery_confs)
+        if finding_starts_run(
+            finding, is_new=is_new, start_recovery=start_recovery, started=started, max_runs=max_recovery_runs
+        ):
             result.recovery_confs.append(recovery_conf(finding, dry_run))
     return result

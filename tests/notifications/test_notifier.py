@@ -28,11 +28,9 @@ from notify_helpers import (
 )
 from support.processes import free_port
 
-from qubinode_recovery_provider.models import Incident, IncidentState
 from qubinode_recovery_provider.notifications import RecoveryNotifier, deliver_pending_triggers
 from qubinode_recovery_provider.notifications import report as report_module
 from qubinode_recovery_provider.notifications.outbox import PENDING, SENT, TriggerOutbox, TriggerRecord
-from qubinode_recovery_provider.notifications.report import trigger_verdict
 from qubinode_recovery_provider.store import Ledger
 
 GENEROUS = 15.0
@@ -354,65 +352,6 @@ def test_usable_on_a_task_in_default_args_and_for_a_dag() -> None:
     tasks = {t["__var"]["task_id"]: t["__var"] for t in data["dag"]["tasks"]}
     assert tasks["a"]["has_on_failure_callback"] is True
     assert tasks["a"]["has_on_retry_callback"] is True
-
-
-# --- the decision: new incident, repeat, breaker ------------------------------------------------
-
-
-def _incident(
-    occurrences: int, age_minutes: float = 0, state: IncidentState = IncidentState.OPEN
-) -> Incident:
-    now = datetime.datetime.now(datetime.UTC)
-    return Incident(
-        fingerprint="fp",
-        occurrences=occurrences,
-        state=state,
-        first_seen=now - datetime.timedelta(minutes=age_minutes),
-        last_seen=now,
-    )
-
-
-WINDOW = datetime.timedelta(minutes=60)
-
-
-def _never_open() -> str | None:
-    return None
-
-
-def test_verdict_new_incident() -> None:
-    assert trigger_verdict(_incident(1), None, _never_open, WINDOW) == (True, "new incident")
-
-
-def test_verdict_repeat_inside_the_window_is_not_started_again() -> None:
-    go, reason = trigger_verdict(_incident(4, age_minutes=5), None, _never_open, WINDOW)
-    assert go is False
-    assert "inside the circuit breaker window" in reason
-
-
-def test_verdict_repeat_after_the_window_asks_the_breaker() -> None:
-    go, _ = trigger_verdict(_incident(4, age_minutes=90), None, _never_open, WINDOW)
-    assert go is True
-    go, reason = trigger_verdict(
-        _incident(4, age_minutes=90), None, lambda: "circuit breaker open: 3", WINDOW
-    )
-    assert (go, reason) == (False, "circuit breaker open: 3")
-
-
-def test_verdict_respects_a_recent_request_and_the_incident_state() -> None:
-    recent = TriggerRecord(fingerprint="fp", dag_id="d", run_id="r", conf={}, status=SENT)
-    go, reason = trigger_verdict(_incident(1), recent, _never_open, WINDOW)
-    assert go is False
-    assert "requested 0 min ago (sent)" in reason
-    old = TriggerRecord(
-        fingerprint="fp",
-        dag_id="d",
-        run_id="r",
-        conf={},
-        created_at=(datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=3)).isoformat(),
-    )
-    assert trigger_verdict(_incident(1), old, _never_open, WINDOW)[0] is True
-    for state in (IncidentState.RECOVERING, IncidentState.ESCALATED):
-        assert trigger_verdict(_incident(1, state=state), None, _never_open, WINDOW)[0] is False
 
 
 def test_the_outbox_finds_pending_requests_without_reading_the_rest(tmp_path: Path) -> None:

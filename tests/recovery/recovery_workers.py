@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from qubinode_recovery_provider.models import (
+    AttemptOutcome,
     Diagnosis,
     PatternMatch,
+    RecoveryAttempt,
     RecoveryPlan,
     Risk,
     RootCause,
@@ -62,6 +64,19 @@ def make_diagnosis(root_cause: RootCause | str = RootCause.NETWORK, **fields: An
     }
     data.update(fields)
     return Diagnosis(**data)
+
+
+def record_automatic_attempts(ledger: Ledger, fingerprint: str, count: int) -> None:
+    """``count`` automatic attempts of ``fingerprint`` that ran and succeeded (what the breaker counts)."""
+    for n in range(count):
+        ledger.begin_attempt(
+            RecoveryAttempt(
+                incident_fingerprint=fingerprint,
+                idempotency_key=f"earlier-{n}",
+                action=RETRY_FROM_FAILURE,
+                outcome=AttemptOutcome.SUCCEEDED,
+            )
+        )
 
 
 def forkserver_context() -> Any:

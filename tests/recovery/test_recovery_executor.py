@@ -440,3 +440,24 @@ def test_an_unreachable_ledger_runs_nothing(
     attempt = executor(broken, registry).execute(network_plan)
     assert attempt.outcome is AttemptOutcome.BLOCKED
     assert retry.calls == []
+
+
+def test_a_dry_run_with_automatic_recovery_switched_off_says_it_would_wait_for_approval(
+    ledger: Ledger, registry: ActionRegistry, retry: Retry, network_plan: RecoveryPlan
+) -> None:
+    """The decision's order: a dry run comes before the run's and the DAG's switches, which only ask for
+    a person's approval."""
+    attempt = executor(ledger, registry).execute(network_plan, dry_run=True, auto_recovery=False)
+    assert attempt.outcome is AttemptOutcome.DRY_RUN
+    assert attempt.detail.endswith("; after approval (automatic recovery is disabled for this call)")
+    assert retry.calls == []
+
+
+def test_an_approval_runs_the_option_although_this_call_switched_automatic_recovery_off(
+    ledger: Ledger, registry: ActionRegistry, retry: Retry, network_plan: RecoveryPlan
+) -> None:
+    attempt = executor(ledger, registry).execute(network_plan, auto_recovery=False, approved=True)
+    assert attempt.outcome is AttemptOutcome.SUCCEEDED
+    assert len(retry.calls) == 1
+    off = executor(ledger, registry, RecoveryPolicy(auto_recovery_enabled=False))
+    assert off.execute(network_plan, approved=True).outcome is AttemptOutcome.SKIPPED  # the global one wins

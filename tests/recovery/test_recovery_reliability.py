@@ -192,6 +192,8 @@ def test_the_core_runs_without_airflow() -> None:
         "import sys\n"
         "import qubinode_recovery_provider.recovery, qubinode_recovery_provider.api\n"
         "import qubinode_recovery_provider.cli.plan\n"
+        "import qubinode_recovery_provider.recovery.decision, qubinode_recovery_provider.recovery.intake\n"
+        "import qubinode_recovery_provider.escalation, qubinode_recovery_provider.shadow.handoff\n"
         "bad = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "assert not bad, bad\n"
     )

@@ -1,20 +1,14 @@
-"""The decision rules of the recovery DAG (plain Python: real planner, registry, policy and ledger)."""
+"""The decision rules of a recovery (plain Python: real planner, registry, policy and ledger)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from recovery_workers import record_automatic_attempts
 
 from qubinode_recovery_provider.diagnosis import FailureAnalyzer
-from qubinode_recovery_provider.models import AttemptOutcome, RecoveryAttempt, Risk
-from qubinode_recovery_provider.operators.decision import (
-    APPROVAL,
-    AUTO,
-    ESCALATE,
-    approval_markdown,
-    decide,
-)
+from qubinode_recovery_provider.models import Risk
 from qubinode_recovery_provider.recovery import (
     RecoveryPlanner,
     RecoveryPolicy,
@@ -22,6 +16,14 @@ from qubinode_recovery_provider.recovery import (
     build_default_registry,
 )
 from qubinode_recovery_provider.recovery.actions import ActionResult
+from qubinode_recovery_provider.recovery.decision import (
+    APPROVAL,
+    AUTO,
+    ESCALATE,
+    Rule,
+    approval_markdown,
+    decide,
+)
 from qubinode_recovery_provider.store import Ledger
 
 NETWORK = "dial tcp: lookup mirror.example.com: Temporary failure in name resolution"
@@ -131,15 +133,7 @@ def test_a_dry_run_goes_the_automatic_way(analyzer, registry):
 
 def test_an_open_circuit_breaker_escalates(analyzer, registry, ledger):
     plan = plan_for(analyzer, registry, NETWORK)
-    for n in range(3):
-        ledger.begin_attempt(
-            RecoveryAttempt(
-                incident_fingerprint=plan.fingerprint,
-                idempotency_key=f"k{n}",
-                action="retry-from-failure",
-                outcome=AttemptOutcome.SUCCEEDED,
-            )
-        )
+    record_automatic_attempts(ledger, plan.fingerprint, 3)
     decision = decide(plan, registry, POLICY, ledger=ledger)
     assert decision.route == ESCALATE
     assert decision.reasons[0].startswith("circuit breaker open: 3 automatic attempt(s) for this fingerprint")
@@ -160,3 +154,62 @@ def test_the_approval_request_shows_the_dry_run_risk_rollback_and_plan(analyzer,
     assert "- **Risk:** low" in body
     assert "**Rollback**" in body
     assert "### Recovery plan: network failure" in body
+
+
+def test_another_option_than_the_recommended_one(analyzer, registry):
+    plan = plan_for(analyzer, registry, NETWORK)
+    index = next(i for i, option in enumerate(plan.options) if option.action is None)
+    decision = decide(plan, registry, POLICY, option_index=index)
+    assert (decision.route, decision.option_index, decision.rule) == (ESCALATE, index, Rule.BY_A_PERSON)
+    option = plan.options[index]
+    assert decision.reasons == [
+        f"option {index} is carried out by a person: {option.type.value} - {option.title}"
+    ]
+    with pytest.raises(IndexError):
+        decide(plan, registry, POLICY, option_index=len(plan.options))
+
+
+def test_a_disabled_action_is_named_before_the_global_switch(analyzer, registry):
+    plan = plan_for(analyzer, registry, NETWORK)
+    decision = decide(plan, build_default_registry(), RecoveryPolicy(auto_recovery_enabled=False))
+    assert (decision.route, decision.rule) == (ESCALATE, Rule.ACTION_DISABLED)
+    assert decision.reasons == ["action retry-from-failure is disabled in this deployment"]
+
+
+def test_an_approval_lets_the_option_run_despite_the_breaker_and_the_switches(analyzer, registry, ledger):
+    plan = plan_for(analyzer, registry, NETWORK)
+    record_automatic_attempts(ledger, plan.fingerprint, 3)
+    switches = {"run_auto_recovery": False, "dag_auto_recovery": False}
+    policy = RecoveryPolicy(approval_risk_threshold=Risk.NONE)
+    approved = decide(plan, registry, policy, ledger=ledger, approved=True, **switches)
+    assert (approved.route, approved.rule, approved.reasons) == (
+        AUTO,
+        Rule.APPROVED,
+        ["a person approved it"],
+    )
+    assert (approved.approval, approved.switched_off, approved.breaker) == ([], "", "")
+    assert approved.action is not None
+    assert approved.action.spec.name == "retry-from-failure"
+    off = decide(plan, registry, RecoveryPolicy(auto_recovery_enabled=False), ledger=ledger, approved=True)
+    assert (off.route, off.rule) == (ESCALATE, Rule.SWITCHED_OFF)  # the global switch still wins
+
+
+def test_a_dry_run_says_what_a_real_run_would_meet(analyzer, registry, ledger):
+    plan = plan_for(analyzer, registry, NETWORK)
+    record_automatic_attempts(ledger, plan.fingerprint, 3)
+    policy = RecoveryPolicy(approval_risk_threshold=Risk.NONE)
+    decision = decide(plan, registry, policy, ledger=ledger, dry_run=True, dag_auto_recovery=False)
+    assert (decision.route, decision.dry_run, decision.rule) == (AUTO, True, Rule.DRY_RUN)
+    assert decision.reasons == ["the action is recorded, not run"]
+    assert decision.approval == ["risk low is above the approval threshold none"]
+    assert decision.switched_off == "automatic recovery is disabled for this DAG (qubinode_auto_recovery)"
+    assert decision.breaker.startswith("circuit breaker open: 3 automatic attempt(s) for this fingerprint")
+
+
+def test_a_tampered_action_is_refused_with_the_registry_error(analyzer, registry):
+    plan = plan_for(analyzer, registry, NETWORK)
+    plan.options[plan.recommended_index].action = "shell"
+    decision = decide(plan, registry, POLICY)
+    assert (decision.route, decision.rule, decision.action) == (ESCALATE, Rule.REFUSED, None)
+    assert decision.error == "no recovery action named 'shell' is registered"
+    assert decision.reasons == [f"action shell cannot run: {decision.error}"]
