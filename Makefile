@@ -29,9 +29,11 @@ demo: setup
 standalone: setup
 	@$(BIN)/python scripts/standalone.py
 
+# mypy checks the files and with the strictness of [tool.mypy] in pyproject.toml (the core strict).
 lint: setup
 	$(BIN)/ruff check qubinode_recovery_provider dags plugins tests bench scripts
 	$(BIN)/ruff format --check qubinode_recovery_provider dags plugins tests bench scripts
+	$(BIN)/mypy
 
 patterns-check: setup
 	$(BIN)/qubinode-recovery patterns check

@@ -739,17 +739,6 @@ def _redact_bytes(data: bytes, use_triggers: bool = True) -> bytes | None:
 _MAX_PASSES = 4
 
 
-def _might_hold_secret(text: str) -> bool:
-    """Whether a rule with literal triggers could match (one pass of the RE2 trigger set).
-
-    The private-key body-line scanner has no literal trigger and runs on every text.
-
-    :param text: the text.
-    """
-    data = text.encode("utf-8", "surrogatepass")
-    return any(rule.triggers for rule in _active_rules(data, 0, len(data)))
-
-
 def redact(text: str) -> str:
     """Return ``text`` with every secret the :data:`RULES` recognise replaced by ``***``.
 

@@ -32,7 +32,5 @@ def airflow_at_least(major: int, minor: int, micro: int = 0) -> bool:
 
 #: Retry policies (AIP-105): ``airflow.sdk.definitions.retry_policy``.
 AIRFLOW_V_3_3_PLUS = airflow_at_least(3, 3)
-#: Airflow stores the reason of a FAIL decision on the task instance too (3.3 stores it for RETRY only).
-AIRFLOW_V_3_4_PLUS = airflow_at_least(3, 4)
 
-__all__ = ["AIRFLOW_V_3_3_PLUS", "AIRFLOW_V_3_4_PLUS", "airflow_at_least", "get_base_airflow_version_tuple"]
+__all__ = ["AIRFLOW_V_3_3_PLUS", "airflow_at_least", "get_base_airflow_version_tuple"]

@@ -41,6 +41,8 @@ from support import airflow_harness, leaks, processes  # airflow_harness: LocalA
 from support.processes import free_port
 from support.progress import FileProgress
 
+from qubinode_recovery_provider import config
+
 PG_SUPERUSER = "postgres"
 RUN_AS = "postgres"
 
@@ -216,6 +218,36 @@ def _private_pattern_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         os.environ.pop("QUBINODE_RECOVERY_CACHE_DIR", None)
     else:
         os.environ["QUBINODE_RECOVERY_CACHE_DIR"] = previous
+
+
+# --- the provider's configuration ------------------------------------------------------------------
+
+
+@pytest.fixture
+def config_env() -> dict[str, str]:
+    """Environment variables :func:`isolated_config` sets after it cleaned the environment: none here; a
+    test folder's conftest (or a test module) overrides this fixture with the settings its tests need."""
+    return {}
+
+
+@pytest.fixture
+def isolated_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_env: dict[str, str]
+) -> Iterator[None]:
+    """The provider's configuration of this test alone: no ``airflow.cfg`` (``AIRFLOW_HOME`` is
+    ``tmp_path/airflow_home``, not created; no ``AIRFLOW_CONFIG``), no ``AIRFLOW__QUBINODE_RECOVERY__*``
+    option and no ``AIRFLOW_CONN_*`` connection from the environment running the tests, then
+    :func:`config_env`. The cached ``airflow.cfg`` values are forgotten before and after the test."""
+    for name in list(os.environ):
+        if name.startswith(("AIRFLOW__QUBINODE_RECOVERY__", "AIRFLOW_CONN_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
+    monkeypatch.delenv("AIRFLOW_CONFIG", raising=False)
+    for name, value in config_env.items():
+        monkeypatch.setenv(name, value)
+    config.clear_cache()
+    yield
+    config.clear_cache()
 
 
 # --- guard rails: tiers, timeouts, leaks -----------------------------------------------------------

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from api_stub import PASSWORD, USER, ApiStub, start_stub, stop_stub
 from support.airflow_harness import API_PASSWORD, API_USER, api_home
+from support.api_stub import PASSWORD, USER, ApiStub, start_stub, stop_stub
 from support.processes import free_port
 
 from qubinode_recovery_provider.airflow_api import (

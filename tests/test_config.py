@@ -6,14 +6,7 @@ import pytest
 
 from qubinode_recovery_provider import config
 
-
-@pytest.fixture(autouse=True)
-def _fresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    monkeypatch.delenv("AIRFLOW_CONFIG", raising=False)
-    config.clear_cache()
-    yield
-    config.clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 def test_defaults_without_airflow_cfg() -> None:
@@ -23,7 +16,9 @@ def test_defaults_without_airflow_cfg() -> None:
 
 
 def test_airflow_cfg_then_environment_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "airflow.cfg").write_text("[qubinode_recovery]\nbreaker_max_attempts = 7\ndry_run = yes\n")
+    home = tmp_path / "airflow_home"
+    home.mkdir()
+    (home / "airflow.cfg").write_text("[qubinode_recovery]\nbreaker_max_attempts = 7\ndry_run = yes\n")
     config.clear_cache()
     assert config.get_int("breaker_max_attempts") == 7
     assert config.get_bool("dry_run") is True

@@ -533,7 +533,8 @@ def podman_container_health(name: str, record: Mapping[str, Any]) -> ServiceHeal
     :param name: the container name as requested.
     :param record: the container's inspect record.
     """
-    state = record.get("State") if isinstance(record.get("State"), Mapping) else {}
+    raw_state = record.get("State")
+    state: Mapping[str, Any] = raw_state if isinstance(raw_state, Mapping) else {}
     status = str(state.get("Status") or "").lower()
     running = bool(state.get("Running")) or status == "running"
     health_block = state.get("Health") or state.get("Healthcheck") or {}

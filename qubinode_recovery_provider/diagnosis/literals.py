@@ -8,14 +8,12 @@ the one whose shortest member is longest wins: it makes the most selective prefi
 from __future__ import annotations
 
 import re
-from typing import Any
 
-try:  # Python 3.11+: the parser moved to a private module; sre_parse is its deprecated alias.
-    from re import _constants as sre_constants  # type: ignore[attr-defined]
-    from re import _parser as sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+# Python 3.11 moved the regex parser to private modules (``sre_parse`` is a deprecated alias that warns on
+# import). typeshed has no stubs for them: the narrow ignores make them ``Any``.
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
 
 _LITERAL = sre_constants.LITERAL
 _IN = sre_constants.IN

@@ -145,8 +145,8 @@ class HyperscanIndex:
                 expressions.append(_escaped(literal.encode("utf-8")))
                 flags.append(literal_flag)
                 self._ids.append((index,))
-        for literal, ids in extra.items():
-            expressions.append(_escaped(literal))
+        for marker, ids in extra.items():
+            expressions.append(_escaped(marker))
             flags.append(literal_flag)
             self._ids.append(ids)
         self._db = _hyperscan_database(hyperscan, expressions, flags, compile_missing)
@@ -237,7 +237,7 @@ def build_index(patterns: Sequence[CompiledPattern], kind: str = "auto") -> Pref
         the literal index is built in milliseconds and finds the same hits), ``hyperscan`` or
         ``pyahocorasick``.
     """
-    blob = {BLOB_MARKER.encode(): (_BLOB,)}
+    blob: dict[bytes, tuple[int, ...]] = {BLOB_MARKER.encode(): (_BLOB,)}
     if kind in ("auto", "cached", "hyperscan"):
         try:
             return HyperscanIndex(patterns, blob, compile_missing=kind != "cached")

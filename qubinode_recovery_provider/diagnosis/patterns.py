@@ -308,14 +308,6 @@ def _user_pack_files(directory: Path) -> list[Path]:
         raise PackError(str(directory), None, f"pattern directory cannot be read: {exc.strerror}") from None
 
 
-def read_pack_file(path: Path) -> dict[str, Any]:
-    """Read a pack file as a dict (raises :class:`PackError`).
-
-    :param path: the YAML file.
-    """
-    return _parse_yaml(_read_bytes(path), path)
-
-
 def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()

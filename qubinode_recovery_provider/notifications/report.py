@@ -360,17 +360,17 @@ class FailureReport:
             tail = tf.LogTail([], "log not read in time")
             event = tf.failure_event(key, self.exception, tail, missing_exception_text=missing)
         if diagnosis is None:
-            diagnosis = tf.unanalysed_diagnosis(
-                event, "the notifier's time budget ran out before the analysis"
-            )
+            diagnosis = tf.unanalysed_diagnosis(event, RESCUE_REASON)
             self.outcome.fingerprint = diagnosis.fingerprint
             self.outcome.root_cause = diagnosis.root_cause.value
         spool = Spool(default_spool_dir())
         try:
-            key = occurrence_id(event)  # None for a failure that names no run: a fresh id then
+            occurrence = occurrence_id(event)  # None for a failure that names no run: a fresh id then
             payload = record_payload(event, diagnosis)
             spool.append(
-                SpoolEvent("record_failure", payload, key) if key else SpoolEvent("record_failure", payload)
+                SpoolEvent("record_failure", payload, occurrence)
+                if occurrence
+                else SpoolEvent("record_failure", payload)
             )
         except OSError as exc:
             self._note_record(LOST)

@@ -18,7 +18,6 @@ DECISION_KEY = "decision"
 APPROVAL_BODY_KEY = "approval_body"
 ATTEMPT_KEY = "attempt"
 VERIFICATION_KEY = "verification"
-ESCALATION_KEY = "escalation"
 #: The approval's answer (:class:`~qubinode_recovery_provider.operators.approval.RecoveryApprovalOperator`).
 APPROVAL_KEY = "approval"
 

@@ -23,13 +23,14 @@ class RecoveryDecisionOperator(BaseBranchOperator):
     :param approval_task_id: the branch followed when a person must approve
     :param escalate_task_id: the branch followed when nothing may run automatically
     :param enable_auto_recovery: this run's switch (templated; bool or its spelling)
-    :param dry_run: this run's dry-run switch (templated)
+    :param dry_run: this run's dry-run switch (templated; kept as ``dry_run_switch``, since ``dry_run()``
+        is a method of every operator)
     :param diagnosis_task_id: the diagnose task
     :param plan_task_id: the plan task
     :param conn_id: the Airflow REST API connection of ``retry-from-failure``
     """
 
-    template_fields: Sequence[str] = ("enable_auto_recovery", "dry_run", "conn_id")
+    template_fields: Sequence[str] = ("enable_auto_recovery", "dry_run_switch", "conn_id")
     ui_color = "#fff4d6"
 
     def __init__(
@@ -50,7 +51,8 @@ class RecoveryDecisionOperator(BaseBranchOperator):
         self.approval_task_id = approval_task_id
         self.escalate_task_id = escalate_task_id
         self.enable_auto_recovery = enable_auto_recovery
-        self.dry_run = dry_run
+        # not ``self.dry_run``: that is BaseOperator.dry_run(), which renders the template fields
+        self.dry_run_switch = dry_run
         self.diagnosis_task_id = diagnosis_task_id
         self.plan_task_id = plan_task_id
         self.conn_id = conn_id
@@ -76,7 +78,7 @@ class RecoveryDecisionOperator(BaseBranchOperator):
             ledger=api.get_ledger(),
             run_auto_recovery=c.switch(self.enable_auto_recovery),
             dag_auto_recovery=dag_auto_recovery(task.params, task.tags),
-            dry_run=c.switch(self.dry_run),
+            dry_run=c.switch(self.dry_run_switch),
             host=task.host,
         )
         self.log.info("Decision: %s", decision.summary)

@@ -67,7 +67,8 @@ class EscalateOperator(BaseOperator):
             diagnosis, task = c.load_diagnosis(c.pull(context, self.diagnosis_task_id))
         except ValueError as exc:
             raise AirflowSkipException(f"nothing to escalate: {exc}") from None
-        reasons = [self.reason.strip()] if c.text_or_none(self.reason) else self.collect_reasons(context)
+        reason = c.text_or_none(self.reason)
+        reasons = [reason] if reason else self.collect_reasons(context)
         if not reasons:
             raise AirflowSkipException("nothing to escalate: the recovery succeeded or nothing was due")
         plan_payload = c.pull(context, self.plan_task_id)

@@ -31,7 +31,8 @@ class ExecuteRecoveryOperator(BaseOperator):
     was refused.
 
     :param enable_auto_recovery: this run's switch (templated)
-    :param dry_run: record what would run instead of running it (templated)
+    :param dry_run: record what would run instead of running it (templated; kept as ``dry_run_switch``,
+        since ``dry_run()`` is a method of every operator)
     :param approval_task_id: an approval task; its ``Approve`` answer lets the option run although the
         policy asks for an approval or this run's or the DAG's switch is off (the decision's rule: the
         global switch still wins)
@@ -41,7 +42,7 @@ class ExecuteRecoveryOperator(BaseOperator):
     :param max_delay_seconds: wait at most this long before a delayed retry (None: the plan's delay)
     """
 
-    template_fields: Sequence[str] = ("enable_auto_recovery", "dry_run", "conn_id")
+    template_fields: Sequence[str] = ("enable_auto_recovery", "dry_run_switch", "conn_id")
     ui_color = "#e3f6e5"
 
     def __init__(
@@ -59,7 +60,8 @@ class ExecuteRecoveryOperator(BaseOperator):
         kwargs.setdefault("retries", 0)
         super().__init__(**kwargs)
         self.enable_auto_recovery = enable_auto_recovery
-        self.dry_run = dry_run
+        # not ``self.dry_run``: that is BaseOperator.dry_run(), which renders the template fields
+        self.dry_run_switch = dry_run
         self.approval_task_id = approval_task_id
         self.diagnosis_task_id = diagnosis_task_id
         self.plan_task_id = plan_task_id
@@ -105,7 +107,7 @@ class ExecuteRecoveryOperator(BaseOperator):
         from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
 
         option = plan.recommended
-        if option is None or RecoveryPolicy.from_config().is_dry_run(switch(self.dry_run)):
+        if option is None or RecoveryPolicy.from_config().is_dry_run(switch(self.dry_run_switch)):
             return 0, 0
         delay = int((option.action_args or {}).get("delay_seconds") or 0)
         if self.max_delay_seconds is not None:
@@ -130,7 +132,7 @@ class ExecuteRecoveryOperator(BaseOperator):
             host=task.host,
             dag_auto_recovery=dag_auto_recovery(task.params, task.tags),
             auto_recovery=c.switch(self.enable_auto_recovery),
-            dry_run=c.switch(self.dry_run),
+            dry_run=c.switch(self.dry_run_switch),
             approved=approved,
         )
         attempt = executor.execute(plan, settings)

@@ -48,7 +48,6 @@ RETRY_FROM_FAILURE = "retry-from-failure"
 WAIT_FOR_SERVICE = "wait-for-service"
 RESTART_SERVICE = "restart-service"
 RUN_HANDLER = "run-handler"
-BUILTIN_ACTIONS = (RETRY_FROM_FAILURE, WAIT_FOR_SERVICE, RESTART_SERVICE, RUN_HANDLER)
 
 Probe = Callable[[str], Health]
 

@@ -305,7 +305,7 @@ class RecoveryExecutor:
 
     def _claim_and_finish(self, attempt: RecoveryAttempt) -> bool:
         try:
-            claimed = self.ledger.begin_attempt(attempt)
+            claimed: bool = self.ledger.begin_attempt(attempt)
         except Exception as exc:
             log.warning("ledger unavailable, decision not recorded: %s", _one_line(exc))
             return True

@@ -16,7 +16,6 @@ try:  # pragma: no branch
 except ImportError:  # pragma: no cover - exercised only where msgspec is absent
     msgspec = None  # type: ignore[assignment]
 
-HAVE_MSGSPEC = msgspec is not None
 _RAW: Any = msgspec.Raw if msgspec is not None else ()
 _ANY = msgspec.json.Decoder() if msgspec is not None else None
 
@@ -72,3 +71,7 @@ def as_int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+#: ``msgspec`` is the module, or ``None`` where it is not installed: the decoders test it.
+__all__ = ["View", "as_int", "as_str", "is_raw", "mapping", "msgspec"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from types import FrameType
 from typing import Any
 
 GROUP_NAME = "Post Execute"
@@ -23,7 +24,7 @@ _MAX_FRAMES = 64
 
 def in_post_execute_group() -> bool:
     """Whether this call comes from the task runner's failure handling or its ``finalize``."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(_MAX_FRAMES):
         if frame is None:
             return False

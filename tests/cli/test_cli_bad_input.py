@@ -23,7 +23,7 @@ HUGE_INT = "9" * 5000
 TRY_TOO_BIG = "99999999999999999999"
 
 
-pytestmark = pytest.mark.usefixtures("isolated_cli")
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 def _write(path: Path, content: str | bytes) -> str:

@@ -23,7 +23,7 @@ ERROR_TEXT = f"error: No space left on device {HOSTILE}"
 SECRET_RUN_ID = "manual__password=CANARY-xyz"
 
 
-pytestmark = pytest.mark.usefixtures("isolated_cli")
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

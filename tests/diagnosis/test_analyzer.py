@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
+from qubinode_recovery_provider.diagnosis.analyzer import Calibration
 from qubinode_recovery_provider.models import (
     Diagnosis,
     DiagnosticContext,
@@ -142,10 +143,41 @@ def test_the_cause_above_a_wrapper_line_wins(analyzer: FailureAnalyzer) -> None:
     assert d.matched_patterns[0].line_number == 2
 
 
-def test_patterns_matching_one_line_count_as_one_piece_of_evidence(small_analyzer: FailureAnalyzer) -> None:
+def test_a_second_line_of_the_same_cause_raises_the_confidence(small_analyzer: FailureAnalyzer) -> None:
     once = small_analyzer.analyze("No space left on device")
     twice = small_analyzer.analyze("No space left on device\nwrite error: No space left on device")
-    assert twice.confidence >= once.confidence  # a second line agrees: more evidence, never less
+    assert twice.confidence > once.confidence  # a second line agrees: more evidence
+
+
+def _storage_analyzer(*regexes: str) -> FailureAnalyzer:
+    """An analyzer whose only patterns are storage causes with these regexes."""
+    library = PatternLibrary()
+    patterns = [
+        {
+            "id": f"unitstorage_{number:03d}",
+            "regex": regex,
+            "category": "storage",
+            "severity": "high",
+            "retryable": False,
+            "description": "The file system is full",
+            "examples": [{"text": "cp: No space left on device", "source": "GNU coreutils"}],
+            "near_misses": [{"text": "cp: No such file or directory", "source": "GNU coreutils"}],
+        }
+        for number, regex in enumerate(regexes, start=1)
+    ]
+    library.add_pack({"pack": "unit_storage", "patterns": patterns})
+    return FailureAnalyzer(library, Calibration())
+
+
+def test_patterns_matching_one_line_count_as_one_piece_of_evidence() -> None:
+    line = "write error: No space left on device"
+    alone = _storage_analyzer("No space left on device").analyze(line)
+    together = _storage_analyzer("No space left on device", "left on device").analyze(line)
+    assert [(m.pattern_id, m.line_number) for m in together.matched_patterns] == [
+        ("unitstorage_001", 1),
+        ("unitstorage_002", 1),
+    ]
+    assert together.confidence == alone.confidence
 
 
 def test_an_error_level_line_outweighs_a_warning_level_line(small_analyzer: FailureAnalyzer) -> None:

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 from support import processes
 
-from qubinode_recovery_provider import config
 from qubinode_recovery_provider.diagnosis.context import (
     ContextCollector,
     check_reachability,
@@ -167,18 +166,6 @@ def empty_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def recorded_output(tmp_path: Path) -> Path:
     return tmp_path / "output"
-
-
-@pytest.fixture
-def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No airflow.cfg and no provider environment variables."""
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
-    monkeypatch.delenv("AIRFLOW_CONFIG", raising=False)
-    for option in config.OPTIONS:
-        monkeypatch.delenv(f"AIRFLOW__QUBINODE_RECOVERY__{option.upper()}", raising=False)
-    config.clear_cache()
-    yield
-    config.clear_cache()
 
 
 @pytest.fixture

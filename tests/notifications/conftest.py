@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from qubinode_recovery_provider import config
+
+@pytest.fixture
+def config_env(tmp_path: Path) -> dict[str, str]:
+    """Ledger, spool and outbox under ``tmp_path``; no probes unless a test asks."""
+    return {
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(tmp_path / "logs"),
+        "AIRFLOW__QUBINODE_RECOVERY__STATE_DIR": str(tmp_path / "state"),
+        "AIRFLOW__QUBINODE_RECOVERY__LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "AIRFLOW__QUBINODE_RECOVERY__SYSTEMD_UNITS": "",
+    }
 
 
 @pytest.fixture(autouse=True)
-def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Ledger, spool and outbox under ``tmp_path``; no API connection; no probes unless a test asks."""
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW__QUBINODE_RECOVERY__", "AIRFLOW_CONN_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(tmp_path / "logs"))
-    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__SYSTEMD_UNITS", "")
-    config.clear_cache()
-    yield
-    config.clear_cache()
+def _isolated(isolated_config: None) -> None:
+    """Every test here runs with its own configuration (:func:`isolated_config`, ``config_env`` above):
+    no API connection from the environment."""
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_stub import ApiStub, start_stub, stop_stub
 from notify_helpers import FakeTI, task_context
+from support.api_stub import ApiStub, start_stub, stop_stub
 from support.canaries import all_canaries, assert_no_canary, combined_text
 
 from qubinode_recovery_provider.notifications import RecoveryNotifier

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_stub import ApiStub, start_stub, stop_stub
 from notify_helpers import (
     SSH_DENIED,
     FakeComms,
@@ -26,6 +25,7 @@ from notify_helpers import (
     processor_context,
     task_context,
 )
+from support.api_stub import ApiStub, start_stub, stop_stub
 from support.processes import free_port
 
 from qubinode_recovery_provider.notifications import RecoveryNotifier, deliver_pending_triggers

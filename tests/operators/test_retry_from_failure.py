@@ -1,12 +1,12 @@
 """The Airflow ``retry-from-failure`` action over the REST API client, against the recording stand-in of
-``tests/api_stub.py`` (the real API server clears for real in ``tests/dags/test_e2e_recovery.py``)."""
+``tests/support/api_stub.py`` (the real API server clears for real in ``tests/dags/test_e2e_recovery.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from api_stub import PASSWORD, USER, ApiStub, start_stub, stop_stub
+from support.api_stub import PASSWORD, USER, ApiStub, start_stub, stop_stub
 
 from qubinode_recovery_provider.airflow_api import AirflowAPIClient, APISettings
 from qubinode_recovery_provider.operators.retry_from_failure import NOTE, AirflowRetryFromFailure

@@ -1,4 +1,5 @@
-"""Fixtures of the recovery tests: diagnoses per root cause, a real SQLite ledger, an isolated config."""
+"""Fixtures of the recovery tests: diagnoses per root cause, a real SQLite ledger, an isolated config
+and a fresh API state."""
 
 from __future__ import annotations
 
@@ -9,29 +10,18 @@ import pytest
 from recovery_helpers import RUN_ID, option_types  # noqa: F401  (re-exported for fixtures)
 from recovery_workers import make_diagnosis
 
-from qubinode_recovery_provider import api, config
+from qubinode_recovery_provider import api
 from qubinode_recovery_provider.models import Diagnosis
 from qubinode_recovery_provider.recovery import EventBus, RecoveryEvent, TaskConfig
 from qubinode_recovery_provider.store import Ledger
 
 
 @pytest.fixture(autouse=True)
-def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No airflow.cfg and no ``AIRFLOW__QUBINODE_RECOVERY__*`` from the environment; a fresh API state."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("AIRFLOW__QUBINODE_RECOVERY__"):
-            monkeypatch.delenv(name)
-    home = tmp_path / "airflow_home"
-    home.mkdir()
-    monkeypatch.setenv("AIRFLOW_HOME", str(home))
-    monkeypatch.delenv("AIRFLOW_CONFIG", raising=False)
-    config.clear_cache()
+def fresh_api(isolated_config: None) -> Iterator[None]:
+    """Every test here: its own configuration (:func:`isolated_config`) and a fresh API state."""
     api.reset()
     yield
     api.reset()
-    config.clear_cache()
 
 
 @pytest.fixture

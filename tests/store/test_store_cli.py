@@ -11,19 +11,11 @@ import pytest
 from store_workers import make_attempt, make_diagnosis, make_event
 from support import processes
 
-from qubinode_recovery_provider import config
 from qubinode_recovery_provider.cli import main
 from qubinode_recovery_provider.models import AttemptOutcome, IncidentState, RecoveryPlan, RootCause
 from qubinode_recovery_provider.store import Ledger
 
-
-@pytest.fixture(autouse=True)
-def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No airflow.cfg, no ledger settings from the environment running the tests."""
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
-    for option in ("STATE_DIR", "LEDGER_URL", "LEDGER_CONN_ID"):
-        monkeypatch.delenv(f"AIRFLOW__QUBINODE_RECOVERY__{option}", raising=False)
-    config.clear_cache()
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 @pytest.fixture

@@ -14,22 +14,16 @@ from qubinode_recovery_provider.store import Ledger, LedgerURLError, resolve_led
 from qubinode_recovery_provider.store.url import sqlalchemy_url_from_uri, url_from_connection
 
 ENV = "AIRFLOW__QUBINODE_RECOVERY__"
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 def _python(code: str, env: dict[str, str]) -> processes.Completed:
     return processes.run([sys.executable, "-c", code], env=env, timeout=120)
 
 
-@pytest.fixture(autouse=True)
-def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
-    for option in ("STATE_DIR", "LEDGER_URL", "LEDGER_CONN_ID"):
-        monkeypatch.delenv(ENV + option, raising=False)
-    config.clear_cache()
-
-
 def test_default_is_sqlite_in_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_ledger_url() == f"sqlite:///{tmp_path / 'home' / 'qubinode_recovery' / 'ledger.db'}"
+    default = tmp_path / "airflow_home" / "qubinode_recovery" / "ledger.db"
+    assert resolve_ledger_url() == f"sqlite:///{default}"
     monkeypatch.setenv(ENV + "STATE_DIR", str(tmp_path / "state"))
     assert resolve_ledger_url() == f"sqlite:///{tmp_path / 'state' / 'ledger.db'}"
     ledger = Ledger.from_config(migrate=False)
@@ -37,7 +31,7 @@ def test_default_is_sqlite_in_state_dir(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_airflow_cfg_section_is_read(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = tmp_path / "airflow_home"
     home.mkdir()
     (home / "airflow.cfg").write_text("[qubinode_recovery]\nledger_url = sqlite:////srv/ledger.db\n")
     config.clear_cache()

@@ -187,31 +187,38 @@ def test_no_canary_of_the_corpus_comes_out_of_the_capture() -> None:
 # --- threads --------------------------------------------------------------------------------------
 
 
-def test_concurrent_writers_and_readers_keep_the_tail_consistent() -> None:
-    cap = TaskLogCapture(Switch(), max_lines=200, max_bytes=4096)
+WRITERS, LINES_PER_WRITER, READERS = 8, 3000, 2
+MAX_LINES, MAX_BYTES = 200, 4096
+
+
+def _write_lines(cap: TaskLogCapture, worker: int, errors: list[BaseException]) -> None:
+    """One writer thread: its numbered lines, in order."""
+    try:
+        for n in range(LINES_PER_WRITER):
+            cap(None, "info", {"event": f"w{worker}-{n:05d}", "logger": "airflow.task"})
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def _read_until_stopped(cap: TaskLogCapture, stop: threading.Event, errors: list[BaseException]) -> None:
+    """One reader thread: every tail it sees holds whole lines within the bounds."""
+    try:
+        while not stop.is_set():
+            for line in cap.tail(KEY):
+                assert line.startswith("w")
+            stats = cap.stats(KEY)
+            assert stats["bytes"] <= MAX_BYTES
+            assert stats["lines"] <= MAX_LINES
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def _write_and_read_at_once(cap: TaskLogCapture) -> list[BaseException]:
+    """Run the writers and the readers together until the writers are done; what they raised."""
     errors: list[BaseException] = []
     stop = threading.Event()
-
-    def write(worker: int) -> None:
-        try:
-            for n in range(3000):
-                cap(None, "info", {"event": f"w{worker}-{n:05d}", "logger": "airflow.task"})
-        except BaseException as exc:
-            errors.append(exc)
-
-    def read() -> None:
-        try:
-            while not stop.is_set():
-                for line in cap.tail(KEY):
-                    assert line.startswith("w")
-                stats = cap.stats(KEY)
-                assert stats["bytes"] <= 4096
-                assert stats["lines"] <= 200
-        except BaseException as exc:
-            errors.append(exc)
-
-    readers = [threading.Thread(target=read) for _ in range(2)]
-    writers = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    readers = [threading.Thread(target=_read_until_stopped, args=(cap, stop, errors)) for _ in range(READERS)]
+    writers = [threading.Thread(target=_write_lines, args=(cap, w, errors)) for w in range(WRITERS)]
     for thread in readers + writers:
         thread.start()
     for thread in writers:
@@ -219,14 +226,20 @@ def test_concurrent_writers_and_readers_keep_the_tail_consistent() -> None:
     stop.set()
     for thread in readers:
         thread.join(timeout=120)
+    return errors
+
+
+def test_concurrent_writers_and_readers_keep_the_tail_consistent() -> None:
+    cap = TaskLogCapture(Switch(), max_lines=MAX_LINES, max_bytes=MAX_BYTES)
+    errors = _write_and_read_at_once(cap)
     assert not errors, errors
     lines = cap.raw_tail(KEY)
     stats = cap.stats(KEY)
-    assert stats["bytes"] == sum(len(x) for x in lines) <= 4096
+    assert stats["bytes"] == sum(len(x) for x in lines) <= MAX_BYTES
     assert stats["lines"] == len(lines)
-    assert stats["lines"] + stats["dropped"] == 8 * 3000
+    assert stats["lines"] + stats["dropped"] == WRITERS * LINES_PER_WRITER
     # each writer's lines stay in its own order
-    for worker in range(8):
+    for worker in range(WRITERS):
         own = [line for line in lines if line.startswith(f"w{worker}-")]
         assert own == sorted(own)
 

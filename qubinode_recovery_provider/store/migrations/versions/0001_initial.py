@@ -25,7 +25,7 @@ def _pk(table: str) -> sa.PrimaryKeyConstraint:
     return sa.PrimaryKeyConstraint("id", name=f"pk_{table}")
 
 
-def _id() -> sa.Column:
+def _id() -> sa.Column[int]:
     return sa.Column("id", sa.Integer, autoincrement=True, nullable=False)
 
 
