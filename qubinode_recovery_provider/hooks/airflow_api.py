@@ -75,9 +75,12 @@ class AirflowApiHook(BaseHook):
             try:
                 conn = self.get_connection(self.airflow_api_conn_id)
             except Exception as exc:  # AirflowNotFoundException, or no way to reach a secrets backend
+                from qubinode_recovery_provider.redaction import redact
+
+                why = redact(str(exc))  # Airflow puts a malformed connection URI, password and all, in it
                 raise AirflowAPIConfigError(
-                    f"cannot read Airflow connection {self.airflow_api_conn_id!r}: {exc}"
-                ) from exc
+                    f"cannot read Airflow connection {self.airflow_api_conn_id!r}: {why}"
+                ) from None
             self._settings = APISettings.from_connection_fields(
                 host=conn.host,
                 port=conn.port,

@@ -260,6 +260,23 @@ def test_connection_without_a_connection_or_a_host(monkeypatch: pytest.MonkeyPat
     assert AirflowApiHook(CONN_ID).test_connection() == (False, "the Airflow API connection has no host")
 
 
+def test_a_connection_that_cannot_be_read_names_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(cls: type, conn_id: str) -> None:  # what Airflow's URI parser raises
+        raise ValueError("Invalid connection string: http://svc:s3cret-pass-9@a://b://c.")
+
+    monkeypatch.setattr(AirflowApiHook, "get_connection", classmethod(unreadable))
+    with pytest.raises(AirflowAPIConfigError) as info:
+        AirflowApiHook(CONN_ID).get_settings()
+    assert str(info.value).startswith(
+        f"cannot read Airflow connection '{CONN_ID}': Invalid connection string"
+    )
+    assert "s3cret-pass-9" not in str(info.value)
+    assert info.value.__cause__ is None
+    ok, message = AirflowApiHook(CONN_ID).test_connection()
+    assert ok is False
+    assert "s3cret-pass-9" not in message
+
+
 # --- everyone goes through the hook -----------------------------------------------------------------
 
 
