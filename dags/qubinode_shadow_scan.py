@@ -106,22 +106,21 @@ with DAG(
     @task(trigger_rule="none_failed")
     def scan(window: dict[str, str], inventories: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Detect, record, escalate; returns the confs of the recovery runs to start."""
-        from airflow.sdk import BaseHook
-
+        from qubinode_recovery_provider.hooks.airflow_api import AirflowApiHook
         from qubinode_recovery_provider.shadow import AirflowRunsSource, lineage_source_from, run_scan
         from qubinode_recovery_provider.shadow.handoff import hand_off
         from qubinode_recovery_provider.shadow.records import HostInventory
         from qubinode_recovery_provider.store import Ledger
 
         params = get_current_context()["params"]
-        runs = AirflowRunsSource.from_connection(BaseHook.get_connection(config.get("recovery_conn_id")))
-        result = run_scan(
-            runs,
-            lineage_source_from(),
-            inventories=[HostInventory.from_dict(inventories[i]) for i in range(len(inventories or ()))],
-            since=datetime.fromisoformat(window["since"]),
-            until=datetime.fromisoformat(window["until"]),
-        )
+        with AirflowApiHook().get_client() as client:  # [qubinode_recovery] recovery_conn_id
+            result = run_scan(
+                AirflowRunsSource(client),
+                lineage_source_from(),
+                inventories=[HostInventory.from_dict(inventories[i]) for i in range(len(inventories or ()))],
+                since=datetime.fromisoformat(window["since"]),
+                until=datetime.fromisoformat(window["until"]),
+            )
         for warning in result.warnings:
             log.warning("%s", warning)
         for finding in result.findings:

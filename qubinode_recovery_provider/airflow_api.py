@@ -1,34 +1,48 @@
-"""A small client for the Airflow REST API v2: trigger and read DAG runs, clear task instances.
+"""The one client for the Airflow REST API v2: trigger, read and annotate DAG runs, clear task instances,
+and page through runs, task instances and DAG details for the shadow scan.
+
+Where it lives: at the top of the package, beside :mod:`~qubinode_recovery_provider.models` and
+:mod:`~qubinode_recovery_provider.config`, because the core (``shadow/`` reads runs, ``recovery/`` clears
+failed tasks) and the Airflow adapters (``hooks/airflow_api.py``) both use it. It imports ``httpx`` and
+nothing of Airflow, so the core and the CLI keep running in a process without Airflow. Reading an Airflow
+connection is the hook's job (:class:`~qubinode_recovery_provider.hooks.airflow_api.AirflowApiHook`); this
+module turns the connection's fields into :class:`APISettings` (:meth:`APISettings.from_connection_fields`,
+the one place where a connection becomes a URL), and a URL given on a command line goes through the same
+function (:meth:`APISettings.from_url`).
 
 The address and credentials come from an Airflow connection (``[qubinode_recovery] recovery_conn_id``,
-default ``airflow_api``), so no password sits in DAG code::
+default ``airflow_api``, connection type ``airflow_api``; connections of type ``http`` work the same), so
+no password sits in DAG code::
 
-    airflow connections add airflow_api --conn-type http --conn-host api-server --conn-port 8080 \\
+    airflow connections add airflow_api --conn-type airflow_api --conn-host api-server --conn-port 8080 \\
         --conn-login recovery --conn-password '...'
 
 Connection fields: ``host`` (a name, or a full ``http(s)://host[:port][/prefix]`` URL), ``port``,
 ``schema`` (``http`` or ``https`` when ``host`` has no scheme), ``login`` and ``password`` (exchanged for
 a JWT at ``POST /auth/token``, the simple auth manager's endpoint), or ``extra`` ``{"token": "..."}`` for
 a ready-made bearer token. Optional extras: ``base_path`` (the API server behind a proxy prefix),
-``verify`` (false, or a CA bundle path), ``timeout`` (seconds).
+``verify`` (false, or a CA bundle path), ``timeout`` (seconds), ``base_url`` (a full URL used instead of
+``host``, ``port`` and ``schema``).
 
 Every call has a timeout. Connection failures, timeouts and 5xx answers raise
-:class:`AirflowAPIUnavailable` (try again later); other error answers raise :class:`AirflowAPIError`.
+:class:`AirflowAPIUnavailable` (try again later); other error answers raise :class:`AirflowAPIError`;
+settings that describe no API server raise :class:`AirflowAPIConfigError`. Reads (and clearing, which is
+idempotent) are tried again after an unavailable answer; triggering a run is not. Passwords and tokens
+appear in no repr and no error message.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
-
-from qubinode_recovery_provider import config
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -93,27 +107,85 @@ class APISettings:
         login: str | None = None,
         password: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        conn_type: str | None = None,
     ) -> APISettings:
         """Build settings from the fields of an Airflow connection (see the module docstring).
 
-        :raises AirflowAPIConfigError: when ``host`` is empty.
+        :param host: a host name or a full URL.
+        :param port: the port when ``host`` has none.
+        :param schema: ``http``/``https`` when ``host`` has no scheme.
+        :param login: the user exchanged for a JWT.
+        :param password: that user's password.
+        :param extra: ``token``, ``base_path``, ``verify``, ``timeout``, ``base_url``.
+        :param conn_type: the connection type; ``https`` (a URI ``https://host``) means the scheme https
+            when neither ``host`` nor ``schema`` names one.
+        :raises AirflowAPIConfigError: when there is no host, or a value is unusable.
         """
         extra = dict(extra or {})
+        if extra.get("base_url"):
+            host, port = str(extra["base_url"]), None
         if not host:
             raise AirflowAPIConfigError("the Airflow API connection has no host")
-        base_url = _base_url(host, port, schema, str(extra.get("base_path") or ""))
+        if not (schema and schema.lower() in _SCHEMES) and conn_type in _SCHEMES:
+            schema = conn_type
         return cls(
-            base_url=base_url,
+            base_url=_base_url(host, port, schema, str(extra.get("base_path") or "")),
             username=login or None,
             password=password or None,
             token=str(extra["token"]) if extra.get("token") else None,
             verify=_verify(extra.get("verify", True)),
-            timeout=float(extra.get("timeout") or DEFAULT_TIMEOUT),
+            timeout=_timeout(extra.get("timeout")),
         )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        verify: bool | str = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> APISettings:
+        """Build settings from a URL (``http://user:password@host:8080``), as the CLI takes it; the same
+        rules as a connection whose ``host`` is that URL.
+
+        :param url: the API server's URL; user and password in it are used when none are given.
+        :param username: the user exchanged for a JWT.
+        :param password: that user's password.
+        :param token: a bearer token (wins over username/password).
+        :param verify: TLS verification: True, False or a CA bundle path.
+        :param timeout: seconds for each request.
+        :raises AirflowAPIConfigError: when ``url`` is not an http(s) URL with a host.
+        """
+        try:
+            parts = urlsplit(url.strip())
+            url_user, url_password = parts.username, parts.password
+        except ValueError:
+            raise AirflowAPIConfigError("the Airflow API URL cannot be parsed") from None
+        if parts.scheme not in _SCHEMES or not parts.hostname:
+            raise AirflowAPIConfigError("the Airflow API URL must be http(s)://host[:port][/prefix]")
+        return cls.from_connection_fields(
+            host=url.strip(),
+            login=username or (unquote(url_user) if url_user else None),
+            password=password or (unquote(url_password) if url_password else None),
+            extra={"token": token, "verify": verify, "timeout": timeout},
+        )
+
+    def with_timeout(self, timeout: float | None) -> APISettings:
+        """These settings with another per-request timeout (``None``: unchanged).
+
+        :param timeout: seconds for each request.
+        """
+        return self if timeout is None else replace(self, timeout=_timeout(timeout))
+
+
+_SCHEMES = ("http", "https")
 
 
 def _base_url(host: str, port: int | None, schema: str | None, base_path: str) -> str:
-    """``scheme://host[:port]/prefix`` from connection fields.
+    """``scheme://host[:port]/prefix`` from connection fields; never with user or password in it.
 
     :param host: a host name or a full URL.
     :param port: the port when ``host`` has none.
@@ -121,13 +193,16 @@ def _base_url(host: str, port: int | None, schema: str | None, base_path: str) -
     :param base_path: a path prefix in front of ``/api/v2``.
     """
     if "://" not in host:
-        scheme = schema.lower() if schema and schema.lower() in {"http", "https"} else "http"
+        scheme = schema.lower() if schema and schema.lower() in _SCHEMES else "http"
         host = f"{scheme}://{host}"
-    parts = urlsplit(host)
-    netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{int(port)}"
-    path = "/".join(p.strip("/") for p in (parts.path, base_path) if p.strip("/"))
+    try:
+        parts = urlsplit(host)
+        port = None if parts.port is not None else port and int(port)
+    except ValueError:
+        raise AirflowAPIConfigError("the Airflow API connection's host or port is not usable") from None
+    netloc = parts.netloc.rpartition("@")[2] + (f":{port}" if port else "")
+    prefix = parts.path.rstrip("/").removesuffix(API_PREFIX)
+    path = "/".join(p.strip("/") for p in (prefix, base_path) if p.strip("/"))
     return f"{parts.scheme}://{netloc}" + (f"/{path}" if path else "")
 
 
@@ -139,31 +214,19 @@ def _verify(value: Any) -> bool | str:
     return value if isinstance(value, str) else bool(value)
 
 
-def connection_settings(conn_id: str | None = None, *, timeout: float | None = None) -> APISettings:
-    """Read the API connection through the Task SDK (environment, secrets backends, or the supervisor).
-
-    :param conn_id: the connection id; default ``[qubinode_recovery] recovery_conn_id``.
-    :param timeout: overrides the connection's timeout.
-    :raises AirflowAPIConfigError: when the connection does not exist or cannot be read.
-    """
-    conn_id = conn_id or config.get("recovery_conn_id")
+def _timeout(value: Any) -> float:
+    """Seconds per request from a connection extra or an argument; the default when empty."""
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT
     try:
-        from airflow.sdk import Connection
-
-        conn = Connection.get(conn_id)
-    except Exception as exc:  # AirflowNotFoundException, or no way to reach a secrets backend
-        raise AirflowAPIConfigError(f"cannot read Airflow connection {conn_id!r}: {exc}") from exc
-    settings = APISettings.from_connection_fields(
-        host=conn.host,
-        port=conn.port,
-        schema=conn.schema,
-        login=conn.login,
-        password=conn.password,
-        extra=conn.extra_dejson,
-    )
-    if timeout is not None:
-        settings = APISettings(**{**settings.__dict__, "timeout": timeout})
-    return settings
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise AirflowAPIConfigError(
+            f"the Airflow API timeout must be a number of seconds above 0, got {str(value)[:40]!r}"
+        )
+    return seconds
 
 
 class AirflowAPIClient:
@@ -185,15 +248,6 @@ class AirflowAPIClient:
         )
         self._token = settings.token
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_connection(cls, conn_id: str | None = None, *, timeout: float | None = None) -> AirflowAPIClient:
-        """A client for the API described by an Airflow connection (see :func:`connection_settings`).
-
-        :param conn_id: the connection id; default ``[qubinode_recovery] recovery_conn_id``.
-        :param timeout: seconds per request, overriding the connection's.
-        """
-        return cls(connection_settings(conn_id, timeout=timeout))
 
     def __repr__(self) -> str:
         return f"AirflowAPIClient({self.settings.base_url!r})"
@@ -416,6 +470,96 @@ class AirflowAPIClient:
             )
         )
 
+    # --- reads for the shadow scan and the connection test ---------------------------------------------
+
+    def get_version(self) -> dict[str, Any]:
+        """The server's version (``GET /version``): ``{"version": ..., "git_version": ...}``.
+
+        Sent with the credentials, so a login that fails shows here; not tried again (a probe).
+        """
+        return _object(self.request("GET", "/version"), "GET /version")
+
+    def get_dag_details(self, dag_id: str) -> dict[str, Any]:
+        """One DAG's details (``GET /dags/{dag_id}/details``), with its default ``params``.
+
+        :param dag_id: the DAG id.
+        """
+        path = f"/dags/{_seg(dag_id)}/details"
+        return _object(self.request("GET", path, retries=IDEMPOTENT_RETRIES), f"GET {path}")
+
+    def iter_dag_runs(
+        self,
+        dag_id: str = "~",
+        *,
+        state: str | None = None,
+        end_date_gte: datetime | None = None,
+        end_date_lt: datetime | None = None,
+        order_by: str = "id",
+        page_size: int = 100,
+    ) -> Iterator[Any]:
+        """Every DAG run that matches (``GET /dags/{dag_id}/dagRuns``, ``~``: all DAGs), page by page:
+        keyset (cursor) pagination, or ``offset`` when the server sends no cursor.
+
+        :param dag_id: the DAG id, ``~`` for every DAG.
+        :param state: only runs in this state.
+        :param end_date_gte: only runs that ended at or after this.
+        :param end_date_lt: only runs that ended before this.
+        :param order_by: the sort key (stable paging needs a unique one).
+        :param page_size: runs per request (at most the server's ``[api] maximum_page_limit``).
+        :return: each run as the API returned it (a JSON object, unless the server misbehaves).
+        """
+        query: dict[str, Any] = {"order_by": order_by, "limit": page_size}
+        for name, value in (("state", state), ("end_date_gte", end_date_gte), ("end_date_lt", end_date_lt)):
+            if value is not None:
+                query[name] = value.isoformat() if isinstance(value, datetime) else value
+        path = f"/dags/{_seg(dag_id)}/dagRuns"
+        paging: dict[str, Any] = {"cursor": ""}
+        offset = 0
+        while paging:
+            page = _object(
+                self.request("GET", path, params={**query, **paging}, retries=IDEMPOTENT_RETRIES), path
+            )
+            items = _list(page.get("dag_runs"))
+            yield from items
+            offset += len(items)
+            paging = _next_runs_page(page, paging, len(items), offset, page_size)
+
+    def iter_task_instances(
+        self,
+        *,
+        dag_ids: Sequence[str] | None = None,
+        dag_run_ids: Sequence[str] | None = None,
+        order_by: str = "id",
+        page_size: int = 100,
+    ) -> Iterator[Any]:
+        """The task instances of these DAGs and runs, in batch requests
+        (``POST /dags/~/dagRuns/~/taskInstances/list``, paged by ``page_offset``). The API matches DAGs
+        and runs independently: a run id that exists in two of the DAGs brings the task instances of both.
+
+        :param dag_ids: only these DAGs.
+        :param dag_run_ids: only these run ids.
+        :param order_by: the sort key.
+        :param page_size: task instances per request.
+        :return: each task instance as the API returned it.
+        """
+        path = "/dags/~/dagRuns/~/taskInstances/list"
+        body: dict[str, Any] = {"order_by": order_by, "page_limit": page_size}
+        if dag_ids is not None:
+            body["dag_ids"] = list(dag_ids)
+        if dag_run_ids is not None:
+            body["dag_run_ids"] = list(dag_run_ids)
+        offset = 0
+        while True:
+            answer = self.request(
+                "POST", path, json={**body, "page_offset": offset}, retries=IDEMPOTENT_RETRIES
+            )
+            page = _object(answer, path)
+            items = _list(page.get("task_instances"))
+            yield from items
+            offset += len(items)
+            if _last_page(page, len(items), offset, page_size):
+                return
+
 
 #: The REST API's limit on a note.
 MAX_NOTE_CHARS = 1000
@@ -447,6 +591,38 @@ def _json(response: httpx.Response) -> Any:
         ) from exc
 
 
+def _object(answer: Any, what: str) -> dict[str, Any]:
+    """``answer`` when it is a JSON object; an :class:`AirflowAPIError` otherwise."""
+    if not isinstance(answer, dict):
+        raise AirflowAPIError(f"{what}: the answer is not a JSON object")
+    return answer
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _last_page(page: Mapping[str, Any], count: int, offset: int, page_size: int) -> bool:
+    """Whether an offset-paged listing is over: every entry read when the page says how many there are
+    (a server may cap the page below ``page_size``), else a short page."""
+    total = page.get("total_entries")
+    if isinstance(total, int) and count:
+        return offset >= total
+    return count < page_size
+
+
+def _next_runs_page(
+    page: Mapping[str, Any], paging: Mapping[str, Any], count: int, offset: int, page_size: int
+) -> dict[str, Any]:
+    """The paging parameters of the next page of runs; empty when this page was the last."""
+    cursor = page.get("next_cursor")
+    if "cursor" in paging and count and isinstance(cursor, str) and cursor and cursor != paging["cursor"]:
+        return {"cursor": cursor}
+    if _last_page(page, count, offset, page_size):
+        return {}
+    return {"offset": offset}  # a server without keyset pagination: go on by offset
+
+
 def _error(response: httpx.Response, what: str, *, unavailable: bool = False) -> AirflowAPIError:
     try:
         detail: Any = response.json().get("detail")
@@ -463,5 +639,4 @@ __all__ = [
     "AirflowAPIConfigError",
     "AirflowAPIError",
     "AirflowAPIUnavailable",
-    "connection_settings",
 ]

@@ -135,8 +135,8 @@ OPTIONS: dict[str, Option] = {
         "5.0",
     ),
     "recovery_conn_id": Option(
-        "Airflow connection (type http) of the Airflow REST API, used to start recovery runs and "
-        "clear failed tasks.",
+        "Airflow connection (type airflow_api, or http) of the Airflow REST API, used to start recovery "
+        "runs, clear failed tasks, set notes and read runs for the shadow scan.",
         "string",
         "airflow_api",
     ),

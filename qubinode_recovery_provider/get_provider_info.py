@@ -7,6 +7,50 @@ from typing import Any
 from qubinode_recovery_provider import __version__
 from qubinode_recovery_provider.config import provider_config_section
 
+#: The ``airflow_api`` connection form (``hooks.airflow_api.AirflowApiHook``): the fields Airflow's UI
+#: shows, and the extras it shows as fields of their own (stored in ``extra``).
+AIRFLOW_API_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["extra"],
+    "relabeling": {
+        "host": "API server (host name or URL)",
+        "schema": "Scheme (http or https)",
+        "login": "User",
+    },
+    "placeholders": {
+        "host": "api-server, or https://airflow.example.com",
+        "port": "8080",
+        "schema": "http",
+        "login": "a user allowed to trigger runs and clear task instances",
+        "password": "exchanged for a token at /auth/token",
+        "token": "a bearer token, instead of user and password",
+        "base_path": "/airflow (a proxy prefix in front of /api/v2)",
+        "verify": "true, false, or /path/to/ca-bundle.pem",
+        "timeout": "10",
+    },
+}
+AIRFLOW_API_CONN_FIELDS: dict[str, Any] = {
+    "token": {
+        "label": "Token",
+        "description": "A bearer token used as is; leave empty to log in with user and password",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "base_path": {
+        "label": "Base path",
+        "description": "The path in front of /api/v2 when the API server sits behind a proxy prefix",
+        "schema": {"type": ["string", "null"]},
+    },
+    "verify": {
+        "label": "Verify TLS",
+        "description": "true (default), false, or the path of a CA bundle",
+        "schema": {"type": ["string", "null"]},
+    },
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "description": "For each request to the API server",
+        "schema": {"type": ["number", "null"], "default": 10},
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     """Return the provider-info dictionary (schema: ``airflow/provider_info.schema.json``)."""
@@ -29,7 +73,10 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Qubinode Recovery",
-                "python-modules": ["qubinode_recovery_provider.hooks.libvirt"],
+                "python-modules": [
+                    "qubinode_recovery_provider.hooks.libvirt",
+                    "qubinode_recovery_provider.hooks.airflow_api",
+                ],
             }
         ],
         "sensors": [
@@ -63,6 +110,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "connection-types": [
             {
+                "hook-class-name": "qubinode_recovery_provider.hooks.airflow_api.AirflowApiHook",
+                "hook-name": "Airflow REST API",
+                "connection-type": "airflow_api",
+                "ui-field-behaviour": AIRFLOW_API_UI_FIELD_BEHAVIOUR,
+                "conn-fields": AIRFLOW_API_CONN_FIELDS,
+            },
+            {
                 "hook-class-name": "qubinode_recovery_provider.hooks.libvirt.LibvirtHook",
                 "hook-name": "Libvirt",
                 "connection-type": "libvirt",
@@ -90,7 +144,7 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["number", "null"], "default": 20},
                     },
                 },
-            }
+            },
         ],
         "asset-uris": [
             {

@@ -12,8 +12,8 @@ are started and reaped by ``tests/support/processes.py``, the one launcher the t
 harness ``tests/support/airflow_harness.py`` builds on this module). The REST API is reached with the
 provider's own client
 (:class:`~qubinode_recovery_provider.airflow_api.AirflowAPIClient`) as the admin user, and the same
-credentials are given to Airflow as the ``airflow_api`` connection, which the RecoveryNotifier and the
-recovery DAG use.
+credentials are given to Airflow as the ``airflow_api`` connection (type ``airflow_api``), which the
+RecoveryNotifier, the recovery DAG and the shadow scan reach through ``AirflowApiHook``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def airflow_env(
     """
     base = f"http://127.0.0.1:{port}"
     conn = {
-        "conn_type": "http",
+        "conn_type": "airflow_api",  # the provider's type (tests/support/airflow_harness.py keeps "http")
         "host": "127.0.0.1",
         "port": port,
         "schema": "http",

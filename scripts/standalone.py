@@ -7,8 +7,9 @@ AIRFLOW_HOME defaults to ``.airflow-standalone`` in the repository (kept between
 the logs, the ledger and the reports). The admin password is made once and printed. The ``airflow_api``
 connection (used by the RecoveryNotifier, the recovery DAG and the shadow scan) points at this API
 server with the admin's credentials; ``libvirt_lab`` is the libvirt test driver with
-``dags/examples/lab_node.xml``; OpenLineage events go to a file the shadow scan reads. Your own
-``AIRFLOW__*`` variables win over these.
+``dags/examples/lab_node.xml``; OpenLineage events go to a file the shadow scan reads. The connection
+form's Test button is enabled (``[core] test_connection``). Your own ``AIRFLOW__*`` variables win over
+these.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main() -> int:
             {"type": "file", "log_file_path": str(lineage), "append": True}
         ),
         "QUBINODE_EXAMPLES_STATE_DIR": str(home / "examples-state"),
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the Test button of the connection form
         **{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__")},
     }
     env = airflow_env(home, ROOT / "dags", args.port, secret, extra)

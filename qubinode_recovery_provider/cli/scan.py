@@ -10,12 +10,14 @@ lineage, malformed events and unreachable hosts are warnings or findings, never 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import urllib.parse
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,7 @@ from qubinode_recovery_provider.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from qubinode_recovery_provider.airflow_api import APISettings
     from qubinode_recovery_provider.models import ShadowError
     from qubinode_recovery_provider.shadow import InventoryTarget, ScanResult
     from qubinode_recovery_provider.shadow.scan import RunsSource
@@ -119,24 +122,27 @@ def run(args: argparse.Namespace) -> int:
     from qubinode_recovery_provider.shadow import RunsSourceError, lineage_source_from, run_scan
 
     since, until = _window(args)
-    runs_source = _runs_source(args)
-    ledger = _ledger_to_record_in(args.ledger) if args.record else None
-    if args.marquez_url:
-        _http_url(args.marquez_url, "--marquez-url")
-    lineage = lineage_source_from(
-        args.lineage_file,
-        args.marquez_url,
-        args.marquez_namespace or None,
-        timeout=args.http_timeout,
-        workers=args.lineage_workers,
-    )
-    targets = _targets(args)
-    try:
-        result = run_scan(runs_source, lineage, targets=targets, since=since, until=until)
-    except RunsSourceError as exc:
-        raise UsageError(str(exc)) from None
-    except RecursionError:  # safety net: a JSON document nested too deeply for a reader below
-        raise UsageError("an input document is nested too deeply to read (lineage or runs file)") from None
+    with contextlib.ExitStack() as stack:
+        runs_source = _runs_source(args, stack)
+        ledger = _ledger_to_record_in(args.ledger) if args.record else None
+        if args.marquez_url:
+            _http_url(args.marquez_url, "--marquez-url")
+        lineage = lineage_source_from(
+            args.lineage_file,
+            args.marquez_url,
+            args.marquez_namespace or None,
+            timeout=args.http_timeout,
+            workers=args.lineage_workers,
+        )
+        targets = _targets(args)
+        try:
+            result = run_scan(runs_source, lineage, targets=targets, since=since, until=until)
+        except RunsSourceError as exc:
+            raise UsageError(str(exc)) from None
+        except RecursionError:  # safety net: a JSON document nested too deeply for a reader below
+            raise UsageError(
+                "an input document is nested too deeply to read (lineage or runs file)"
+            ) from None
     if args.record:
         _record(result.findings, ledger)
     _print(result, args)
@@ -222,24 +228,42 @@ def _list_of_objects(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, dict) for v in value)
 
 
-def _runs_source(args: argparse.Namespace) -> RunsSource:
+def _runs_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> RunsSource:
+    """The ``--runs-file``, else the REST API of ``--airflow-url`` or of the ``recovery_conn_id``
+    connection (its client is closed with ``stack``)."""
+    from qubinode_recovery_provider.airflow_api import AirflowAPIClient
     from qubinode_recovery_provider.shadow import AirflowRunsSource, RunsFileSource
 
     if args.runs_file:
         check_runs_file(args.runs_file)
         return RunsFileSource(args.runs_file)
-    url = args.airflow_url or _api_url_from_connection()
-    if not url:
-        raise UsageError("no runs source: give --airflow-url URL or --runs-file PATH")
-    parts = _http_url(url, "--airflow-url")
-    base = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    return AirflowRunsSource(
-        base,
-        token=args.airflow_token or os.environ.get("QUBINODE_AIRFLOW_TOKEN"),
-        username=urllib.parse.unquote(parts.username) if parts.username else None,
-        password=urllib.parse.unquote(parts.password) if parts.password else None,
-        timeout=args.http_timeout,
-    )
+    return AirflowRunsSource(stack.enter_context(AirflowAPIClient(_api_settings(args))))
+
+
+def _api_settings(args: argparse.Namespace) -> APISettings:
+    """The API server from ``--airflow-url`` (user and password in the URL), else from the
+    ``recovery_conn_id`` connection in ``AIRFLOW_CONN_<ID>``, read by the same rules as in Airflow;
+    ``--airflow-token`` (or ``QUBINODE_AIRFLOW_TOKEN``) and ``--http-timeout`` apply to both."""
+    from qubinode_recovery_provider.airflow_api import AirflowAPIConfigError, APISettings
+
+    token = args.airflow_token or os.environ.get("QUBINODE_AIRFLOW_TOKEN") or None
+    conn_id = config.get("recovery_conn_id")
+    conn = None if args.airflow_url else connection_from_env(conn_id)
+    try:
+        if args.airflow_url:
+            _http_url(args.airflow_url, "--airflow-url")
+            return APISettings.from_url(args.airflow_url, token=token, timeout=args.http_timeout)
+        if conn is None:
+            raise UsageError("no runs source: give --airflow-url URL or --runs-file PATH")
+        fields = {name: conn.get(name) for name in _CONNECTION_FIELDS}
+        settings = APISettings.from_connection_fields(**fields).with_timeout(args.http_timeout)
+    except AirflowAPIConfigError as exc:
+        raise UsageError(f"AIRFLOW_CONN_{conn_id.upper()}: {exc}" if conn else str(exc)) from None
+    return replace(settings, token=token) if token else settings
+
+
+#: The fields of a connection that describe the API server (:meth:`APISettings.from_connection_fields`).
+_CONNECTION_FIELDS = ("host", "port", "schema", "login", "password", "extra", "conn_type")
 
 
 def _http_url(url: str, flag: str) -> urllib.parse.SplitResult:
@@ -317,27 +341,6 @@ def connection_from_env(conn_id: str) -> dict[str, Any] | None:
         "schema": parts.path.lstrip("/"),
         "extra": dict(urllib.parse.parse_qsl(parts.query)),
     }
-
-
-def _api_url_from_connection() -> str | None:
-    conn = connection_from_env(config.get("recovery_conn_id"))
-    if conn is None:
-        return None
-    extra = conn.get("extra") or {}
-    if extra.get("base_url"):
-        return str(extra["base_url"])
-    host = str(conn.get("host") or "")
-    if not host:
-        return None
-    if "://" not in host:
-        scheme = "https" if conn.get("conn_type") == "https" or conn.get("schema") == "https" else "http"
-        host = f"{scheme}://{host}" + (f":{conn['port']}" if conn.get("port") else "")
-    parts = urllib.parse.urlsplit(host)
-    if conn.get("login"):
-        user = urllib.parse.quote(str(conn["login"]), safe="")
-        secret = urllib.parse.quote(str(conn.get("password") or ""), safe="")
-        parts = parts._replace(netloc=f"{user}:{secret}@{parts.netloc}")
-    return urllib.parse.urlunsplit(parts)
 
 
 # --- outputs ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from qubinode_recovery_provider.hooks._connection import connection_extra
 from qubinode_recovery_provider.shadow.inventory import (
     DEFAULT_TIMEOUT,
     InventoryTarget,
@@ -80,11 +81,7 @@ class LibvirtHook(BaseHook):
             if self.libvirt_conn_id == self.default_conn_name:
                 return {}
             raise
-        extra = dict(conn.extra_dejson or {})
-        prefix = f"extra__{self.conn_type}__"
-        for key in list(extra):
-            if key.startswith(prefix):
-                extra.setdefault(key[len(prefix) :], extra[key])
+        extra = connection_extra(conn, self.conn_type)
         if not extra.get("uri") and conn.host and "://" in conn.host:
             extra["uri"] = conn.host
         return extra

@@ -1,8 +1,8 @@
 """Start a run of the recovery DAG: through the REST API (an Airflow connection) or the Task SDK.
 
-- ``api``: ``POST /api/v2/dags/{dag_id}/dagRuns`` with the credentials of the connection
-  ``[qubinode_recovery] recovery_conn_id``. Works wherever the API server is reachable: workers, the DAG
-  processor, scripts.
+- ``api``: ``POST /api/v2/dags/{dag_id}/dagRuns`` through the connection
+  ``[qubinode_recovery] recovery_conn_id``, read by ``hooks.airflow_api.AirflowApiHook``. Works wherever
+  the API server is reachable: workers, the DAG processor, scripts.
 - ``task_sdk``: inside a running task, the same request ``TriggerDagRunOperator`` makes: the task
   process asks its supervisor, which calls the execution API with the task's own short-lived token. No
   credentials at all; only in the task process (the DAG processor's supervisor does not serve it).
@@ -16,12 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from qubinode_recovery_provider.airflow_api import (
-    AirflowAPIClient,
-    AirflowAPIConfigError,
-    AirflowAPIError,
-    connection_settings,
-)
+from qubinode_recovery_provider.airflow_api import AirflowAPIClient, AirflowAPIConfigError, AirflowAPIError
+from qubinode_recovery_provider.hooks.airflow_api import AirflowApiHook
 
 VIA_CHOICES = ("auto", "api", "task_sdk")
 
@@ -107,12 +103,12 @@ class RecoveryTrigger:
         if self.via == "task_sdk":
             return _via_task_sdk(dag_id, run_id, conf, note)
         try:
-            settings = connection_settings(self.conn_id, timeout=self.timeout)
+            client = AirflowApiHook(self.conn_id, timeout=self.timeout).get_client()
         except AirflowAPIConfigError as exc:
             if self.via == "auto" and task_sdk_available(context):
                 return _via_task_sdk(dag_id, run_id, conf, note)
             return TriggerResult(False, "", f"{exc}; no Task SDK here")
-        return _via_api(AirflowAPIClient(settings), dag_id, run_id, conf, note)
+        return _via_api(client, dag_id, run_id, conf, note)
 
 
 def _via_api(

@@ -72,9 +72,14 @@ def configure_runtime(conn_id: str | None = None) -> None:
     :param conn_id: the REST API connection; default ``[qubinode_recovery] recovery_conn_id``
     """
     from qubinode_recovery_provider import api
-    from qubinode_recovery_provider.operators.retry_from_failure import AirflowRetryFromFailure
+    from qubinode_recovery_provider.hooks.airflow_api import AirflowApiHook
+    from qubinode_recovery_provider.recovery.retry_from_failure import (
+        CLEAR_TIMEOUT_SECONDS,
+        AirflowRetryFromFailure,
+    )
 
-    api.configure(retry=AirflowRetryFromFailure(conn_id, honour_delay=False))
+    hook = AirflowApiHook(conn_id, timeout=CLEAR_TIMEOUT_SECONDS)
+    api.configure(retry=AirflowRetryFromFailure(hook.get_client, honour_delay=False))
 
 
 def load_diagnosis(payload: dict[str, Any] | None) -> tuple[Diagnosis, TaskConfig]:

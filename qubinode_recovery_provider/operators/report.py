@@ -118,12 +118,13 @@ class RecoveryReportOperator(BaseOperator):
     ) -> dict[str, str]:
         """Put the outcome on this run and on the failed task instance; ``{"run"|"task": "set" or why
         not}``. Never fails the report."""
-        from qubinode_recovery_provider.airflow_api import AirflowAPIClient, AirflowAPIError
+        from qubinode_recovery_provider.airflow_api import AirflowAPIError
+        from qubinode_recovery_provider.hooks.airflow_api import AirflowApiHook
 
         done: dict[str, str] = {}
         failure = (facts.get("diagnose") or {}).get("failure") or {}
         try:
-            client = AirflowAPIClient.from_connection(self.conn_id, timeout=NOTE_TIMEOUT_SECONDS)
+            client = AirflowApiHook(self.conn_id).get_client(timeout=NOTE_TIMEOUT_SECONDS)
         except Exception as exc:
             self.log.warning("Notes not set (no REST API connection): %s", _one_line(exc))
             return {"run": f"not set: {_one_line(exc)}"}

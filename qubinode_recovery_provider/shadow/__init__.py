@@ -2,16 +2,19 @@
 
 Plain Python, no Airflow import (the CLI and the benchmarks use it directly)::
 
+    from qubinode_recovery_provider.airflow_api import AirflowAPIClient, APISettings
     from qubinode_recovery_provider.shadow import (
-        AirflowRunsSource, FileLineageSource, InventoryTarget, run_scan,
+        AirflowRunsSource, FileLineageSource, InventoryTarget, parse_since, run_scan,
     )
 
-    result = run_scan(
-        AirflowRunsSource("http://airflow:8080", username="admin", password="..."),
-        FileLineageSource("/opt/airflow/openlineage/events.jsonl"),
-        targets=[InventoryTarget("qemu+ssh://root@kvm1/system", host="kvm1")],
-        since=parse_since("1h"),
-    )
+    settings = APISettings.from_url("http://airflow:8080", username="admin", password="...")
+    with AirflowAPIClient(settings) as client:
+        result = run_scan(
+            AirflowRunsSource(client),
+            FileLineageSource("/opt/airflow/openlineage/events.jsonl"),
+            targets=[InventoryTarget("qemu+ssh://root@kvm1/system", host="kvm1")],
+            since=parse_since("1h"),
+        )
     for finding in result.findings:        # ShadowError
         print(finding.type, finding.dag_id, finding.resource, finding.evidence)
 

@@ -4,8 +4,9 @@
 successful runs through ``GET /api/v2/dags/~/dagRuns`` with keyset (cursor) pagination, their task
 instances through the batch endpoint ``POST /api/v2/dags/~/dagRuns/~/taskInstances/list`` (a few dozen
 runs per request, never one request per run), and, once per DAG, the DAG's default params (for the
-``qubinode_vm`` convention). Authentication: a bearer token, or a JWT from ``POST /auth/token`` with a
-user name and password (simple auth manager, or any auth manager that serves that endpoint).
+``qubinode_vm`` convention). It calls the API through the provider's one client
+(:class:`~qubinode_recovery_provider.airflow_api.AirflowAPIClient`: a bearer token, or a JWT from
+``POST /auth/token``; a timeout on every request; reads tried again after an unavailable answer).
 
 :class:`RunsFileSource` reads the same JSON from a file, so a scan can run from local sources only:
 a REST collection response (``{"dag_runs": [...]}``, ``{"task_instances": [...]}``, or both keys in
@@ -26,7 +27,7 @@ from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, map
 from qubinode_recovery_provider.shadow.records import RunRecord, SourceReport, TaskRecord
 
 if TYPE_CHECKING:
-    import httpx
+    from qubinode_recovery_provider.airflow_api import AirflowAPIClient
 
 
 class RunsSourceError(RuntimeError):
@@ -67,25 +68,11 @@ if msgspec is not None:
         next_cursor: Any = None
         total_entries: Any = None
 
-    _PAGE = msgspec.json.Decoder(_Page)
     _PAGES = msgspec.json.Decoder(_Page | list[_Page])
     _TYPED_TASK: Any = _TaskIn
 else:  # pragma: no cover
-    _PAGE = _PAGES = None
+    _PAGES = None
     _TYPED_TASK = type(None)
-
-
-def _page(content: bytes) -> Any:
-    """One REST collection page as a typed struct (msgspec) or a :class:`View` (json)."""
-    if _PAGE is not None:
-        try:
-            return _PAGE.decode(content)
-        except msgspec.ValidationError:
-            pass
-    data = json.loads(content)
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    return View(data)
 
 
 def _conf_subset(conf: Any) -> dict[str, Any]:
@@ -321,11 +308,10 @@ def _classify(data: Any) -> Any:
 
 
 class AirflowRunsSource:
-    """Finished runs from Airflow's REST API v2.
+    """Finished runs from Airflow's REST API v2, through the provider's one API client.
 
-    :param base_url: the api-server's URL (``http://airflow:8080``)
-    :param token: a bearer token; else ``username`` and ``password`` get one from ``/auth/token``
-    :param timeout: seconds per HTTP request
+    :param client: the client (:class:`~qubinode_recovery_provider.airflow_api.AirflowAPIClient`; in
+        Airflow, ``AirflowApiHook().get_client()``); the caller closes it
     :param page_size: page size (at most the server's ``[api] maximum_page_limit``)
     :param runs_per_batch: runs whose task instances are fetched in one batch request
     :param resolve_dag_params: read each DAG's default params once (``qubinode_vm`` convention)
@@ -335,173 +321,88 @@ class AirflowRunsSource:
 
     def __init__(
         self,
-        base_url: str,
-        token: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        timeout: float = 10.0,
+        client: AirflowAPIClient,
+        *,
         page_size: int = 100,
         runs_per_batch: int = 50,
         resolve_dag_params: bool = True,
-        verify: bool | str = True,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/").removesuffix("/api/v2")
-        self.token = token
-        self.username = username
-        self.password = password
-        self.timeout = timeout
+        self.client = client
         self.page_size = page_size
         self.runs_per_batch = runs_per_batch
         self.resolve_dag_params = resolve_dag_params
-        self.verify = verify
-        self.transport = transport
-        self.requests = 0
         self.report = SourceReport(self.name)
+
+    @property
+    def base_url(self) -> str:
+        """The API server's URL (without credentials)."""
+        return self.client.settings.base_url
 
     def __repr__(self) -> str:
         return f"AirflowRunsSource({self.base_url!r})"
 
-    @classmethod
-    def from_connection(cls, conn: Any, **kwargs: Any) -> AirflowRunsSource:
-        """From an Airflow connection of the api-server (type ``http``): ``host`` (a URL, or a host with
-        ``schema`` http/https and ``port``), ``login``/``password`` for ``/auth/token``, or extra
-        ``token``; extra ``base_url`` overrides the host, extra ``verify`` the TLS check."""
-        extra = dict(getattr(conn, "extra_dejson", None) or {})
-        base_url = extra.get("base_url") or _connection_url(conn)
-        return cls(
-            str(base_url),
-            token=extra.get("token") or None,
-            username=getattr(conn, "login", None) or None,
-            password=getattr(conn, "password", None) or None,
-            verify=extra.get("verify", True),
-            **kwargs,
-        )
-
     def fetch(self, since: datetime | None = None, until: datetime | None = None) -> list[RunRecord]:
-        """The successful runs that ended in ``[since, until)``, with their task instances."""
-        import httpx
+        """The successful runs that ended in ``[since, until)``, with their task instances.
+
+        :raises RunsSourceError: when the API cannot be read (unreachable, refused credentials, errors).
+        """
+        from qubinode_recovery_provider.airflow_api import AirflowAPIError, AirflowAPIUnavailable
 
         collector = RunCollector(since, until)
         try:
-            with httpx.Client(
-                base_url=self.base_url, timeout=self.timeout, verify=self.verify, transport=self.transport
-            ) as client:
-                client.headers["Authorization"] = f"Bearer {self._token(client)}"
-                for page in self._run_pages(client, since, until):
-                    collector.add_page(page)
-                runs = list(collector.runs.values())
-                for page in self._task_pages(client, runs):
-                    collector.add_page(page)
-                if self.resolve_dag_params:
-                    self._dag_params(client, {r.dag_id for r in runs}, collector)
-        except httpx.HTTPStatusError as exc:
-            raise RunsSourceError(
-                f"Airflow API {exc.request.method} {exc.request.url.path} answered HTTP "
-                f"{exc.response.status_code}"
-            ) from None
-        except (httpx.HTTPError, ValueError) as exc:
+            self._read(collector, since, until)
+        except AirflowAPIUnavailable as exc:
             raise RunsSourceError(f"Airflow API at {self.base_url} unusable: {exc}") from None
+        except AirflowAPIError as exc:
+            raise RunsSourceError(f"Airflow API at {self.base_url}: {exc}") from None
         result = collector.result()
         self.report = collector.report
         return result
 
-    def _token(self, client: httpx.Client) -> str:
-        if self.token:
-            return self.token
-        if not self.username:
-            raise RunsSourceError("Airflow API: give a token, or a user name and password")
-        response = self._send(
-            client, "POST", "/auth/token", json={"username": self.username, "password": self.password or ""}
+    def _read(self, collector: RunCollector, since: datetime | None, until: datetime | None) -> None:
+        runs = self.client.iter_dag_runs(
+            state="success", end_date_gte=since, end_date_lt=until, page_size=self.page_size
         )
-        token = response.json().get("access_token")
-        if not token:
-            raise RunsSourceError("Airflow API: /auth/token returned no access_token")
-        self.token = str(token)
-        return self.token
+        for item in runs:
+            collector.add_run(item)
+        found = list(collector.runs.values())
+        self._task_instances(found, collector)
+        if self.resolve_dag_params:
+            self._dag_params({r.dag_id for r in found}, collector)
 
-    def _send(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        self.requests += 1
-        response = client.request(method, path, **kwargs)
-        response.raise_for_status()
-        return response
-
-    def _run_pages(
-        self, client: httpx.Client, since: datetime | None, until: datetime | None
-    ) -> Iterator[Any]:
-        params: dict[str, Any] = {"state": "success", "order_by": "id", "limit": self.page_size}
-        if since is not None:
-            params["end_date_gte"] = since.isoformat()
-        if until is not None:
-            params["end_date_lt"] = until.isoformat()
-        cursor: str | None = ""  # keyset pagination; None: the server has none, page by offset
-        offset = 0
-        while True:
-            paging = {"cursor": cursor} if cursor is not None else {"offset": offset}
-            response = self._send(client, "GET", "/api/v2/dags/~/dagRuns", params={**params, **paging})
-            page = _page(response.content)
-            yield page
-            count = len(list(_items(page, "dag_runs")))
-            offset += count
-            next_cursor = as_str(getattr(page, "next_cursor", None))
-            if cursor is not None and next_cursor:
-                cursor = next_cursor
-                continue
-            if count < self.page_size or offset >= as_int(getattr(page, "total_entries", None), 0):
-                return
-            cursor = None
-
-    def _task_pages(self, client: httpx.Client, runs: Sequence[RunRecord]) -> Iterator[Any]:
+    def _task_instances(self, runs: Sequence[RunRecord], collector: RunCollector) -> None:
+        """The task instances of ``runs``, ``runs_per_batch`` runs a request; the batch endpoint matches
+        DAGs and run ids independently, so what belongs to other runs is dropped here."""
         wanted = [r for r in runs if r.state == "success"]
         for start in range(0, len(wanted), self.runs_per_batch):
             chunk = wanted[start : start + self.runs_per_batch]
-            body = {
-                "dag_ids": sorted({r.dag_id for r in chunk}),
-                "dag_run_ids": sorted({r.run_id for r in chunk}),
-                "order_by": "id",
-                "page_limit": self.page_size,
-            }
             keys = {r.key for r in chunk}
-            offset = 0
-            while True:
-                path = "/api/v2/dags/~/dagRuns/~/taskInstances/list"
-                response = self._send(client, "POST", path, json={**body, "page_offset": offset})
-                page = _page(response.content)
-                items = list(_items(page, "task_instances"))
-                yield View({"task_instances": [i for i in items if _task_key(i) in keys]})
-                offset += len(items)
-                if len(items) < self.page_size or offset >= as_int(getattr(page, "total_entries", 0), 0):
-                    break
+            items = self.client.iter_task_instances(
+                dag_ids=sorted({r.dag_id for r in chunk}),
+                dag_run_ids=sorted({r.run_id for r in chunk}),
+                page_size=self.page_size,
+            )
+            for item in items:
+                if not isinstance(item, dict) or _task_key(item) in keys:
+                    collector.add_task(item)  # a non-object is counted as skipped
 
-    def _dag_params(self, client: httpx.Client, dag_ids: set[str], collector: RunCollector) -> None:
-        import httpx
+    def _dag_params(self, dag_ids: set[str], collector: RunCollector) -> None:
+        from qubinode_recovery_provider.airflow_api import AirflowAPIError
 
         for dag_id in sorted(dag_ids):
             try:
-                response = self._send(client, "GET", f"/api/v2/dags/{dag_id}/details")
-            except httpx.HTTPStatusError as exc:
+                details = self.client.get_dag_details(dag_id)
+            except AirflowAPIError as exc:
+                if exc.status_code is None:
+                    raise  # no answer at all: the scan cannot go on
                 collector.report.warn(
-                    f"{self.name}: params of DAG {dag_id} unreadable (HTTP {exc.response.status_code})"
+                    f"{self.name}: params of DAG {dag_id} unreadable (HTTP {exc.status_code})"
                 )
                 continue
-            found = dag_params_from(response.json())
+            found = dag_params_from(details)
             if found:
                 collector.dag_params[found[0]] = found[1]
 
 
-def _connection_url(conn: Any) -> str:
-    host = str(getattr(conn, "host", "") or "")
-    if not host:
-        raise RunsSourceError("the Airflow API connection has no host")
-    if "://" in host:
-        return host
-    scheme = getattr(conn, "schema", None) or "http"
-    scheme = scheme if scheme in ("http", "https") else "http"
-    port = getattr(conn, "port", None)
-    return f"{scheme}://{host}" + (f":{port}" if port else "")
-
-
-def _task_key(item: Any) -> tuple[str | None, str | None]:
-    if isinstance(item, dict):
-        item = View(item)
-    return as_str(item.dag_id), as_str(item.dag_run_id)
+def _task_key(item: dict[str, Any]) -> tuple[str | None, str | None]:
+    return as_str(item.get("dag_id")), as_str(item.get("dag_run_id"))

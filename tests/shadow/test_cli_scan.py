@@ -201,3 +201,97 @@ def test_sources_default_to_the_configuration(
     summary = json.loads(err.strip().splitlines()[-1])
     assert summary["stats"]["hosts"] == 1
     assert summary["stats"]["runs_checked"] == 4
+
+
+def _api() -> AirflowApiServer:
+    rest = _rest_json()
+    return AirflowApiServer(rest["dag_runs"], rest["task_instances"], {"example_kcli_start_cache": {}})
+
+
+def test_an_api_url_with_credentials_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api()
+    with serve(api.handle) as served:
+        url = served.url.replace("http://", "http://admin:secret@") + "/api/v2"
+        argv = [
+            "--json",
+            "--since",
+            "3650d",
+            "--summary",
+            "--lineage-file",
+            str(REAL_EVENTS),
+            "--libvirt-uri",
+            LAB,
+        ]
+        code, _, err = scan(capsys, *argv, "--airflow-url", url)
+    summary = json.loads(err.strip().splitlines()[-1])
+    assert code == 1
+    assert summary["stats"]["runs_checked"] == 4
+    assert served.requests[0] == ("POST", "/auth/token")
+    assert ("GET", "/api/v2/dags/~/dagRuns") in served.requests  # /api/v2 of the URL is not doubled
+
+
+def test_a_token_on_the_command_line_wins(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = _api()
+    with serve(api.handle) as served:
+        host, port = served.url.removeprefix("http://").split(":")
+        conn = {
+            "conn_type": "airflow_api",
+            "host": host,
+            "port": int(port),
+            "login": "admin",
+            "password": "nope",
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps(conn))
+        monkeypatch.setenv("QUBINODE_AIRFLOW_TOKEN", "static-token")
+        code, _, err = scan(capsys, "--json", "--since", "3650d", "--lineage-file", str(REAL_EVENTS))
+    assert code == 1, err
+    assert ("POST", "/auth/token") not in served.requests
+
+
+def test_a_connection_uri_of_the_airflow_api_type(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = _api()
+    with serve(api.handle) as served:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_AIRFLOW_API", served.url.replace("http://", "airflow-api://admin:secret@")
+        )
+        code, _, err = scan(capsys, "--json", "--since", "3650d", "--lineage-file", str(REAL_EVENTS))
+    assert code == 1, err
+    assert served.requests[0] == ("POST", "/auth/token")
+
+
+@pytest.mark.parametrize(
+    ("conn", "message"),
+    [
+        (
+            {"conn_type": "airflow_api", "login": "admin"},
+            "AIRFLOW_CONN_AIRFLOW_API: the Airflow API connection has no host",
+        ),
+        (
+            {"conn_type": "http", "host": "h", "extra": {"timeout": "x"}},
+            "timeout must be a number of seconds",
+        ),
+    ],
+)
+def test_an_unusable_connection_is_bad_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any], message: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps(conn))
+    code, _, err = scan(capsys, "--json", "--lineage-file", str(REAL_EVENTS))
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_wrong_credentials_are_one_line_without_the_password(capsys: pytest.CaptureFixture[str]) -> None:
+    with serve(_api().handle) as served:
+        url = served.url.replace("http://", "http://admin:wrong-pass-9@")
+        argv = ["--json", "--lineage-file", str(REAL_EVENTS), "--libvirt-uri", LAB, "--airflow-url", url]
+        code, _, err = scan(capsys, *argv)
+    assert code == 2
+    assert err.strip().endswith(f"Airflow API at {served.url}: login failed: HTTP 401: Invalid credentials")
+    assert "wrong-pass-9" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,9 +1,11 @@
-"""Finished runs from Airflow's REST API v2 (the real httpx client against a local stand-in that pages
-like the api-server) and from files of the same JSON."""
+"""Finished runs from Airflow's REST API v2 (the provider's API client, real httpx, against a local
+stand-in that pages like the api-server) and from files of the same JSON."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,17 @@ import pytest
 from shadow_fakes import AirflowApiServer, serve
 from shadow_site import free_port
 
+from qubinode_recovery_provider.airflow_api import AirflowAPIClient, APISettings
 from qubinode_recovery_provider.shadow import AirflowRunsSource, RunsFileSource, RunsSourceError
+
+
+@contextmanager
+def api_source(
+    url: str, page_size: int = 100, runs_per_batch: int = 50, **login: Any
+) -> Iterator[AirflowRunsSource]:
+    """A source over a client of ``url`` (``username``/``password``/``token``/``timeout`` in ``login``)."""
+    with AirflowAPIClient(APISettings.from_url(url, **login)) as client:
+        yield AirflowRunsSource(client, page_size=page_size, runs_per_batch=runs_per_batch)
 
 
 def dag_run(dag_id: str, run_id: str, end: str, state: str = "success", conf: dict | None = None) -> dict:
@@ -61,10 +73,10 @@ def api() -> AirflowApiServer:
 
 
 def test_cursor_pages_and_batched_task_instances(api: AirflowApiServer) -> None:
-    with serve(api.handle) as served:
-        source = AirflowRunsSource(
-            served.url, username="admin", password="secret", page_size=3, runs_per_batch=4
-        )
+    with (
+        serve(api.handle) as served,
+        api_source(served.url, username="admin", password="secret", page_size=3, runs_per_batch=4) as source,
+    ):
         runs = source.fetch(
             datetime(2026, 1, 1, 2, tzinfo=UTC),
             datetime(2026, 1, 1, 6, tzinfo=UTC),
@@ -85,36 +97,64 @@ def test_cursor_pages_and_batched_task_instances(api: AirflowApiServer) -> None:
 
 def test_a_server_without_cursors_is_paged_by_offset(api: AirflowApiServer) -> None:
     api.cursor = False
-    with serve(api.handle) as served:
-        runs = AirflowRunsSource(served.url, token="static-token", page_size=3).fetch()
+    with serve(api.handle) as served, api_source(served.url, token="static-token", page_size=3) as source:
+        runs = source.fetch()
     assert len(runs) == 14
+    assert all(len(r.tasks or ()) == 2 for r in runs)
+    pages = [p for m, p in served.requests if p == "/api/v2/dags/~/dagRuns"]
+    assert len(pages) == 5  # 14 runs, 3 a page: the cursor first, then offsets
 
 
 def test_bad_credentials_stop_the_scan_with_a_clear_error(api: AirflowApiServer) -> None:
-    with serve(api.handle) as served, pytest.raises(RunsSourceError, match="HTTP 401"):
-        AirflowRunsSource(served.url, username="admin", password="wrong").fetch()
+    with (
+        serve(api.handle) as served,
+        api_source(served.url, username="admin", password="wrong") as source,
+        pytest.raises(RunsSourceError, match="HTTP 401") as info,
+    ):
+        source.fetch()
+    assert str(info.value) == f"Airflow API at {served.url}: login failed: HTTP 401: Invalid credentials"
+    assert "wrong" not in str(info.value)
 
 
-def test_an_unreachable_api_is_a_clear_error() -> None:
-    with pytest.raises(RunsSourceError, match="unusable"):
-        AirflowRunsSource(f"http://127.0.0.1:{free_port()}", token="t", timeout=2).fetch()
+def test_an_unreachable_api_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("qubinode_recovery_provider.airflow_api.RETRY_PAUSE_SECONDS", 0.01)
+    url = f"http://127.0.0.1:{free_port()}"
+    with api_source(url, token="t", timeout=2) as source, pytest.raises(RunsSourceError, match="unusable"):
+        source.fetch()
 
 
-def test_from_an_airflow_connection() -> None:
-    class Conn:
-        host, port, schema, login, password = "airflow.example", 8443, "https", "admin", "pw"
-        extra_dejson: dict[str, Any] = {"verify": False}
+def test_unreadable_dag_params_are_a_warning(api: AirflowApiServer) -> None:
+    def handle(method: str, path: str, query: dict, body: Any, headers: dict) -> tuple[int, Any]:
+        if path.endswith("/details"):
+            return 403, {"detail": "Forbidden"}
+        return api.handle(method, path, query, body, headers)
 
-    source = AirflowRunsSource.from_connection(Conn())
-    assert (source.base_url, source.username, source.password, source.verify) == (
-        "https://airflow.example:8443",
-        "admin",
-        "pw",
-        False,
-    )
-    Conn.extra_dejson = {"base_url": "http://api:8080/", "token": "jwt"}
-    source = AirflowRunsSource.from_connection(Conn())
-    assert (source.base_url, source.token) == ("http://api:8080", "jwt")
+    with serve(handle) as served, api_source(served.url, token="static-token") as source:
+        runs = source.fetch()
+    assert len(runs) == 14
+    assert all(r.dag_params is None for r in runs)
+    assert "params of DAG build_vm unreadable (HTTP 403)" in " ".join(source.report.warnings)
+    assert repr(source) == f"AirflowRunsSource({served.url!r})"
+
+
+def test_odd_items_from_the_api_are_skipped(api: AirflowApiServer) -> None:
+    def handle(method: str, path: str, query: dict, body: Any, headers: dict) -> tuple[int, Any]:
+        status, page = api.handle(method, path, query, body, headers)
+        if path == "/api/v2/dags/~/dagRuns":
+            key, offset, odd = "dag_runs", int(query.get("offset", ["0"])[0]), "not a run"
+        elif path.endswith("/taskInstances/list"):
+            key, offset, odd = "task_instances", body["page_offset"], 7
+        else:
+            return status, page
+        if offset + len(page[key]) >= page["total_entries"]:  # the last page: the offsets stay the server's
+            page[key].append(odd)
+        return status, page
+
+    with serve(handle) as served, api_source(served.url, token="static-token") as source:
+        runs = source.fetch()
+    assert len(runs) == 14
+    assert all(len(r.tasks or ()) == 2 for r in runs)
+    assert source.report.skipped >= 2  # a run and a task instance that are not JSON objects
 
 
 # --- files ---------------------------------------------------------------------------------------

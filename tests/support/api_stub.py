@@ -1,7 +1,8 @@
 """A local stand-in for the Airflow REST API v2 on 127.0.0.1, recording every request.
 
 It follows the published API for the calls the provider makes: ``POST /auth/token`` (simple auth
-manager), ``POST /api/v2/dags/{dag_id}/dagRuns``, ``GET .../dagRuns/{run_id}`` and
+manager), ``GET /api/v2/version`` (no authentication, as on the real server), ``GET /api/v2/dags``,
+``POST /api/v2/dags/{dag_id}/dagRuns``, ``GET .../dagRuns/{run_id}`` and
 ``POST /api/v2/dags/{dag_id}/clearTaskInstances``. ``behaviour`` lets a test make it answer 401, 409,
 500, or hang.
 """
@@ -13,9 +14,11 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 USER, PASSWORD = "recovery", "s3cret-pass"
+#: What ``GET /api/v2/version`` answers.
+VERSION = "3.3.2"
 
 
 @dataclass
@@ -118,9 +121,18 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         entry = self._record()
+        if entry.path == "/api/v2/version":
+            return self._reply(200, {"version": VERSION, "git_version": None})
         if not self._authorised():
             return self._reply(401, {"detail": "Not authenticated"})
+        if entry.path == "/api/v2/dags":
+            dag_ids = sorted({dag_id for dag_id, _ in self.stub.runs})
+            dags = [{"dag_id": dag_id} for dag_id in dag_ids]
+            limit = int(parse_qs(urlsplit(self.path).query).get("limit", ["100"])[0])
+            return self._reply(200, {"dags": dags[:limit], "total_entries": len(dags)})
         parts = entry.path.split("/")
+        if len(parts) < 7:
+            return self._reply(404, {"detail": "no such route"})
         key = (unquote(parts[4]), unquote(parts[6]))
         if key in self.stub.runs:
             return self._reply(200, self.stub.runs[key])

@@ -1,5 +1,6 @@
-"""The Airflow ``retry-from-failure`` action over the REST API client, against the recording stand-in of
-``tests/support/api_stub.py`` (the real API server clears for real in ``tests/dags/test_e2e_recovery.py``)."""
+"""The ``retry-from-failure`` action over the REST API client, against the recording stand-in of
+``tests/support/api_stub.py`` (the real API server clears for real in ``tests/dags/test_e2e_recovery.py``; the
+hook-built client of the recovery operators is in ``tests/hooks/test_airflow_api_hook.py``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from support.api_stub import PASSWORD, USER, ApiStub, start_stub, stop_stub
 
-from qubinode_recovery_provider.airflow_api import AirflowAPIClient, APISettings
-from qubinode_recovery_provider.operators.retry_from_failure import NOTE, AirflowRetryFromFailure
+from qubinode_recovery_provider.airflow_api import AirflowAPIClient, AirflowAPIConfigError, APISettings
 from qubinode_recovery_provider.recovery.actions import RetryFromFailureArgs
+from qubinode_recovery_provider.recovery.retry_from_failure import NOTE, AirflowRetryFromFailure
 
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 ARGS = RetryFromFailureArgs(dag_id="build_vm", run_id=RUN_ID, task_ids=["create_vm"])
@@ -25,7 +26,7 @@ def stub() -> Iterator[ApiStub]:
 
 def action(stub: ApiStub) -> AirflowRetryFromFailure:
     settings = APISettings(base_url=stub.url, username=USER, password=PASSWORD)
-    return AirflowRetryFromFailure(client_factory=lambda: AirflowAPIClient(settings), honour_delay=False)
+    return AirflowRetryFromFailure(lambda: AirflowAPIClient(settings), honour_delay=False)
 
 
 def test_clearing_the_failed_task_is_a_change(stub: ApiStub) -> None:
@@ -54,3 +55,23 @@ def test_a_refused_clear_is_a_failure(stub: ApiStub) -> None:
     result = action(stub)(ARGS)
     assert result.succeeded is False
     assert result.detail.startswith("clearTaskInstances failed:")
+
+
+def test_a_client_that_cannot_be_made_is_a_failure() -> None:
+    def no_client() -> AirflowAPIClient:
+        raise AirflowAPIConfigError("cannot read Airflow connection 'airflow_api': not defined")
+
+    result = AirflowRetryFromFailure(no_client, honour_delay=False)(ARGS)
+    assert result.succeeded is False
+    assert result.detail == (
+        "clearTaskInstances failed: cannot read Airflow connection 'airflow_api': not defined"
+    )
+
+
+def test_the_delay_is_honoured_before_the_clear(stub: ApiStub) -> None:
+    slept: list[float] = []
+    settings = APISettings(base_url=stub.url, username=USER, password=PASSWORD)
+    action = AirflowRetryFromFailure(lambda: AirflowAPIClient(settings), sleep=slept.append)
+    assert action(ARGS.model_copy(update={"delay_seconds": 7})).succeeded
+    assert slept == [7]
+    assert repr(action) == "AirflowRetryFromFailure(honour_delay=True)"

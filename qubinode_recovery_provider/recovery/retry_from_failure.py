@@ -1,14 +1,16 @@
-"""The Airflow implementation of the ``retry-from-failure`` action: clear the failed task instances of
-the failed run through the REST API v2, so the scheduler resumes the run from them.
+"""The ``retry-from-failure`` action carried out through Airflow's REST API v2: clear the failed task
+instances of the failed run, so the scheduler resumes the run from them.
 
 ``POST /api/v2/dags/{dag_id}/clearTaskInstances`` with ``dag_run_id``, the failed ``task_ids``,
 ``only_failed: true`` (finished upstream work is kept: it is the checkpoint), ``include_downstream`` (the
 tasks after the failed one run again too), ``reset_dag_runs: true`` (the run goes back to queued) and
 ``dry_run: false`` -- the API's own default for ``dry_run`` is true, which would clear nothing.
 
-Register it with the core through :func:`qubinode_recovery_provider.api.configure`::
+Plain Python over the provider's API client: the caller says where the client comes from. In Airflow the
+recovery operators register it with the connection's hook (``operators/_common.configure_runtime``)::
 
-    api.configure(retry=AirflowRetryFromFailure())
+    hook = AirflowApiHook()
+    api.configure(retry=AirflowRetryFromFailure(lambda: hook.get_client(timeout=CLEAR_TIMEOUT_SECONDS)))
 """
 
 from __future__ import annotations
@@ -27,43 +29,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOTE = "qubinode-recovery: retry-from-failure"
+#: Seconds per request of the clear (it may touch many task instances on a loaded server).
+CLEAR_TIMEOUT_SECONDS = 30.0
 
 
 class AirflowRetryFromFailure:
     """``retry-from-failure`` through the Airflow REST API v2.
 
-    :param conn_id: the API connection; default ``[qubinode_recovery] recovery_conn_id``
+    :param client_factory: builds the API client for one clear (it is closed afterwards); an error it
+        raises (:class:`~qubinode_recovery_provider.airflow_api.AirflowAPIError`) fails the action
     :param honour_delay: sleep ``delay_seconds`` before clearing. The recovery DAG's execute task waits
         without holding a worker slot (it defers) and turns this off.
-    :param client_factory: builds the API client (tests, other transports)
     :param sleep: injectable for tests
-    :param timeout: seconds per API request
     """
 
     def __init__(
         self,
-        conn_id: str | None = None,
+        client_factory: Callable[[], AirflowAPIClient],
         *,
         honour_delay: bool = True,
-        client_factory: Callable[[], AirflowAPIClient] | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        timeout: float = 30.0,
     ) -> None:
-        self.conn_id = conn_id
         self.honour_delay = honour_delay
         self.sleep = sleep
-        self.timeout = timeout
         self._client_factory = client_factory
 
     def __repr__(self) -> str:
-        return f"AirflowRetryFromFailure(conn_id={self.conn_id!r}, honour_delay={self.honour_delay})"
-
-    def _client(self) -> AirflowAPIClient:
-        if self._client_factory is not None:
-            return self._client_factory()
-        from qubinode_recovery_provider.airflow_api import AirflowAPIClient
-
-        return AirflowAPIClient.from_connection(self.conn_id, timeout=self.timeout)
+        return f"AirflowRetryFromFailure(honour_delay={self.honour_delay})"
 
     def __call__(self, args: RetryFromFailureArgs) -> ActionResult:
         """Clear the failed task instances named by ``args``.
@@ -77,7 +69,7 @@ class AirflowRetryFromFailure:
             log.info("retry-from-failure: waiting %ss before clearing", args.delay_seconds)
             self.sleep(args.delay_seconds)
         try:
-            with self._client() as client:
+            with self._client_factory() as client:
                 answer = client.clear_task_instances(
                     args.dag_id,
                     dag_run_id=args.run_id,
@@ -116,4 +108,4 @@ def _describe(args: RetryFromFailureArgs, answer: dict[str, object]) -> tuple[st
     return detail, bool(names)
 
 
-__all__ = ["NOTE", "AirflowRetryFromFailure"]
+__all__ = ["CLEAR_TIMEOUT_SECONDS", "NOTE", "AirflowRetryFromFailure"]
