@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_stub import PASSWORD, USER, VERSION, ApiStub, start_stub, stop_stub
+from support.api_stub import PASSWORD, USER, VERSION, ApiStub, start_stub, stop_stub
 from support.processes import free_port
 
 from qubinode_recovery_provider import api, config
