@@ -231,7 +231,7 @@ def timed(call: Callable[[], Any]) -> float:
 
 def notifier_warm(base: Path, repeats: int) -> dict[str, Any]:
     from qubinode_recovery_provider.notifications import RecoveryNotifier
-    from qubinode_recovery_provider.task_failure import shared_analyzer
+    from qubinode_recovery_provider.utils.task_failure import shared_analyzer
 
     shared_analyzer()
     notifier = RecoveryNotifier()
@@ -260,9 +260,9 @@ def policy_warm(base: Path, repeats: int) -> dict[str, Any]:
 
 
 def steps_warm(base: Path, repeats: int) -> dict[str, Any]:
-    from qubinode_recovery_provider import task_failure as tf
     from qubinode_recovery_provider.diagnosis.context import ContextCollector
-    from qubinode_recovery_provider.notifications.report import CPU_SAMPLE_SECONDS, ledger_for
+    from qubinode_recovery_provider.notifications.failure_path import CPU_SAMPLE_SECONDS, ledger_for
+    from qubinode_recovery_provider.utils import task_failure as tf
 
     analyzer = tf.shared_analyzer()
     ledger = ledger_for(None, 2.0)
@@ -296,7 +296,7 @@ LARGE_LOG_READS = 5
 
 
 def large_log(base: Path) -> dict[str, Any]:
-    from qubinode_recovery_provider import task_failure as tf
+    from qubinode_recovery_provider.utils import task_failure as tf
 
     ti = TI("manual__large")
     path = write_attempt_log(base / "logs", ti, ERRORS[0].format(n=3), lines=10)
@@ -508,7 +508,7 @@ def _distinct(runs: list[dict[str, Any]], key: str) -> str:
 
 def worst_case(repeats: int) -> dict[str, Any]:
     """The notifier and the policy on every hostile input, ``repeats`` runs each (medians reported)."""
-    from qubinode_recovery_provider.task_failure import shared_analyzer
+    from qubinode_recovery_provider.utils.task_failure import shared_analyzer
 
     shared_analyzer().analyze("warm up")  # in a worker the pattern library is loaded already
     rows: dict[str, Any] = {}
@@ -613,8 +613,12 @@ def compare(before: Path, rounds: int) -> dict[str, Any]:
     """The ordinary path with the code of ``before`` and of this checkout, alternated ``rounds`` times."""
     sides = {"before": before.resolve(), "after": ROOT}
     per_round: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
-    warm_up = (
-        "from qubinode_recovery_provider.task_failure import shared_analyzer; shared_analyzer().analyze('x')"
+    warm_up = (  # the module moved to utils/; a "before" tree may predate that
+        "try:\n"
+        "    from qubinode_recovery_provider.utils.task_failure import shared_analyzer\n"
+        "except ImportError:\n"
+        "    from qubinode_recovery_provider.task_failure import shared_analyzer\n"
+        "shared_analyzer().analyze('x')"
     )
     result: dict[str, Any] = {
         "command": (

@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Any
 from qubinode_recovery_provider.notifications.recovery import RecoveryNotifier
 
 if TYPE_CHECKING:
-    from qubinode_recovery_provider.notifications.report import NotificationOutcome, deliver_pending_triggers
+    from qubinode_recovery_provider.notifications.failure_path import (
+        NotificationOutcome,
+        deliver_pending_triggers,
+    )
 
 __all__ = ["NotificationOutcome", "RecoveryNotifier", "deliver_pending_triggers"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("NotificationOutcome", "deliver_pending_triggers"):
-        from qubinode_recovery_provider.notifications import report
+        from qubinode_recovery_provider.notifications import failure_path
 
-        return getattr(report, name)
+        return getattr(failure_path, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ from qubinode_recovery_provider.utils import task_log_capture
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
-    from qubinode_recovery_provider.notifications.report import FailureReport, NotificationOutcome
+    from qubinode_recovery_provider.notifications.failure_path import FailureReport, NotificationOutcome
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class RecoveryNotifier(BaseNotifier):
     ) -> None:
         super().__init__()
         task_log_capture.ensure_installed()  # keep this task's log lines in memory (evidence)
-        from qubinode_recovery_provider.notifications.trigger import VIA_CHOICES
+        from qubinode_recovery_provider.notifications.run_starter import VIA_CHOICES
 
         if trigger_via not in VIA_CHOICES:
             raise ValueError(f"trigger_via must be one of {', '.join(VIA_CHOICES)}, got {trigger_via!r}")
@@ -118,7 +118,7 @@ class RecoveryNotifier(BaseNotifier):
 
         :param context: the callback context (task or DAG level, with or without ``exception``).
         """
-        from qubinode_recovery_provider.notifications.report import NotificationOutcome
+        from qubinode_recovery_provider.notifications.failure_path import NotificationOutcome
 
         started = time.monotonic()
         outcome = NotificationOutcome()
@@ -154,13 +154,13 @@ class RecoveryNotifier(BaseNotifier):
 
     def _notify(self, context: Context, started: float, outcome: NotificationOutcome) -> None:
         from qubinode_recovery_provider.deadline import Deadline
-        from qubinode_recovery_provider.notifications.outbox import TriggerOutbox
-        from qubinode_recovery_provider.notifications.report import (
+        from qubinode_recovery_provider.notifications.failure_path import (
             FailureReport,
             ReportSettings,
         )
-        from qubinode_recovery_provider.notifications.trigger import RecoveryTrigger
-        from qubinode_recovery_provider.task_failure import log_tail_lines
+        from qubinode_recovery_provider.notifications.pending_runs import TriggerOutbox
+        from qubinode_recovery_provider.notifications.run_starter import RecoveryTrigger
+        from qubinode_recovery_provider.utils.task_failure import log_tail_lines
 
         if _not_a_failure(context):
             outcome.stage = "skipped: the task did not fail (used as a success callback?)"

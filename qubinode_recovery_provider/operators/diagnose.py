@@ -117,7 +117,7 @@ class DiagnoseFailureOperator(BaseOperator):
         """
         from qubinode_recovery_provider.operators._common import text_or_none
         from qubinode_recovery_provider.recovery.safety import is_airflow_key, is_airflow_run_id
-        from qubinode_recovery_provider.task_failure import mask_text
+        from qubinode_recovery_provider.utils.task_failure import mask_text
 
         dag_id = text_or_none(self.failed_dag_id)
         task_id = text_or_none(self.failed_task_id)
@@ -200,7 +200,7 @@ def _diagnose_message(
 ) -> tuple[Diagnosis, dict[str, Any] | None, str, str | None]:
     """Diagnose the form's message and record it once (unless this failure is recorded already)."""
     from qubinode_recovery_provider.store.ledger import DUPLICATE
-    from qubinode_recovery_provider.task_failure import shared_analyzer
+    from qubinode_recovery_provider.utils.task_failure import shared_analyzer
 
     event = _event(failure)
     diagnosis = shared_analyzer().analyze(event)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from qubinode_recovery_provider.deadline import Deadline
     from qubinode_recovery_provider.models import Diagnosis
-    from qubinode_recovery_provider.task_failure import LogTail
+    from qubinode_recovery_provider.utils.task_failure import LogTail
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
         :param context: the task's context.
         :param deadline: when the analysis must stop reading and answer with what it has.
         """
-        from qubinode_recovery_provider import task_failure as tf
+        from qubinode_recovery_provider.utils import task_failure as tf
 
         key = tf.task_key(context, try_number)
         tail = tf.read_attempt_log(key, tf.log_tail_lines(self.settings.log_tail_lines))

@@ -29,6 +29,6 @@ def warm_analyzer() -> None:
     """Load the pattern library once before the first test: the fault tests give the notifier budgets of
     1-2 s and check what a fault does to them, not the one-time load of a fresh process (measured in
     ``bench/bench_notifier.py``)."""
-    from qubinode_recovery_provider import task_failure
+    from qubinode_recovery_provider.utils import task_failure
 
     task_failure.shared_analyzer().analyze("warm-up")

@@ -29,8 +29,8 @@ from support.api_stub import ApiStub, start_stub, stop_stub
 from support.processes import free_port
 
 from qubinode_recovery_provider.notifications import RecoveryNotifier, deliver_pending_triggers
-from qubinode_recovery_provider.notifications import report as report_module
-from qubinode_recovery_provider.notifications.outbox import PENDING, SENT, TriggerOutbox, TriggerRecord
+from qubinode_recovery_provider.notifications import failure_path as report_module
+from qubinode_recovery_provider.notifications.pending_runs import PENDING, SENT, TriggerOutbox, TriggerRecord
 from qubinode_recovery_provider.store import Ledger
 
 GENEROUS = 15.0

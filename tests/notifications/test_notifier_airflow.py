@@ -22,7 +22,7 @@ from support import processes
 from support.airflow_harness import AirflowHome, api_home, new_home
 from support.processes import free_port
 
-from qubinode_recovery_provider.notifications.outbox import PENDING, SENT, TriggerOutbox
+from qubinode_recovery_provider.notifications.pending_runs import PENDING, SENT, TriggerOutbox
 from qubinode_recovery_provider.store import Ledger
 
 pytestmark = pytest.mark.integration

@@ -17,10 +17,10 @@ import pytest
 from notify_helpers import SSH_DENIED, task_context
 from support.processes import free_port
 
-from qubinode_recovery_provider import task_failure
 from qubinode_recovery_provider.notifications import RecoveryNotifier
-from qubinode_recovery_provider.notifications import report as report_module
+from qubinode_recovery_provider.notifications import failure_path as report_module
 from qubinode_recovery_provider.store import Ledger
+from qubinode_recovery_provider.utils import task_failure
 
 #: The notifier's contract: it returns within its budget plus this.
 SLACK = 0.5

@@ -14,7 +14,7 @@ from qubinode_recovery_provider.models import FailureEvent
 from qubinode_recovery_provider.operators.diagnose import DiagnoseFailureOperator
 from qubinode_recovery_provider.store import Ledger
 from qubinode_recovery_provider.store.ledger import SPOOLED
-from qubinode_recovery_provider.task_failure import shared_analyzer
+from qubinode_recovery_provider.utils.task_failure import shared_analyzer
 
 RUN = "manual__2026-12-03T08:00:00+00:00"
 NOTIFIER_LOG = [

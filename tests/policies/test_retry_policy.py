@@ -16,9 +16,9 @@ import pytest
 from airflow.sdk.definitions.retry_policy import RetryAction, RetryPolicy
 from policy_helpers import FakeTI, write_attempt_log
 
-from qubinode_recovery_provider import task_failure
 from qubinode_recovery_provider.models import Diagnosis, RootCause
 from qubinode_recovery_provider.policies import DiagnosisRetryPolicy
+from qubinode_recovery_provider.utils import task_failure
 
 DNS = "dial tcp: lookup quay.io: Temporary failure in name resolution"
 BASH_EXIT = Exception("Bash command failed. The command returned a non-zero exit code 255.")

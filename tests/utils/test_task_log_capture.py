@@ -18,7 +18,7 @@ import pytest
 import structlog
 from airflow.sdk.execution_time.context import set_current_context  # imports (and sets up) Airflow
 
-from qubinode_recovery_provider import task_failure as tf
+from qubinode_recovery_provider.utils import task_failure as tf
 from qubinode_recovery_provider.utils import task_log_capture as tlc
 from qubinode_recovery_provider.utils.task_log_capture import TaskLogCapture, attempt_key
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.deadline import MIN_STEP_SECONDS, Deadline
 from qubinode_recovery_provider.models import utcnow
-from qubinode_recovery_provider.notifications.outbox import (
+from qubinode_recovery_provider.notifications.pending_runs import (
     FAILED,
     MAX_DELIVERY_ATTEMPTS,
     PENDING,
@@ -44,10 +44,10 @@ from qubinode_recovery_provider.store.ledger import DUPLICATE, LOST, SPOOLED, WR
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent, Incident
-    from qubinode_recovery_provider.notifications.trigger import RecoveryTrigger, TriggerResult
+    from qubinode_recovery_provider.notifications.run_starter import RecoveryTrigger, TriggerResult
     from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
     from qubinode_recovery_provider.store import Ledger
-    from qubinode_recovery_provider.task_failure import LogTail
+    from qubinode_recovery_provider.utils.task_failure import LogTail
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class FailureReport:
             self.outcome.stage = stage
 
     def _run(self) -> None:
-        from qubinode_recovery_provider import task_failure as tf
+        from qubinode_recovery_provider.utils import task_failure as tf
 
         self._step("read_log")
         key = tf.task_key(self.context)
@@ -223,7 +223,7 @@ class FailureReport:
     def _diagnose(self, event: FailureEvent, host: Any) -> Diagnosis:
         """The analyzer's diagnosis; an unanalysed one when the analysis fails (the failure is still
         recorded)."""
-        from qubinode_recovery_provider import task_failure as tf
+        from qubinode_recovery_provider.utils import task_failure as tf
 
         try:
             analyzer = tf.shared_analyzer()
@@ -344,10 +344,10 @@ class FailureReport:
 
         :return: what was done, for the log.
         """
-        from qubinode_recovery_provider import task_failure as tf
         from qubinode_recovery_provider.store.ledger import occurrence_id, record_payload
         from qubinode_recovery_provider.store.spool import Spool, SpoolEvent
         from qubinode_recovery_provider.store.url import default_spool_dir
+        from qubinode_recovery_provider.utils import task_failure as tf
 
         with self.lock:
             self.cancelled = True
@@ -441,7 +441,7 @@ def deliver_pending_triggers(
     :param outbox: the outbox; default the configured one.
     :return: the records tried, with their new status.
     """
-    from qubinode_recovery_provider.notifications.trigger import RecoveryTrigger
+    from qubinode_recovery_provider.notifications.run_starter import RecoveryTrigger
 
     outbox = outbox or TriggerOutbox.from_config()
     trigger = RecoveryTrigger(conn_id=conn_id, via=via, timeout=timeout)
@@ -483,7 +483,7 @@ def recovery_conf(
     :param enable_auto_recovery: the run's switch (False when the failed DAG turned automatic recovery
         off); None leaves the recovery DAG's default.
     """
-    from qubinode_recovery_provider import task_failure as tf
+    from qubinode_recovery_provider.utils import task_failure as tf
 
     missing = _no_exception(tf.task_key(context), context)
     message = tf.exception_summary(exception, MAX_MESSAGE_CHARS, missing)
