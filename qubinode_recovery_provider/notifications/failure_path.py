@@ -535,30 +535,18 @@ def _no_exception(key: Any, context: Mapping[str, Any]) -> str:
 
 # --- process-wide helpers ------------------------------------------------------------------------
 
-_LEDGERS: dict[tuple[str, str], Ledger] = {}
-_LEDGERS_LOCK = threading.Lock()
-
 
 def ledger_for(url: str | None, timeout: float) -> Ledger:
-    """The ledger at ``url`` (default: the configured one), one per process, with this lock timeout.
-
-    Automatic spool replay is off here: a failing task must not spend its budget replaying backlog.
+    """The ledger the failure path writes to: ``url`` (default: the configured one) with this lock
+    timeout, without automatic spool replay
+    (:meth:`~qubinode_recovery_provider.runtime.Runtime.failure_ledger`).
 
     :param url: a SQLAlchemy URL, or ``None``.
     :param timeout: seconds to wait for a lock or a connection before spooling.
     """
-    from qubinode_recovery_provider.store import Ledger, resolve_ledger_url
-    from qubinode_recovery_provider.store.url import default_spool_dir
+    from qubinode_recovery_provider import runtime
 
-    resolved = url or resolve_ledger_url()
-    spool = default_spool_dir()
-    key = (resolved, str(spool))
-    with _LEDGERS_LOCK:
-        ledger = _LEDGERS.get(key)
-        if ledger is None:
-            ledger = Ledger(resolved, spool, timeout=timeout, auto_flush_interval=0)
-            _LEDGERS[key] = ledger
-    return ledger
+    return runtime.current().failure_ledger(url, timeout)
 
 
 def _probe_timeout() -> float:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from qubinode_recovery_provider.models import Diagnosis, RecoveryPlan, TaskConfig
+    from qubinode_recovery_provider.runtime import Runtime
 
 #: Keys of the XComs the recovery operators push besides their return value.
 DECISION_KEY = "decision"
@@ -63,15 +64,16 @@ def run_task_states(context: Context, task_ids: list[str]) -> dict[str, str | No
     return {task_id: (str(state) if state is not None else None) for task_id, state in states.items()}
 
 
-def configure_runtime(conn_id: str | None = None) -> None:
-    """Give the process's recovery API the Airflow ``retry-from-failure`` implementation.
+def runtime_for(conn_id: str | None = None) -> Runtime:
+    """The process's runtime with the Airflow ``retry-from-failure`` implementation of this connection
+    (a derived runtime: the process's own is not changed).
 
     The action waits for ``delay_seconds`` in the execute task (which defers instead of sleeping), so
     the implementation itself does not sleep.
 
     :param conn_id: the REST API connection; default ``[qubinode_recovery] recovery_conn_id``
     """
-    from qubinode_recovery_provider import api
+    from qubinode_recovery_provider import runtime
     from qubinode_recovery_provider.hooks.airflow_api import AirflowApiHook
     from qubinode_recovery_provider.recovery.retry_from_failure import (
         CLEAR_TIMEOUT_SECONDS,
@@ -79,7 +81,7 @@ def configure_runtime(conn_id: str | None = None) -> None:
     )
 
     hook = AirflowApiHook(conn_id, timeout=CLEAR_TIMEOUT_SECONDS)
-    api.configure(retry=AirflowRetryFromFailure(hook.get_client, honour_delay=False))
+    return runtime.current().with_retry(AirflowRetryFromFailure(hook.get_client, honour_delay=False))
 
 
 def load_diagnosis(payload: dict[str, Any] | None) -> tuple[Diagnosis, TaskConfig]:

@@ -60,22 +60,21 @@ class RecoveryDecisionOperator(BaseBranchOperator):
     def choose_branch(self, context: Context) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_recovery_provider import api
         from qubinode_recovery_provider.operators import _common as c
         from qubinode_recovery_provider.recovery import decision as d
-        from qubinode_recovery_provider.recovery.policy import RecoveryPolicy, dag_auto_recovery
+        from qubinode_recovery_provider.recovery.policy import dag_auto_recovery
 
         try:
             diagnosis, task = c.load_diagnosis(c.pull(context, self.diagnosis_task_id))
             plan = c.load_plan(c.pull(context, self.plan_task_id))
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
-        c.configure_runtime(self.conn_id)
+        rt = c.runtime_for(self.conn_id)
         decision = d.decide(
             plan,
-            api.get_action_registry(),
-            RecoveryPolicy.from_config(),
-            ledger=api.get_ledger(),
+            rt.registry,
+            rt.policy(),
+            ledger=rt.ledger,
             run_auto_recovery=c.switch(self.enable_auto_recovery),
             dag_auto_recovery=dag_auto_recovery(task.params, task.tags),
             dry_run=c.switch(self.dry_run_switch),

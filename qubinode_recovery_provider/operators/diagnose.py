@@ -179,9 +179,9 @@ class DiagnoseFailureOperator(BaseOperator):
         spool, where the notifier's write may wait), or else this message's own, recorded under the
         message's own fingerprint -- never a second diagnosis stamped with the notifier's identity.
         """
-        from qubinode_recovery_provider import api
+        from qubinode_recovery_provider import runtime
 
-        ledger = api.get_ledger()
+        ledger = runtime.current().ledger
         notified = failure["fingerprint"]
         if notified:
             found = _recorded(ledger, notified, failure) or _recorded(ledger, notified, failure, flush=True)
@@ -199,11 +199,11 @@ def _diagnose_message(
     ledger: Any, failure: dict[str, Any]
 ) -> tuple[Diagnosis, dict[str, Any] | None, str, str | None]:
     """Diagnose the form's message and record it once (unless this failure is recorded already)."""
+    from qubinode_recovery_provider import runtime
     from qubinode_recovery_provider.store.ledger import DUPLICATE
-    from qubinode_recovery_provider.utils.task_failure import shared_analyzer
 
     event = _event(failure)
-    diagnosis = shared_analyzer().analyze(event)
+    diagnosis = runtime.current().analyzer.analyze(event)
     found = _recorded(ledger, diagnosis.fingerprint, failure, same_run_only=True)
     if found is not None:
         return (

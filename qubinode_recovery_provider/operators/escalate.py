@@ -59,7 +59,7 @@ class EscalateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from qubinode_recovery_provider import api
+        from qubinode_recovery_provider import runtime
         from qubinode_recovery_provider.escalation import escalate
         from qubinode_recovery_provider.operators import _common as c
 
@@ -72,9 +72,14 @@ class EscalateOperator(BaseOperator):
         if not reasons:
             raise AirflowSkipException("nothing to escalate: the recovery succeeded or nothing was due")
         plan_payload = c.pull(context, self.plan_task_id)
-        plan = c.load_plan(plan_payload) if plan_payload else api.plan_recovery(diagnosis, task, learn=False)
+        rt = runtime.current()
+        plan = (
+            c.load_plan(plan_payload)
+            if plan_payload
+            else rt.planner(learn=False).plan_recovery(diagnosis, task)
+        )
         result = escalate(
-            api.get_ledger(), plan, reasons, diagnosis=diagnosis, details=self._details(context, reasons)
+            rt.ledger, plan, reasons, diagnosis=diagnosis, details=self._details(context, reasons)
         )
         self.log.info("Escalated: %s", result.detail)
         return {"reasons": reasons, **result.to_dict()}

@@ -121,13 +121,12 @@ class ExecuteRecoveryOperator(BaseOperator):
     def _execute(
         self, context: Context, plan: RecoveryPlan, task: TaskConfig, approved: bool
     ) -> dict[str, Any]:
-        from qubinode_recovery_provider import api
         from qubinode_recovery_provider.operators import _common as c
         from qubinode_recovery_provider.recovery.executor import CallSettings, RecoveryExecutor
-        from qubinode_recovery_provider.recovery.policy import RecoveryPolicy, dag_auto_recovery
+        from qubinode_recovery_provider.recovery.policy import dag_auto_recovery
 
-        c.configure_runtime(self.conn_id)
-        executor = RecoveryExecutor(api.get_ledger(), api.get_action_registry(), RecoveryPolicy.from_config())
+        rt = c.runtime_for(self.conn_id)
+        executor = RecoveryExecutor(rt.ledger, rt.registry, rt.policy())
         settings = CallSettings(
             host=task.host,
             dag_auto_recovery=dag_auto_recovery(task.params, task.tags),

@@ -41,17 +41,16 @@ class PlanRecoveryOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_recovery_provider import api
-        from qubinode_recovery_provider.operators._common import configure_runtime, load_diagnosis, pull
+        from qubinode_recovery_provider.operators._common import load_diagnosis, pull, runtime_for
         from qubinode_recovery_provider.recovery.render import plan_to_dict, plan_to_markdown
 
         try:
             diagnosis, task = load_diagnosis(pull(context, self.diagnosis_task_id))
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
-        configure_runtime(self.conn_id)
-        plan = api.plan_recovery(diagnosis, task)
-        api.get_ledger().record_plan(plan)
+        rt = runtime_for(self.conn_id)
+        plan = rt.planner().plan_recovery(diagnosis, task)
+        rt.ledger.record_plan(plan)
         best = plan.recommended
         self.log.info(
             "Plan for %s: %d option(s); recommended: %s",

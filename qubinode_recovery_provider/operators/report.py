@@ -78,7 +78,7 @@ class RecoveryReportOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_recovery_provider import api
+        from qubinode_recovery_provider import runtime
         from qubinode_recovery_provider.escalation.reports import reports_dir, safe_name
         from qubinode_recovery_provider.files import write_private
         from qubinode_recovery_provider.models import IncidentState
@@ -97,7 +97,7 @@ class RecoveryReportOperator(BaseOperator):
         path = write_private(reports_dir() / f"recovery-{safe_name(ti.run_id)}.md", markdown)
         fingerprint = ((facts["diagnose"] or {}).get("diagnosis") or {}).get("fingerprint")
         if outcome == RECOVERED and fingerprint:
-            api.get_ledger().set_incident_state(fingerprint, IncidentState.RESOLVED)
+            runtime.current().ledger.set_incident_state(fingerprint, IncidentState.RESOLVED)
         self.log.info("Recovery report (%s): %s\n%s", outcome, path, markdown)
         notes = self._set_notes(ti, outcome, headline, facts, path) if self.set_notes else {}
         delivered = self._deliver_pending()

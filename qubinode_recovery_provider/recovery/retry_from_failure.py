@@ -7,7 +7,8 @@ tasks after the failed one run again too), ``reset_dag_runs: true`` (the run goe
 ``dry_run: false`` -- the API's own default for ``dry_run`` is true, which would clear nothing.
 
 Plain Python over the provider's API client: the caller says where the client comes from. In Airflow the
-recovery operators register it with the connection's hook (``operators/_common.configure_runtime``)::
+recovery operators give it the connection's hook, in a runtime of their own
+(``operators/_common.runtime_for``)::
 
     hook = AirflowApiHook()
     api.configure(retry=AirflowRetryFromFailure(lambda: hook.get_client(timeout=CLEAR_TIMEOUT_SECONDS)))

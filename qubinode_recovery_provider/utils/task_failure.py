@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -376,23 +375,11 @@ def _hostname() -> str | None:
         return None
 
 
-_ANALYZER: list[FailureAnalyzer] = []
-_ANALYZER_LOCK = threading.Lock()
-
-
 def shared_analyzer() -> FailureAnalyzer:
-    """One :class:`FailureAnalyzer` per process (building it loads the pattern packs).
+    """The process's failure analyzer (:attr:`qubinode_recovery_provider.runtime.Runtime.analyzer`)."""
+    from qubinode_recovery_provider import runtime
 
-    Its prefilter is Hyperscan when the compiled database is cached (``qubinode-recovery patterns
-    check`` and every CLI diagnosis write it), else the literal index: a task process never spends its
-    failure budget compiling (about 2 s of CPU, several failing tasks at once each paying it).
-    """
-    with _ANALYZER_LOCK:
-        if not _ANALYZER:
-            from qubinode_recovery_provider.diagnosis import FailureAnalyzer
-
-            _ANALYZER.append(FailureAnalyzer(index_kind="cached"))
-        return _ANALYZER[0]
+    return runtime.current().analyzer
 
 
 def log_tail_lines(override: int | None = None) -> int:

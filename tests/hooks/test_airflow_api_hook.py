@@ -24,7 +24,7 @@ from qubinode_recovery_provider.get_provider_info import (
     get_provider_info,
 )
 from qubinode_recovery_provider.hooks.airflow_api import MAX_MESSAGE_CHARS, AirflowApiHook
-from qubinode_recovery_provider.operators._common import configure_runtime
+from qubinode_recovery_provider.operators._common import runtime_for
 from qubinode_recovery_provider.recovery.actions import RETRY_FROM_FAILURE, RetryFromFailureArgs
 
 CONN_ID = "qrp_hook_api"
@@ -293,10 +293,12 @@ def test_the_recovery_operators_clear_through_the_hook(
 ) -> None:
     set_conn(monkeypatch, stub_conn(stub))
     stub.behaviour["cleared"] = [{"task_id": "create_vm"}]
-    configure_runtime(CONN_ID)
+    registry = runtime_for(CONN_ID).registry
     try:
         args = RetryFromFailureArgs(dag_id="build_vm", run_id="r1", task_ids=["create_vm"])
-        result = api.get_action_registry().run(RETRY_FROM_FAILURE, args)
+        result = registry.run(RETRY_FROM_FAILURE, args)
+        # the operators' runtime is their own: the process's retry-from-failure is still not configured
+        assert api.get_action_registry().get(RETRY_FROM_FAILURE).enabled is False
     finally:
         api.reset()
     assert (result.succeeded, result.changed) == (True, True)
@@ -306,10 +308,10 @@ def test_the_recovery_operators_clear_through_the_hook(
 
 
 def test_the_action_fails_cleanly_without_a_connection() -> None:
-    configure_runtime("qrp_nowhere")
+    registry = runtime_for("qrp_nowhere").registry
     try:
         args = RetryFromFailureArgs(dag_id="build_vm", run_id="r1", task_ids=["create_vm"])
-        result = api.get_action_registry().run(RETRY_FROM_FAILURE, args)
+        result = registry.run(RETRY_FROM_FAILURE, args)
     finally:
         api.reset()
     assert result.succeeded is False

@@ -17,6 +17,7 @@ import pytest
 from notify_helpers import SSH_DENIED, task_context
 from support.processes import free_port
 
+from qubinode_recovery_provider import runtime
 from qubinode_recovery_provider.notifications import RecoveryNotifier
 from qubinode_recovery_provider.notifications import failure_path as report_module
 from qubinode_recovery_provider.store import Ledger
@@ -187,7 +188,7 @@ def test_a_missing_pattern_dir_does_not_lose_the_incident(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__PATTERN_DIRS", str(tmp_path / "no-such-folder"))
-    monkeypatch.setattr(task_failure, "_ANALYZER", [])  # a fresh analyzer reads the configuration
+    runtime.reset()  # a fresh analyzer reads the configuration
     outcome, _ = run_notifier(5.0, task_context(PermissionError(SSH_DENIED)))
     assert outcome.record_status == "written"
     assert outcome.root_cause == "credential"

@@ -194,6 +194,9 @@ def test_the_core_runs_without_airflow() -> None:
         "import qubinode_recovery_provider.cli.plan\n"
         "import qubinode_recovery_provider.recovery.decision, qubinode_recovery_provider.recovery.intake\n"
         "import qubinode_recovery_provider.escalation, qubinode_recovery_provider.shadow.handoff\n"
+        "from qubinode_recovery_provider import runtime\n"
+        "rt = runtime.current().with_retry(None)\n"
+        "rt.planner(learn=False), rt.registry, rt.policy()\n"
         "bad = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
         "assert not bad, bad\n"
     )

@@ -1,0 +1,299 @@
+"""The provider's runtime: what one process works with, built in one place.
+
+A :class:`Runtime` holds the ledger, the failure analyzer, the recovery handlers, the allowlisted actions
+(with the implementations of ``retry-from-failure`` and ``wait-for-service``), the policy switches and the
+approval callback. Everything is built on first use, from the configuration, and then kept: loading the
+pattern library or opening the ledger once per process, not once per failure, is what keeps the failure
+callback inside its budget.
+
+There is one runtime per process, :func:`current` (the public :mod:`~qubinode_recovery_provider.api`
+configures it; :func:`reset` forgets it, for tests). Adapters read it once and pass what they need to the
+core, which never reaches for process state itself. An operator that needs other implementations (the
+recovery operators' ``retry-from-failure`` through their own API connection) derives a runtime with
+:meth:`Runtime.with_retry`, which shares the ledger, analyzer and handlers and changes nothing for others.
+
+Plain Python: no Airflow import.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.models import Health, Risk
+from qubinode_recovery_provider.recovery.actions import ActionRegistry, build_default_registry
+from qubinode_recovery_provider.recovery.handlers import HandlerRegistry
+from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+    from qubinode_recovery_provider.recovery.actions import ActionFn, ActionSpec, Probe
+    from qubinode_recovery_provider.recovery.executor import ApprovalCallback
+    from qubinode_recovery_provider.recovery.planner import RecoveryPlanner
+    from qubinode_recovery_provider.store import Ledger
+
+
+#: "Not given" for :meth:`Runtime.configure` (None is a value there: it disables an implementation).
+UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class CustomAction:
+    """An action added with :meth:`Runtime.register_action`, kept so a rebuilt registry has it too."""
+
+    name: str
+    fn: ActionFn
+    args_model: type[BaseModel]
+    risk: Risk
+    enabled: bool
+    description: str
+
+
+@dataclass
+class _Shared:
+    """What a runtime and the runtimes derived from it share (built once)."""
+
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    ledger: Any | None = None
+    analyzer: FailureAnalyzer | None = None
+    failure_ledgers: dict[tuple[str, str], Ledger] = field(default_factory=dict)
+    handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
+    custom_actions: list[CustomAction] = field(default_factory=list)
+
+
+class Runtime:
+    """What the provider works with in this process (see the module docstring).
+
+    :param retry: the ``retry-from-failure`` implementation; None leaves that action disabled
+    :param probe: ``probe(name) -> Health`` for ``wait-for-service``; default :func:`context_probe`
+    :param restart_enabled: enable the ``restart-service`` action (off by default)
+    """
+
+    def __init__(
+        self,
+        *,
+        retry: ActionFn | None = None,
+        probe: Probe | None = None,
+        restart_enabled: bool = False,
+        _shared: _Shared | None = None,
+    ) -> None:
+        self._shared = _shared or _Shared()
+        self.retry = retry
+        self.probe: Probe | None = probe if probe is not None else context_probe
+        self.restart_enabled = restart_enabled
+        self.auto_override: bool | None = None
+        self.approval_callback: ApprovalCallback | None = None
+        self._registry: ActionRegistry | None = None
+
+    # --- built on first use ----------------------------------------------------------------------
+
+    @property
+    def ledger(self) -> Any:
+        """The ledger: the configured one (:meth:`Ledger.from_config`), opened on first use."""
+        with self._shared.lock:
+            if self._shared.ledger is None:
+                from qubinode_recovery_provider.store import Ledger
+
+                self._shared.ledger = Ledger.from_config()
+            return self._shared.ledger
+
+    @ledger.setter
+    def ledger(self, ledger: Any) -> None:
+        with self._shared.lock:
+            self._shared.ledger = ledger
+
+    def ledger_or_none(self) -> Any | None:
+        """The ledger, or None when it cannot even be opened (a malformed URL)."""
+        try:
+            return self.ledger
+        except Exception:
+            return None
+
+    def failure_ledger(self, url: str | None, timeout: float) -> Ledger:
+        """The ledger a failure callback writes to: ``url`` (default: the configured one) with this lock
+        timeout and no automatic spool replay (a failing task must not spend its budget on backlog); one
+        per URL and spool directory."""
+        from qubinode_recovery_provider.store import Ledger, resolve_ledger_url
+        from qubinode_recovery_provider.store.url import default_spool_dir
+
+        resolved = url or resolve_ledger_url()
+        spool = default_spool_dir()
+        key = (resolved, str(spool))
+        with self._shared.lock:
+            ledger = self._shared.failure_ledgers.get(key)
+            if ledger is None:
+                ledger = Ledger(resolved, spool, timeout=timeout, auto_flush_interval=0)
+                self._shared.failure_ledgers[key] = ledger
+            return ledger
+
+    @property
+    def analyzer(self) -> FailureAnalyzer:
+        """The failure analyzer (building it loads the pattern packs). Its prefilter is Hyperscan when
+        the compiled database is cached (``qubinode-recovery patterns check`` and every CLI diagnosis
+        write it), else the literal index with the same hits: a task process never spends its failure
+        budget compiling (about 2 s of CPU, several failing tasks at once each paying it)."""
+        with self._shared.lock:
+            if self._shared.analyzer is None:
+                from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+
+                self._shared.analyzer = FailureAnalyzer(index_kind="cached")
+            return self._shared.analyzer
+
+    @analyzer.setter
+    def analyzer(self, analyzer: FailureAnalyzer | None) -> None:
+        with self._shared.lock:
+            self._shared.analyzer = analyzer
+
+    @property
+    def handlers(self) -> HandlerRegistry:
+        """The registered rollback handlers."""
+        return self._shared.handlers
+
+    @property
+    def registry(self) -> ActionRegistry:
+        """The allowlisted actions: the built-in ones with this runtime's implementations, plus
+        :meth:`register_action`'s."""
+        with self._shared.lock:
+            if self._registry is None:
+                self._registry = self._build_registry()
+            return self._registry
+
+    def _build_registry(self) -> ActionRegistry:
+        registry = build_default_registry(
+            retry=self.retry,
+            probe=self.probe,
+            handlers=self.handlers,
+            checkpoints=_LazyCheckpoints(self),
+            restart_enabled=self.restart_enabled,
+        )
+        for custom in self._shared.custom_actions:
+            registry.register(
+                custom.name,
+                custom.fn,
+                custom.args_model,
+                custom.risk,
+                enabled=custom.enabled,
+                description=custom.description,
+            )
+        return registry
+
+    def policy(self) -> RecoveryPolicy:
+        """The configured policy with this process's auto-recovery switch applied."""
+        if self.auto_override is None:
+            return RecoveryPolicy.from_config()
+        return RecoveryPolicy.from_config(auto_recovery_enabled=self.auto_override)
+
+    def planner(self, *, learn: bool = True) -> RecoveryPlanner:
+        """A planner over this runtime's handlers and actions; ``learn`` weighs options by the ledger's
+        recorded outcomes."""
+        from qubinode_recovery_provider.recovery.planner import RecoveryPlanner
+
+        return RecoveryPlanner(
+            ledger=self.ledger_or_none() if learn else None,
+            handlers=self.handlers,
+            actions=self.registry,
+            min_auto_confidence=self.policy().min_auto_confidence,
+        )
+
+    # --- changes ---------------------------------------------------------------------------------
+
+    def configure(
+        self,
+        *,
+        retry: ActionFn | None = UNSET,
+        probe: Probe | None = UNSET,
+        restart_enabled: bool | None = None,
+    ) -> None:
+        """Change the action implementations (arguments left out stay); the registry is rebuilt on
+        next use."""
+        with self._shared.lock:
+            if retry is not UNSET:
+                self.retry = retry
+            if probe is not UNSET:
+                self.probe = probe
+            if restart_enabled is not None:
+                self.restart_enabled = restart_enabled
+            self._registry = None
+
+    def with_retry(self, retry: ActionFn | None) -> Runtime:
+        """A runtime like this one (same ledger, analyzer, handlers, actions and switches) whose
+        ``retry-from-failure`` is ``retry``; this runtime is unchanged."""
+        derived = Runtime(
+            retry=retry, probe=self.probe, restart_enabled=self.restart_enabled, _shared=self._shared
+        )
+        derived.auto_override = self.auto_override
+        derived.approval_callback = self.approval_callback
+        return derived
+
+    def register_action(
+        self,
+        name: str,
+        fn: ActionFn,
+        args_model: type[BaseModel],
+        risk: Risk = Risk.LOW,
+        *,
+        enabled: bool = True,
+        description: str = "",
+    ) -> ActionSpec:
+        """Add an allowlisted automatic action (see :meth:`ActionRegistry.register`); it stays when the
+        registry is rebuilt."""
+        with self._shared.lock:
+            spec = self.registry.register(
+                name, fn, args_model, risk, enabled=enabled, description=description
+            )
+            self._shared.custom_actions.append(
+                CustomAction(name, fn, args_model, spec.risk, enabled, description)
+            )
+            return spec
+
+
+class _LazyCheckpoints:
+    """Reads checkpoints from the runtime's ledger only when a handler runs."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def latest_checkpoint(
+        self, dag_id: str, task_id: str, run_id: str | None = None
+    ) -> dict[str, Any] | None:
+        latest: dict[str, Any] | None = self._runtime.ledger.latest_checkpoint(dag_id, task_id, run_id)
+        return latest
+
+
+def context_probe(name: str) -> Health:
+    """Health of a systemd unit, podman container or resource (``memory``, ``cpu``, ``disk``), read
+    with the diagnosis context collector; ``unknown`` when it cannot tell."""
+    from qubinode_recovery_provider import config
+    from qubinode_recovery_provider.diagnosis import context
+
+    if name in {"memory", "cpu", "disk"}:
+        return context.collect_resources().state
+    if name in config.get_list("podman_containers"):
+        found = context.collect_podman([name])
+    else:
+        found = context.collect_systemd([name])
+    return found[0].state if found else Health.UNKNOWN
+
+
+_LOCK = threading.Lock()
+_CURRENT: list[Runtime] = []
+
+
+def current() -> Runtime:
+    """This process's runtime (built on first use)."""
+    with _LOCK:
+        if not _CURRENT:
+            _CURRENT.append(Runtime())
+        return _CURRENT[0]
+
+
+def reset() -> None:
+    """Forget this process's runtime (its ledger, analyzer, handlers, actions and switches); for tests."""
+    with _LOCK:
+        _CURRENT.clear()
+
+
+__all__ = ["CustomAction", "Runtime", "context_probe", "current", "reset"]
