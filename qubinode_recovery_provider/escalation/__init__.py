@@ -3,11 +3,13 @@
 :func:`~qubinode_recovery_provider.escalation.outbox.queue_escalation` queues it once per fingerprint and
 failed run in the ledger's escalation outbox (the recovery executor and the default sink both call it);
 the default sink, :func:`~qubinode_recovery_provider.escalation.reports.escalate`, adds a Markdown report
-on disk. A GitHub issue sink reads the same outbox.
+on disk. A shadow finding is queued in the same outbox by
+:func:`~qubinode_recovery_provider.escalation.findings.queue_finding_escalation`.
 """
 
 from __future__ import annotations
 
+from qubinode_recovery_provider.escalation.findings import queue_finding_escalation
 from qubinode_recovery_provider.escalation.outbox import (
     ESCALATION_LABELS,
     QueuedEscalation,
@@ -27,5 +29,6 @@ __all__ = [
     "escalation_labels",
     "escalation_text",
     "queue_escalation",
+    "queue_finding_escalation",
     "reports_dir",
 ]

@@ -1,17 +1,19 @@
 """Handing findings on: record them in the ledger, queue escalations, build recovery-run confs.
 
 The ledger deduplicates findings (``ShadowError.dedup_key``): a finding seen again only bumps its
-count, so only new findings are escalated, and which ones start a recovery run is the intake's rule
-(:func:`~qubinode_recovery_provider.recovery.intake.finding_starts_run`: new critical ones, up to a cap).
+count, so only new findings are escalated (by the escalation package:
+:func:`~qubinode_recovery_provider.escalation.findings.queue_finding_escalation`). Which ones start a
+recovery run is the intake's rule (:func:`~qubinode_recovery_provider.recovery.intake.finding_starts_run`:
+new critical ones, up to a cap).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.escalation.findings import queue_finding_escalation
 from qubinode_recovery_provider.models import Severity, ShadowError
 from qubinode_recovery_provider.recovery.intake import finding_starts_run
 
@@ -38,37 +40,6 @@ class Handoff:
             "escalated": self.escalated,
             "recovery_runs": len(self.recovery_confs),
         }
-
-
-def fingerprint(finding: ShadowError) -> str:
-    """A stable id for the finding in the escalation outbox."""
-    return "shadow-" + hashlib.sha256(finding.dedup_key.encode("utf-8")).hexdigest()[:16]
-
-
-def escalation_title(finding: ShadowError) -> str:
-    target = finding.resource or finding.task_id or finding.run_id or "?"
-    where = f" in {finding.dag_id}" if finding.dag_id else ""
-    return f"Shadow error {finding.type.value}{where}: {target}"
-
-
-def escalation_body(finding: ShadowError) -> str:
-    """Markdown for a person: what was seen, where, how sure."""
-    rows = [
-        ("Finding", finding.type.value),
-        ("Severity", finding.severity.value),
-        ("Confidence", f"{finding.confidence:.2f}"),
-        ("DAG", finding.dag_id),
-        ("Run", finding.run_id),
-        ("Task", finding.task_id),
-        ("Resource", finding.resource),
-        ("Detected", finding.detected_at.isoformat()),
-    ]
-    table = "\n".join(f"| {k} | `{v}` |" for k, v in rows if v)
-    evidence = "\n".join(f"- {line}" for line in finding.evidence)
-    return (
-        "Airflow reports this run as a success, but the shadow scan found otherwise.\n\n"
-        f"| | |\n|---|---|\n{table}\n\n### Evidence\n\n{evidence}\n"
-    )
 
 
 def recovery_conf(finding: ShadowError, dry_run: bool) -> dict[str, Any]:
@@ -104,10 +75,7 @@ def hand_off(
         result.new += 1
         if finding.severity.rank < ESCALATE_FROM.rank:
             continue
-        labels = ["shadow-error", finding.type.value, finding.severity.value]
-        ledger.enqueue_escalation(
-            fingerprint(finding), escalation_title(finding), escalation_body(finding), labels
-        )
+        queue_finding_escalation(ledger, finding)
         result.escalated += 1
         started = len(result.recovery_confs)
         if finding_starts_run(

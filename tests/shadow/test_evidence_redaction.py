@@ -11,6 +11,7 @@ import pytest
 from shadow_site import REAL_EVENTS
 from support.canaries import CanaryCase, assert_no_canary, cases
 
+from qubinode_recovery_provider.escalation.findings import finding_body
 from qubinode_recovery_provider.models import ShadowErrorType
 from qubinode_recovery_provider.shadow import (
     FileLineageSource,
@@ -21,7 +22,7 @@ from qubinode_recovery_provider.shadow import (
     ShadowErrorDetector,
     TaskRecord,
 )
-from qubinode_recovery_provider.shadow.handoff import escalation_body, recovery_conf
+from qubinode_recovery_provider.shadow.handoff import recovery_conf
 from qubinode_recovery_provider.shadow.records import SourceReport
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -54,7 +55,7 @@ def _fail_lineage(error: str) -> LineageIndex:
 
 
 def _texts_of(finding: object) -> list[str]:
-    return [*finding.evidence, escalation_body(finding), json.dumps(recovery_conf(finding, dry_run=True))]  # type: ignore[attr-defined]
+    return [*finding.evidence, finding_body(finding), json.dumps(recovery_conf(finding, dry_run=True))]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

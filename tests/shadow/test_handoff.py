@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qubinode_recovery_provider.escalation.findings import finding_body, finding_fingerprint
 from qubinode_recovery_provider.models import Severity, ShadowError, ShadowErrorType
-from qubinode_recovery_provider.shadow.handoff import escalation_body, fingerprint, hand_off
+from qubinode_recovery_provider.shadow.handoff import hand_off
 from qubinode_recovery_provider.store import Ledger
 
 
@@ -53,8 +54,8 @@ def test_recovery_runs_are_off_unless_asked_and_capped(tmp_path: Path) -> None:
 
 def test_escalation_text_is_for_people() -> None:
     item = finding(ShadowErrorType.VM_NOT_CREATED, Severity.CRITICAL)
-    body = escalation_body(item)
+    body = finding_body(item)
     assert "| Resource | `libvirt://lab/web1` |" in body
     assert "- libvirt: 'web1' is not among them" in body
-    assert fingerprint(item) == fingerprint(item.model_copy())
-    assert fingerprint(item).startswith("shadow-")
+    assert finding_fingerprint(item) == finding_fingerprint(item.model_copy())
+    assert finding_fingerprint(item).startswith("shadow-")
