@@ -24,7 +24,7 @@ class RecoveryApprovalOperator(ApprovalOperator):
     ui_color = "#fff0c2"
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from qubinode_recovery_provider.operators._common import APPROVAL_KEY, answer_of
+        from qubinode_recovery_provider.operators.common import APPROVAL_KEY, answer_of
 
         if "error" not in event:  # an error event fails the task below, as Airflow's operator does
             context["ti"].xcom_push(key=APPROVAL_KEY, value=answer_of(event))

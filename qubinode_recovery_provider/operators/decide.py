@@ -60,7 +60,7 @@ class RecoveryDecisionOperator(BaseBranchOperator):
     def choose_branch(self, context: Context) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_recovery_provider.operators import _common as c
+        from qubinode_recovery_provider.operators import common as c
         from qubinode_recovery_provider.recovery import decision as d
         from qubinode_recovery_provider.recovery.policy import dag_auto_recovery
 

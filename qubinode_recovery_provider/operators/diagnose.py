@@ -115,7 +115,7 @@ class DiagnoseFailureOperator(BaseOperator):
 
         :raises FailureInputError: with the reason, when it cannot be recovered
         """
-        from qubinode_recovery_provider.operators._common import text_or_none
+        from qubinode_recovery_provider.operators.common import text_or_none
         from qubinode_recovery_provider.recovery.safety import is_airflow_key, is_airflow_run_id
         from qubinode_recovery_provider.utils.task_failure import mask_text
 

@@ -61,7 +61,7 @@ class EscalateOperator(BaseOperator):
 
         from qubinode_recovery_provider import runtime
         from qubinode_recovery_provider.escalation import escalate
-        from qubinode_recovery_provider.operators import _common as c
+        from qubinode_recovery_provider.operators import common as c
 
         try:
             diagnosis, task = c.load_diagnosis(c.pull(context, self.diagnosis_task_id))
@@ -86,7 +86,7 @@ class EscalateOperator(BaseOperator):
 
     def collect_reasons(self, context: Context) -> list[str]:
         """Why this recovery run escalates, read from its decision, approval, execution and verification."""
-        from qubinode_recovery_provider.operators import _common as c
+        from qubinode_recovery_provider.operators import common as c
 
         reasons: list[str] = []
         decision = c.pull(context, self.decision_task_id, c.DECISION_KEY) or {}

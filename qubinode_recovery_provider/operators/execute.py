@@ -90,7 +90,7 @@ class ExecuteRecoveryOperator(BaseOperator):
     def _inputs(self, context: Context) -> tuple[RecoveryPlan, TaskConfig, bool]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_recovery_provider.operators import _common as c
+        from qubinode_recovery_provider.operators import common as c
 
         try:
             _, task = c.load_diagnosis(c.pull(context, self.diagnosis_task_id))
@@ -103,7 +103,7 @@ class ExecuteRecoveryOperator(BaseOperator):
     def _delay(self, context: Context, plan: RecoveryPlan) -> tuple[int, int]:
         """The plan's delay before the retry, and how much of it is left: counted from the recovery
         run's start (right after the failure, when the notifier started it)."""
-        from qubinode_recovery_provider.operators._common import switch
+        from qubinode_recovery_provider.operators.common import switch
         from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
 
         option = plan.recommended
@@ -121,7 +121,7 @@ class ExecuteRecoveryOperator(BaseOperator):
     def _execute(
         self, context: Context, plan: RecoveryPlan, task: TaskConfig, approved: bool
     ) -> dict[str, Any]:
-        from qubinode_recovery_provider.operators import _common as c
+        from qubinode_recovery_provider.operators import common as c
         from qubinode_recovery_provider.recovery.executor import CallSettings, RecoveryExecutor
         from qubinode_recovery_provider.recovery.policy import dag_auto_recovery
 

@@ -41,7 +41,7 @@ class PlanRecoveryOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_recovery_provider.operators._common import load_diagnosis, pull, runtime_for
+        from qubinode_recovery_provider.operators.common import load_diagnosis, pull, runtime_for
         from qubinode_recovery_provider.recovery.render import plan_to_dict, plan_to_markdown
 
         try:

@@ -82,7 +82,7 @@ class RecoveryReportOperator(BaseOperator):
         from qubinode_recovery_provider.escalation.reports import reports_dir, safe_name
         from qubinode_recovery_provider.files import write_private
         from qubinode_recovery_provider.models import IncidentState
-        from qubinode_recovery_provider.operators import _common as c
+        from qubinode_recovery_provider.operators import common as c
 
         steps = self.task_ids
         states = c.run_task_states(context, list(steps.values()))
@@ -236,7 +236,7 @@ def task_note(outcome: str, facts: dict[str, Any], recovery_run_id: str) -> str:
 
 
 def _outcome(states: dict[str, Any], facts: dict[str, Any], steps: dict[str, str]) -> tuple[str, str]:
-    from qubinode_recovery_provider.operators._common import FAILED_STATES
+    from qubinode_recovery_provider.operators.common import FAILED_STATES
 
     attempt = facts.get("attempt") or {}
     if not facts.get("diagnose"):

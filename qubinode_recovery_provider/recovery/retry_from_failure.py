@@ -8,7 +8,7 @@ tasks after the failed one run again too), ``reset_dag_runs: true`` (the run goe
 
 Plain Python over the provider's API client: the caller says where the client comes from. In Airflow the
 recovery operators give it the connection's hook, in a runtime of their own
-(``operators/_common.runtime_for``)::
+(``operators/common.runtime_for``)::
 
     hook = AirflowApiHook()
     api.configure(retry=AirflowRetryFromFailure(lambda: hook.get_client(timeout=CLEAR_TIMEOUT_SECONDS)))

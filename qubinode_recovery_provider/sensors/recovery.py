@@ -53,7 +53,7 @@ class RecoveredRunSensor(BaseSensorOperator):
     def _target(self) -> tuple[str, str, list[str]]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_recovery_provider.operators._common import text_or_none
+        from qubinode_recovery_provider.operators.common import text_or_none
 
         dag_id, run_id = text_or_none(self.target_dag_id), text_or_none(self.target_run_id)
         if not dag_id or not run_id:
@@ -98,7 +98,7 @@ class RecoveredRunSensor(BaseSensorOperator):
     def _verdict(self, context: Context, status: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from qubinode_recovery_provider.operators._common import VERIFICATION_KEY
+        from qubinode_recovery_provider.operators.common import VERIFICATION_KEY
 
         context["ti"].xcom_push(key=VERIFICATION_KEY, value=status)
         if not status.get("recovered"):

@@ -24,7 +24,7 @@ from qubinode_recovery_provider.get_provider_info import (
     get_provider_info,
 )
 from qubinode_recovery_provider.hooks.airflow_api import MAX_MESSAGE_CHARS, AirflowApiHook
-from qubinode_recovery_provider.operators._common import runtime_for
+from qubinode_recovery_provider.operators.common import runtime_for
 from qubinode_recovery_provider.recovery.actions import RETRY_FROM_FAILURE, RetryFromFailureArgs
 
 CONN_ID = "qrp_hook_api"

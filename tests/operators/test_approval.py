@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from qubinode_recovery_provider.operators import _common as c
+from qubinode_recovery_provider.operators import common as c
 from qubinode_recovery_provider.operators.approval import RecoveryApprovalOperator
 
 AT = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)

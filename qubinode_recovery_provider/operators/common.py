@@ -1,5 +1,6 @@
-"""What the recovery operators share: reading upstream XComs, parsing switches, the process's recovery
-runtime (ledger, action registry with the Airflow ``retry-from-failure``), and task states of the run.
+"""What the recovery operators and the recovery sensor share: the keys of their XComs and reading them,
+parsing switches, the runtime with the Airflow ``retry-from-failure`` (:func:`runtime_for`), and task
+states of the run.
 
 Nothing here imports the core at module import time: DAG files that import the operators stay light.
 """
