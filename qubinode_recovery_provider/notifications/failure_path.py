@@ -44,7 +44,7 @@ from qubinode_recovery_provider.store.ledger import DUPLICATE, LOST, SPOOLED, WR
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent, Incident
-    from qubinode_recovery_provider.notifications.run_starter import RecoveryTrigger, TriggerResult
+    from qubinode_recovery_provider.notifications.run_starter import RecoveryRunStarter, TriggerResult
     from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
     from qubinode_recovery_provider.store import Ledger
     from qubinode_recovery_provider.utils.task_failure import LogTail
@@ -162,7 +162,7 @@ class FailureReport:
         self,
         context: Mapping[str, Any],
         settings: ReportSettings,
-        trigger: RecoveryTrigger,
+        trigger: RecoveryRunStarter,
         outbox: TriggerOutbox,
         deadline: Deadline,
         outcome: NotificationOutcome,
@@ -388,7 +388,7 @@ class _Cancelled(Exception):
 
 def deliver(
     outbox: TriggerOutbox,
-    trigger: RecoveryTrigger,
+    trigger: RecoveryRunStarter,
     record: TriggerRecord,
     context: Mapping[str, Any] | None = None,
 ) -> TriggerResult:
@@ -441,10 +441,10 @@ def deliver_pending_triggers(
     :param outbox: the outbox; default the configured one.
     :return: the records tried, with their new status.
     """
-    from qubinode_recovery_provider.notifications.run_starter import RecoveryTrigger
+    from qubinode_recovery_provider.notifications.run_starter import RecoveryRunStarter
 
     outbox = outbox or TriggerOutbox.from_config()
-    trigger = RecoveryTrigger(conn_id=conn_id, via=via, timeout=timeout)
+    trigger = RecoveryRunStarter(conn_id=conn_id, via=via, timeout=timeout)
     tried = []
     for record in outbox.pending(limit):
         deliver(outbox, trigger, record)

@@ -159,7 +159,7 @@ class RecoveryNotifier(BaseNotifier):
             ReportSettings,
         )
         from qubinode_recovery_provider.notifications.pending_runs import TriggerOutbox
-        from qubinode_recovery_provider.notifications.run_starter import RecoveryTrigger
+        from qubinode_recovery_provider.notifications.run_starter import RecoveryRunStarter
         from qubinode_recovery_provider.utils.task_failure import log_tail_lines
 
         if _not_a_failure(context):
@@ -177,7 +177,7 @@ class RecoveryNotifier(BaseNotifier):
         report = FailureReport(
             context,
             settings,
-            RecoveryTrigger(conn_id=self.conn_id, via=self.trigger_via),
+            RecoveryRunStarter(conn_id=self.conn_id, via=self.trigger_via),
             TriggerOutbox.from_config(),
             deadline,
             outcome,

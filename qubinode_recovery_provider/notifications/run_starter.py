@@ -55,7 +55,7 @@ def task_sdk_available(context: Mapping[str, Any] | None) -> bool:
     return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
-class RecoveryTrigger:
+class RecoveryRunStarter:
     """Sends run requests for the recovery DAG.
 
     :param conn_id: the API connection; default ``[qubinode_recovery] recovery_conn_id``.
@@ -143,4 +143,4 @@ def _via_task_sdk(dag_id: str, run_id: str, conf: Mapping[str, Any], note: str |
     return TriggerResult(True, "task_sdk", f"started {dag_id} run {run_id} through the task's supervisor")
 
 
-__all__ = ["VIA_CHOICES", "RecoveryTrigger", "TriggerResult", "task_sdk_available"]
+__all__ = ["VIA_CHOICES", "RecoveryRunStarter", "TriggerResult", "task_sdk_available"]
