@@ -435,7 +435,7 @@ def deliver_pending_triggers(
     Records of delivered requests older than ``[qubinode_recovery] retention_days`` are removed.
 
     :param conn_id: the API connection; default ``[qubinode_recovery] recovery_conn_id``.
-    :param via: ``auto``, ``api`` or ``task_sdk`` (see :mod:`.trigger`).
+    :param via: ``auto``, ``api`` or ``task_sdk`` (see :mod:`.run_starter`).
     :param limit: the most requests delivered.
     :param timeout: seconds per request.
     :param outbox: the outbox; default the configured one.
