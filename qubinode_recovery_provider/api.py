@@ -302,7 +302,7 @@ def context_probe(name: str) -> Health:
     """Health of a systemd unit, podman container or resource (``memory``, ``cpu``, ``disk``), read
     with the diagnosis context collector; ``unknown`` when it cannot tell."""
     from qubinode_recovery_provider import config
-    from qubinode_recovery_provider.diagnosis import context
+    from qubinode_recovery_provider.diagnosis import probes as context
 
     if name in {"memory", "cpu", "disk"}:
         return context.collect_resources().state
