@@ -267,14 +267,14 @@ def context_probe(name: str) -> Health:
     """Health of a systemd unit, podman container or resource (``memory``, ``cpu``, ``disk``), read
     with the diagnosis context collector; ``unknown`` when it cannot tell."""
     from qubinode_recovery_provider import config
-    from qubinode_recovery_provider.diagnosis import context
+    from qubinode_recovery_provider.diagnosis.probes import collect_podman, collect_resources, collect_systemd
 
     if name in {"memory", "cpu", "disk"}:
-        return context.collect_resources().state
+        return collect_resources().state
     if name in config.get_list("podman_containers"):
-        found = context.collect_podman([name])
+        found = collect_podman([name])
     else:
-        found = context.collect_systemd([name])
+        found = collect_systemd([name])
     return found[0].state if found else Health.UNKNOWN
 
 

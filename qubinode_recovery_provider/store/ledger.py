@@ -23,9 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 
@@ -42,7 +41,7 @@ from qubinode_recovery_provider.models import (
     utcnow,
 )
 from qubinode_recovery_provider.redaction import redact_data
-from qubinode_recovery_provider.store import ops
+from qubinode_recovery_provider.store import ops, queries
 from qubinode_recovery_provider.store import schema as t
 from qubinode_recovery_provider.store.engine import (
     READ_OPTION,
@@ -56,19 +55,20 @@ from qubinode_recovery_provider.store.spool import ReplayResult, Spool, SpoolEve
 from qubinode_recovery_provider.store.url import default_spool_dir, resolve_ledger_url
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Connection, Engine, Row
+    from sqlalchemy.engine import URL, Connection, Engine
+
+    from qubinode_recovery_provider.store.queries import (
+        CheckpointEntry,
+        EscalationEntry,
+        IncidentDetail,
+        ShadowEntry,
+    )
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0
 AUTO_FLUSH_INTERVAL = 30.0
 AUTO_FLUSH_LIMIT = 200
-#: Attempt outcomes that did not act on anything; the circuit breaker ignores them.
-NON_ACTING_OUTCOMES = (
-    AttemptOutcome.SKIPPED.value,
-    AttemptOutcome.BLOCKED.value,
-    AttemptOutcome.DRY_RUN.value,
-)
 #: What became of a write: applied now, applied before (same event id), spooled to disk, or lost (the
 #: database and the spool both failed; the event is in the process log only).
 WRITTEN = "written"
@@ -103,6 +103,19 @@ class RecordedDiagnosis:
     id: int
     diagnosis: Diagnosis
     host: str | None
+
+
+class SpoolStatus(TypedDict):
+    """What waits in the spool (:meth:`Ledger.spool_status`).
+
+    :param directory: the spool directory.
+    :param pending_events: events waiting to be replayed.
+    :param rejected_events: events set aside in ``.rejected`` files.
+    """
+
+    directory: str
+    pending_events: int
+    rejected_events: int
 
 
 def occurrence_id(event: FailureEvent) -> str | None:
@@ -344,7 +357,7 @@ class Ledger:
         except _PERMANENT as exc:
             raise SpoolReject(f"{event.op} {event.id}: {type(exc).__name__}: {_one_line(exc)}") from None
 
-    def spool_status(self) -> dict[str, Any]:
+    def spool_status(self) -> SpoolStatus:
         """``{"directory", "pending_events", "rejected_events"}``."""
         return {
             "directory": str(self.spool.directory),
@@ -402,27 +415,18 @@ class Ledger:
     def get_incident(self, fingerprint_or_id: str | int) -> Incident | None:
         """The incident with this fingerprint, or this numeric id."""
         with self._reading() as conn:
-            row = _find_incident(conn, fingerprint_or_id)
-            return ops.incidents_from_rows(conn, [row])[0] if row is not None else None
+            return queries.get_incident(conn, fingerprint_or_id)
 
     def list_incidents(self, state: IncidentState | None = None, limit: int = 50) -> list[Incident]:
         """Incidents, most recently seen first."""
-        query = sa.select(t.incidents).order_by(t.incidents.c.last_seen.desc(), t.incidents.c.id.desc())
-        if state is not None:
-            query = query.where(t.incidents.c.state == IncidentState(state).value)
         with self._reading() as conn:
-            rows = list(conn.execute(query.limit(limit)))
-            return ops.incidents_from_rows(conn, rows)
+            return queries.list_incidents(conn, state, limit)
 
-    def incident_detail(self, fingerprint_or_id: str | int, limit: int = 50) -> dict[str, Any]:
+    def incident_detail(self, fingerprint_or_id: str | int, limit: int = 50) -> IncidentDetail:
         """The incident with its latest diagnoses, plans, attempts, escalations and the checkpoints of
         its runs, JSON-ready; ``{}`` when there is no such incident."""
         with self._reading() as conn:
-            row = _find_incident(conn, fingerprint_or_id)
-            if row is None:
-                return {}
-            incident = ops.incidents_from_rows(conn, [row])[0]
-            return _detail(conn, incident, limit)
+            return queries.incident_detail(conn, fingerprint_or_id, limit)
 
     def recorded_diagnosis(
         self,
@@ -439,17 +443,10 @@ class Ledger:
 
         :raises LedgerUnavailable: when the database cannot be read.
         """
-        d = t.diagnoses
-        newest = sa.select(d.c.id, d.c.host, d.c.diagnosis).where(d.c.fingerprint == fingerprint)
-        newest = newest.order_by(d.c.occurred_at.desc(), d.c.id.desc()).limit(1)
-        same = newest
-        for column, value in ((d.c.dag_id, dag_id), (d.c.run_id, run_id), (d.c.task_id, task_id)):
-            if value:
-                same = same.where(column == value)
         with self._reading() as conn:
-            row = conn.execute(same).first()
-            if row is None and not same_run_only:
-                row = conn.execute(newest).first()
+            row = queries.newest_diagnosis(
+                conn, fingerprint, dag_id=dag_id, run_id=run_id, task_id=task_id, same_run_only=same_run_only
+            )
         if row is None:
             return None
         try:
@@ -505,10 +502,7 @@ class Ledger:
     def get_attempt(self, idempotency_key: str) -> RecoveryAttempt | None:
         """The attempt claimed under ``idempotency_key``."""
         with self._reading() as conn:
-            row = conn.execute(
-                sa.select(t.attempts).where(t.attempts.c.idempotency_key == idempotency_key)
-            ).first()
-        return _attempt(row) if row is not None else None
+            return queries.get_attempt(conn, idempotency_key)
 
     def attempts(
         self,
@@ -519,30 +513,13 @@ class Ledger:
     ) -> list[RecoveryAttempt]:
         """Attempts, oldest first, filtered for the circuit breaker. ``automatic_only`` keeps those
         that acted: dry runs and skipped/blocked attempts are left out."""
-        table = t.attempts
-        query = sa.select(table).order_by(table.c.started_at, table.c.id)
-        if fingerprint is not None:
-            query = query.where(table.c.fingerprint == fingerprint)
-        if host is not None:
-            query = query.where(table.c.host == host)
-        if since is not None:
-            query = query.where(table.c.started_at >= since)
-        if automatic_only:
-            query = query.where(table.c.dry_run.is_(False), table.c.outcome.not_in(NON_ACTING_OUTCOMES))
         with self._reading() as conn:
-            return [_attempt(row) for row in conn.execute(query)]
+            return queries.attempts(conn, fingerprint, host, since, automatic_only)
 
     def action_outcomes(self, fingerprint: str, action: str) -> tuple[int, int]:
         """(succeeded, failed) real (not dry-run) attempts of ``action`` on this fingerprint."""
-        table = t.attempts
-        query = (
-            sa.select(table.c.outcome, sa.func.count())
-            .where(table.c.fingerprint == fingerprint, table.c.action == action, table.c.dry_run.is_(False))
-            .group_by(table.c.outcome)
-        )
         with self._reading() as conn:
-            counts = {outcome: n for outcome, n in conn.execute(query)}
-        return counts.get(AttemptOutcome.SUCCEEDED.value, 0), counts.get(AttemptOutcome.FAILED.value, 0)
+            return queries.action_outcomes(conn, fingerprint, action)
 
     # --- checkpoints -----------------------------------------------------------------------------
 
@@ -574,15 +551,10 @@ class Ledger:
         task_id: str | None = None,
         run_id: str | None = None,
         limit: int = 50,
-    ) -> list[dict[str, Any]]:
+    ) -> list[CheckpointEntry]:
         """Checkpoints with their metadata, newest first."""
-        table = t.checkpoints
-        query = sa.select(table).order_by(table.c.recorded_at.desc(), table.c.id.desc()).limit(limit)
-        for column, value in (("dag_id", dag_id), ("task_id", task_id), ("run_id", run_id)):
-            if value is not None:
-                query = query.where(table.c[column] == value)
         with self._reading() as conn:
-            return [_checkpoint(row) for row in conn.execute(query)]
+            return queries.checkpoints(conn, dag_id, task_id, run_id, limit)
 
     # --- escalation outbox -----------------------------------------------------------------------
 
@@ -599,12 +571,10 @@ class Ledger:
         written, outbox_id = self._write("enqueue_escalation", payload)
         return int(outbox_id) if written else 0
 
-    def pending_escalations(self, limit: int = 50) -> list[dict[str, Any]]:
+    def pending_escalations(self, limit: int = 50) -> list[EscalationEntry]:
         """Escalations not sent yet, oldest first."""
-        table = t.escalation_outbox
-        query = sa.select(table).where(table.c.status == "pending").order_by(table.c.id).limit(limit)
         with self._reading() as conn:
-            return [_outbox(row) for row in conn.execute(query)]
+            return queries.pending_escalations(conn, limit)
 
     def mark_escalated(self, outbox_id: int, reference: str) -> None:
         """Mark an outbox entry as sent, with the issue URL or report path (spooled when unavailable)."""
@@ -626,14 +596,10 @@ class Ledger:
         written, result = self._write("record_shadow_error", {"finding": finding.model_dump(mode="json")})
         return result if written else (0, True)
 
-    def shadow_errors(self, since: datetime | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def shadow_errors(self, since: datetime | None = None, limit: int = 50) -> list[ShadowEntry]:
         """Recorded findings, most recently seen first."""
-        table = t.shadow_errors
-        query = sa.select(table).order_by(table.c.last_seen.desc(), table.c.id.desc()).limit(limit)
-        if since is not None:
-            query = query.where(table.c.last_seen >= since)
         with self._reading() as conn:
-            return [_shadow(row) for row in conn.execute(query)]
+            return queries.shadow_errors(conn, since, limit)
 
     # --- retention -------------------------------------------------------------------------------
 
@@ -648,157 +614,4 @@ class Ledger:
             raise ValueError("older_than_days must be >= 0")
         cutoff = utcnow() - timedelta(days=days)
         with self._writing() as conn:
-            return _purge(conn, cutoff)
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def _find_incident(conn: Connection, key: str | int) -> Row[Any] | None:
-    table = t.incidents
-    if isinstance(key, int) and not isinstance(key, bool):
-        return conn.execute(sa.select(table).where(table.c.id == key)).first()
-    text = str(key).strip()
-    row = conn.execute(sa.select(table).where(table.c.fingerprint == text)).first()
-    if row is None and text.isdigit():
-        row = conn.execute(sa.select(table).where(table.c.id == int(text))).first()
-    return row
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _attempt(row: Row[Any]) -> RecoveryAttempt:
-    return RecoveryAttempt(
-        id=row.id,
-        incident_fingerprint=row.fingerprint,
-        idempotency_key=row.idempotency_key,
-        action=row.action,
-        action_args=row.action_args or {},
-        dry_run=row.dry_run,
-        outcome=row.outcome,
-        detail=row.detail,
-        host=row.host,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
-
-
-def _checkpoint(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "dag_id": row.dag_id,
-        "task_id": row.task_id,
-        "run_id": row.run_id,
-        "host": row.host,
-        "state": row.state,
-        "recorded_at": _iso(row.recorded_at),
-    }
-
-
-def _outbox(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "fingerprint": row.fingerprint,
-        "title": row.title,
-        "body": row.body,
-        "labels": list(row.labels or []),
-        "status": row.status,
-        "reference": row.reference,
-        "tries": row.tries,
-        "last_error": row.last_error,
-        "created_at": _iso(row.created_at),
-        "sent_at": _iso(row.sent_at),
-    }
-
-
-def _shadow(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "type": row.type,
-        "dag_id": row.dag_id,
-        "run_id": row.run_id,
-        "task_id": row.task_id,
-        "resource": row.resource,
-        "confidence": row.confidence,
-        "severity": row.severity,
-        "seen_count": row.seen_count,
-        "first_seen": _iso(row.first_seen),
-        "last_seen": _iso(row.last_seen),
-        "evidence": (row.finding or {}).get("evidence", []),
-    }
-
-
-def _diagnosis_entry(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "occurred_at": _iso(row.occurred_at),
-        "dag_id": row.dag_id,
-        "task_id": row.task_id,
-        "run_id": row.run_id,
-        "try_number": row.try_number,
-        "host": row.host,
-        "diagnosis": row.diagnosis,
-        "exception_type": (row.event or {}).get("exception_type"),
-        "exception_text": (row.event or {}).get("exception_text", ""),
-    }
-
-
-def _detail(conn: Connection, incident: Incident, limit: int) -> dict[str, Any]:
-    fp = incident.fingerprint
-    d, p, a, o, c = t.diagnoses, t.plans, t.attempts, t.escalation_outbox, t.checkpoints
-    diag_rows = list(
-        conn.execute(
-            sa.select(d)
-            .where(d.c.fingerprint == fp)
-            .order_by(d.c.occurred_at.desc(), d.c.id.desc())
-            .limit(limit)
-        )
-    )
-    runs = {(r.dag_id, r.run_id) for r in diag_rows if r.dag_id and r.run_id}
-    checkpoint_rows: list[Row[Any]] = []
-    if runs:
-        where = sa.or_(*[sa.and_(c.c.dag_id == dag, c.c.run_id == run) for dag, run in sorted(runs)])
-        checkpoint_rows = list(
-            conn.execute(
-                sa.select(c).where(where).order_by(c.c.recorded_at.desc(), c.c.id.desc()).limit(limit)
-            )
-        )
-    plan_q = sa.select(p).where(p.c.fingerprint == fp).order_by(p.c.created_at.desc(), p.c.id.desc())
-    attempt_q = sa.select(a).where(a.c.fingerprint == fp).order_by(a.c.started_at.desc(), a.c.id.desc())
-    outbox_q = sa.select(o).where(o.c.fingerprint == fp).order_by(o.c.id.desc())
-    return {
-        "incident": incident.model_dump(mode="json"),
-        "diagnoses": [_diagnosis_entry(r) for r in diag_rows],
-        "plans": [r.plan for r in conn.execute(plan_q.limit(limit))],
-        "attempts": [_attempt(r).model_dump(mode="json") for r in conn.execute(attempt_q.limit(limit))],
-        "escalations": [_outbox(r) for r in conn.execute(outbox_q.limit(limit))],
-        "checkpoints": [_checkpoint(r) for r in checkpoint_rows],
-    }
-
-
-def _purge(conn: Connection, cutoff: datetime) -> int:
-    inc = t.incidents
-    stale = sa.select(inc.c.id).where(inc.c.last_seen < cutoff, inc.c.state != IncidentState.RECOVERING.value)
-    stale_ids = [row.id for row in conn.execute(stale)]
-    deletes = [
-        t.diagnoses.delete().where(
-            sa.or_(t.diagnoses.c.incident_id.in_(stale_ids), t.diagnoses.c.occurred_at < cutoff)
-        ),
-        t.incident_dags.delete().where(t.incident_dags.c.incident_id.in_(stale_ids)),
-        t.incident_hosts.delete().where(t.incident_hosts.c.incident_id.in_(stale_ids)),
-        inc.delete().where(inc.c.id.in_(stale_ids)),
-        t.plans.delete().where(t.plans.c.created_at < cutoff),
-        t.attempts.delete().where(
-            t.attempts.c.started_at < cutoff, t.attempts.c.outcome != AttemptOutcome.PENDING.value
-        ),
-        t.checkpoints.delete().where(t.checkpoints.c.recorded_at < cutoff),
-        t.escalation_outbox.delete().where(
-            t.escalation_outbox.c.status == "sent", t.escalation_outbox.c.created_at < cutoff
-        ),
-        t.shadow_errors.delete().where(t.shadow_errors.c.last_seen < cutoff),
-    ]
-    deleted = sum(conn.execute(stmt).rowcount for stmt in deletes)
-    conn.execute(t.applied_events.delete().where(t.applied_events.c.applied_at < cutoff))
-    return deleted
+            return queries.purge(conn, cutoff)

@@ -14,7 +14,7 @@ from support import processes
 
 from qubinode_recovery_provider.models import RecoveryActionType, RootCause
 from qubinode_recovery_provider.recovery import RecoveryPlanner, TaskConfig
-from qubinode_recovery_provider.recovery.planner import MAX_RETRY_DELAY_SECONDS
+from qubinode_recovery_provider.recovery.options.retry import MAX_RETRY_DELAY_SECONDS
 
 HERE = Path(__file__).parent
 BOUND_SECONDS = 60  # generous: the plan takes well under a second; unbounded it never finishes

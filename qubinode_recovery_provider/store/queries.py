@@ -1,0 +1,382 @@
+"""The ledger's read side, and the retention purge: statements :class:`~.ledger.Ledger` runs directly on
+a connection, never through the spool (the spooled writes are in :mod:`.ops`).
+
+Rows become models where one exists (:class:`Incident`, :class:`RecoveryAttempt`) and JSON-ready
+TypedDicts otherwise; their keys are what the CLI's JSON output prints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import sqlalchemy as sa
+
+from qubinode_recovery_provider.models import AttemptOutcome, Incident, IncidentState, RecoveryAttempt
+from qubinode_recovery_provider.store import ops
+from qubinode_recovery_provider.store import schema as t
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Row
+
+#: Attempt outcomes that did not act on anything; the circuit breaker ignores them.
+NON_ACTING_OUTCOMES = (
+    AttemptOutcome.SKIPPED.value,
+    AttemptOutcome.BLOCKED.value,
+    AttemptOutcome.DRY_RUN.value,
+)
+
+
+class CheckpointEntry(TypedDict):
+    """A checkpoint with its metadata (:meth:`Ledger.checkpoints`)."""
+
+    id: int
+    dag_id: str
+    task_id: str
+    run_id: str
+    host: str | None
+    state: dict[str, Any]
+    recorded_at: str | None
+
+
+class EscalationEntry(TypedDict):
+    """An entry of the escalation outbox (:meth:`Ledger.pending_escalations`)."""
+
+    id: int
+    fingerprint: str
+    title: str
+    body: str
+    labels: list[str]
+    status: str
+    reference: str | None
+    tries: int
+    last_error: str | None
+    created_at: str | None
+    sent_at: str | None
+
+
+class ShadowEntry(TypedDict):
+    """A recorded shadow finding (:meth:`Ledger.shadow_errors`)."""
+
+    id: int
+    type: str
+    dag_id: str | None
+    run_id: str | None
+    task_id: str | None
+    resource: str | None
+    confidence: float
+    severity: str
+    seen_count: int
+    first_seen: str | None
+    last_seen: str | None
+    evidence: list[Any]
+
+
+class DiagnosisEntry(TypedDict):
+    """One stored diagnosis of an incident, with the failure it came from."""
+
+    id: int
+    occurred_at: str | None
+    dag_id: str | None
+    task_id: str | None
+    run_id: str | None
+    try_number: int | None
+    host: str | None
+    diagnosis: dict[str, Any]
+    exception_type: str | None
+    exception_text: str
+
+
+class IncidentDetail(TypedDict, total=False):
+    """An incident with its latest records (:meth:`Ledger.incident_detail`): every key, or none (``{}``)
+    when there is no such incident. ``incident``, ``plans`` and ``attempts`` are the JSON dumps of
+    :class:`Incident`, :class:`RecoveryPlan` and :class:`RecoveryAttempt`."""
+
+    incident: dict[str, Any]
+    diagnoses: list[DiagnosisEntry]
+    plans: list[dict[str, Any]]
+    attempts: list[dict[str, Any]]
+    escalations: list[EscalationEntry]
+    checkpoints: list[CheckpointEntry]
+
+
+# --- incidents ---------------------------------------------------------------------------------
+
+
+def find_incident(conn: Connection, key: str | int) -> Row[Any] | None:
+    """The ``qr_incidents`` row with this fingerprint, or this numeric id."""
+    table = t.incidents
+    if isinstance(key, int) and not isinstance(key, bool):
+        return conn.execute(sa.select(table).where(table.c.id == key)).first()
+    text = str(key).strip()
+    row = conn.execute(sa.select(table).where(table.c.fingerprint == text)).first()
+    if row is None and text.isdigit():
+        row = conn.execute(sa.select(table).where(table.c.id == int(text))).first()
+    return row
+
+
+def get_incident(conn: Connection, key: str | int) -> Incident | None:
+    """The incident with this fingerprint, or this numeric id."""
+    row = find_incident(conn, key)
+    return ops.incidents_from_rows(conn, [row])[0] if row is not None else None
+
+
+def list_incidents(conn: Connection, state: IncidentState | None, limit: int) -> list[Incident]:
+    """Incidents, most recently seen first."""
+    query = sa.select(t.incidents).order_by(t.incidents.c.last_seen.desc(), t.incidents.c.id.desc())
+    if state is not None:
+        query = query.where(t.incidents.c.state == IncidentState(state).value)
+    return ops.incidents_from_rows(conn, list(conn.execute(query.limit(limit))))
+
+
+def incident_detail(conn: Connection, key: str | int, limit: int) -> IncidentDetail:
+    """The incident with its latest diagnoses, plans, attempts, escalations and the checkpoints of its
+    runs; ``{}`` when there is no such incident."""
+    row = find_incident(conn, key)
+    if row is None:
+        return {}
+    incident = ops.incidents_from_rows(conn, [row])[0]
+    fp = incident.fingerprint
+    d, p, a, o = t.diagnoses, t.plans, t.attempts, t.escalation_outbox
+    diag_rows = list(
+        conn.execute(
+            sa.select(d)
+            .where(d.c.fingerprint == fp)
+            .order_by(d.c.occurred_at.desc(), d.c.id.desc())
+            .limit(limit)
+        )
+    )
+    plan_q = sa.select(p).where(p.c.fingerprint == fp).order_by(p.c.created_at.desc(), p.c.id.desc())
+    attempt_q = sa.select(a).where(a.c.fingerprint == fp).order_by(a.c.started_at.desc(), a.c.id.desc())
+    outbox_q = sa.select(o).where(o.c.fingerprint == fp).order_by(o.c.id.desc())
+    return {
+        "incident": incident.model_dump(mode="json"),
+        "diagnoses": [_diagnosis_entry(r) for r in diag_rows],
+        "plans": [r.plan for r in conn.execute(plan_q.limit(limit))],
+        "attempts": [_attempt(r).model_dump(mode="json") for r in conn.execute(attempt_q.limit(limit))],
+        "escalations": [_outbox(r) for r in conn.execute(outbox_q.limit(limit))],
+        "checkpoints": _run_checkpoints(conn, diag_rows, limit),
+    }
+
+
+def _run_checkpoints(conn: Connection, diag_rows: list[Row[Any]], limit: int) -> list[CheckpointEntry]:
+    """The newest checkpoints of the runs the diagnoses name."""
+    c = t.checkpoints
+    runs = {(r.dag_id, r.run_id) for r in diag_rows if r.dag_id and r.run_id}
+    if not runs:
+        return []
+    where = sa.or_(*[sa.and_(c.c.dag_id == dag, c.c.run_id == run) for dag, run in sorted(runs)])
+    query = sa.select(c).where(where).order_by(c.c.recorded_at.desc(), c.c.id.desc()).limit(limit)
+    return [_checkpoint(r) for r in conn.execute(query)]
+
+
+def newest_diagnosis(
+    conn: Connection,
+    fingerprint: str,
+    *,
+    dag_id: str | None,
+    run_id: str | None,
+    task_id: str | None,
+    same_run_only: bool,
+) -> Row[Any, Any, Any] | None:
+    """The ``(id, host, diagnosis)`` of the newest diagnosis stored under ``fingerprint`` for this DAG,
+    run and task (each only when given); with none, the newest of the fingerprint, unless
+    ``same_run_only``."""
+    d = t.diagnoses
+    newest = sa.select(d.c.id, d.c.host, d.c.diagnosis).where(d.c.fingerprint == fingerprint)
+    newest = newest.order_by(d.c.occurred_at.desc(), d.c.id.desc()).limit(1)
+    same = newest
+    for column, value in ((d.c.dag_id, dag_id), (d.c.run_id, run_id), (d.c.task_id, task_id)):
+        if value:
+            same = same.where(column == value)
+    row = conn.execute(same).first()
+    if row is None and not same_run_only:
+        row = conn.execute(newest).first()
+    return row
+
+
+# --- attempts ------------------------------------------------------------------------------------
+
+
+def get_attempt(conn: Connection, idempotency_key: str) -> RecoveryAttempt | None:
+    """The attempt claimed under ``idempotency_key``."""
+    query = sa.select(t.attempts).where(t.attempts.c.idempotency_key == idempotency_key)
+    row = conn.execute(query).first()
+    return _attempt(row) if row is not None else None
+
+
+def attempts(
+    conn: Connection,
+    fingerprint: str | None,
+    host: str | None,
+    since: datetime | None,
+    automatic_only: bool,
+) -> list[RecoveryAttempt]:
+    """Attempts, oldest first; ``automatic_only`` leaves out dry runs and attempts that did not act."""
+    table = t.attempts
+    query = sa.select(table).order_by(table.c.started_at, table.c.id)
+    if fingerprint is not None:
+        query = query.where(table.c.fingerprint == fingerprint)
+    if host is not None:
+        query = query.where(table.c.host == host)
+    if since is not None:
+        query = query.where(table.c.started_at >= since)
+    if automatic_only:
+        query = query.where(table.c.dry_run.is_(False), table.c.outcome.not_in(NON_ACTING_OUTCOMES))
+    return [_attempt(row) for row in conn.execute(query)]
+
+
+def action_outcomes(conn: Connection, fingerprint: str, action: str) -> tuple[int, int]:
+    """(succeeded, failed) real (not dry-run) attempts of ``action`` on this fingerprint."""
+    table = t.attempts
+    query = (
+        sa.select(table.c.outcome, sa.func.count())
+        .where(table.c.fingerprint == fingerprint, table.c.action == action, table.c.dry_run.is_(False))
+        .group_by(table.c.outcome)
+    )
+    counts = {outcome: n for outcome, n in conn.execute(query)}
+    return counts.get(AttemptOutcome.SUCCEEDED.value, 0), counts.get(AttemptOutcome.FAILED.value, 0)
+
+
+# --- checkpoints, escalations, shadow findings ----------------------------------------------------
+
+
+def checkpoints(
+    conn: Connection, dag_id: str | None, task_id: str | None, run_id: str | None, limit: int
+) -> list[CheckpointEntry]:
+    """Checkpoints with their metadata, newest first."""
+    table = t.checkpoints
+    query = sa.select(table).order_by(table.c.recorded_at.desc(), table.c.id.desc()).limit(limit)
+    for column, value in (("dag_id", dag_id), ("task_id", task_id), ("run_id", run_id)):
+        if value is not None:
+            query = query.where(table.c[column] == value)
+    return [_checkpoint(row) for row in conn.execute(query)]
+
+
+def pending_escalations(conn: Connection, limit: int) -> list[EscalationEntry]:
+    """Escalations not sent yet, oldest first."""
+    table = t.escalation_outbox
+    query = sa.select(table).where(table.c.status == "pending").order_by(table.c.id).limit(limit)
+    return [_outbox(row) for row in conn.execute(query)]
+
+
+def shadow_errors(conn: Connection, since: datetime | None, limit: int) -> list[ShadowEntry]:
+    """Recorded findings, most recently seen first."""
+    table = t.shadow_errors
+    query = sa.select(table).order_by(table.c.last_seen.desc(), table.c.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(table.c.last_seen >= since)
+    return [_shadow(row) for row in conn.execute(query)]
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def purge(conn: Connection, cutoff: datetime) -> int:
+    """Delete what is older than ``cutoff`` (see :meth:`Ledger.purge`); returns how many rows."""
+    inc = t.incidents
+    stale = sa.select(inc.c.id).where(inc.c.last_seen < cutoff, inc.c.state != IncidentState.RECOVERING.value)
+    stale_ids = [row.id for row in conn.execute(stale)]
+    deletes = [
+        t.diagnoses.delete().where(
+            sa.or_(t.diagnoses.c.incident_id.in_(stale_ids), t.diagnoses.c.occurred_at < cutoff)
+        ),
+        t.incident_dags.delete().where(t.incident_dags.c.incident_id.in_(stale_ids)),
+        t.incident_hosts.delete().where(t.incident_hosts.c.incident_id.in_(stale_ids)),
+        inc.delete().where(inc.c.id.in_(stale_ids)),
+        t.plans.delete().where(t.plans.c.created_at < cutoff),
+        t.attempts.delete().where(
+            t.attempts.c.started_at < cutoff, t.attempts.c.outcome != AttemptOutcome.PENDING.value
+        ),
+        t.checkpoints.delete().where(t.checkpoints.c.recorded_at < cutoff),
+        t.escalation_outbox.delete().where(
+            t.escalation_outbox.c.status == "sent", t.escalation_outbox.c.created_at < cutoff
+        ),
+        t.shadow_errors.delete().where(t.shadow_errors.c.last_seen < cutoff),
+    ]
+    deleted = sum(conn.execute(stmt).rowcount for stmt in deletes)
+    conn.execute(t.applied_events.delete().where(t.applied_events.c.applied_at < cutoff))
+    return deleted
+
+
+# --- rows ----------------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _attempt(row: Row[Any]) -> RecoveryAttempt:
+    return RecoveryAttempt(
+        id=row.id,
+        incident_fingerprint=row.fingerprint,
+        idempotency_key=row.idempotency_key,
+        action=row.action,
+        action_args=row.action_args or {},
+        dry_run=row.dry_run,
+        outcome=row.outcome,
+        detail=row.detail,
+        host=row.host,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _checkpoint(row: Row[Any]) -> CheckpointEntry:
+    return {
+        "id": row.id,
+        "dag_id": row.dag_id,
+        "task_id": row.task_id,
+        "run_id": row.run_id,
+        "host": row.host,
+        "state": row.state,
+        "recorded_at": _iso(row.recorded_at),
+    }
+
+
+def _outbox(row: Row[Any]) -> EscalationEntry:
+    return {
+        "id": row.id,
+        "fingerprint": row.fingerprint,
+        "title": row.title,
+        "body": row.body,
+        "labels": list(row.labels or []),
+        "status": row.status,
+        "reference": row.reference,
+        "tries": row.tries,
+        "last_error": row.last_error,
+        "created_at": _iso(row.created_at),
+        "sent_at": _iso(row.sent_at),
+    }
+
+
+def _shadow(row: Row[Any]) -> ShadowEntry:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "dag_id": row.dag_id,
+        "run_id": row.run_id,
+        "task_id": row.task_id,
+        "resource": row.resource,
+        "confidence": row.confidence,
+        "severity": row.severity,
+        "seen_count": row.seen_count,
+        "first_seen": _iso(row.first_seen),
+        "last_seen": _iso(row.last_seen),
+        "evidence": (row.finding or {}).get("evidence", []),
+    }
+
+
+def _diagnosis_entry(row: Row[Any]) -> DiagnosisEntry:
+    return {
+        "id": row.id,
+        "occurred_at": _iso(row.occurred_at),
+        "dag_id": row.dag_id,
+        "task_id": row.task_id,
+        "run_id": row.run_id,
+        "try_number": row.try_number,
+        "host": row.host,
+        "diagnosis": row.diagnosis,
+        "exception_type": (row.event or {}).get("exception_type"),
+        "exception_text": (row.event or {}).get("exception_text", ""),
+    }
