@@ -44,6 +44,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from qubinode_recovery_provider.redaction import redact, redact_data
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -629,8 +631,9 @@ def _error(response: httpx.Response, what: str, *, unavailable: bool = False) ->
     except (ValueError, AttributeError):
         detail = response.text[:_MAX_DETAIL]
     cls = AirflowAPIUnavailable if unavailable else AirflowAPIError
-    text = detail if isinstance(detail, str) else str(detail)[:_MAX_DETAIL]
-    return cls(f"{what}: HTTP {response.status_code}: {text}", response.status_code, detail)
+    # an answer may echo the request (a 422 of the login quotes the password it was sent)
+    text = redact(detail if isinstance(detail, str) else str(detail)[:_MAX_DETAIL])
+    return cls(f"{what}: HTTP {response.status_code}: {text}", response.status_code, redact_data(detail))
 
 
 __all__ = [

@@ -450,13 +450,13 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "url_credentials",
-        r"""\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'"<>]*:([^\s/'"<>]+)@""",
+        r"""\b[A-Za-z][A-Za-z0-9+._-]*://[^\s:/@'"<>]*:([^\s/'"<>]+)@""",
         ("://",),
         "postgresql://airflow:hunter2@db:5432/airflow",
     ),
     Rule(
         "url_token_user",
-        r"""\b[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9_-]{20,})@""",
+        r"""\b[A-Za-z][A-Za-z0-9+._-]*://([A-Za-z0-9_-]{20,})@""",
         ("://",),
         "https://<40 hex digits>@github.com/org/repo.git (a token as the user name)",
         accept=_high_entropy,

@@ -56,7 +56,10 @@ class CustomAction:
 class _Shared:
     """What a runtime and the runtimes derived from it share (built once)."""
 
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # registry and custom actions
+    ledger_lock: threading.Lock = field(default_factory=threading.Lock)
+    analyzer_lock: threading.Lock = field(default_factory=threading.Lock)
+    failure_ledgers_lock: threading.Lock = field(default_factory=threading.Lock)
     ledger: Any | None = None
     analyzer: FailureAnalyzer | None = None
     failure_ledgers: dict[tuple[str, str], Ledger] = field(default_factory=dict)
@@ -68,7 +71,8 @@ class Runtime:
     """What the provider works with in this process (see the module docstring).
 
     :param retry: the ``retry-from-failure`` implementation; None leaves that action disabled
-    :param probe: ``probe(name) -> Health`` for ``wait-for-service``; default :func:`context_probe`
+    :param probe: ``probe(name) -> Health`` for ``wait-for-service``; default :func:`context_probe`; None
+        disables waiting
     :param restart_enabled: enable the ``restart-service`` action (off by default)
     """
 
@@ -76,13 +80,13 @@ class Runtime:
         self,
         *,
         retry: ActionFn | None = None,
-        probe: Probe | None = None,
+        probe: Probe | None = UNSET,
         restart_enabled: bool = False,
         _shared: _Shared | None = None,
     ) -> None:
         self._shared = _shared or _Shared()
         self.retry = retry
-        self.probe: Probe | None = probe if probe is not None else context_probe
+        self.probe: Probe | None = context_probe if probe is UNSET else probe
         self.restart_enabled = restart_enabled
         self.auto_override: bool | None = None
         self.approval_callback: ApprovalCallback | None = None
@@ -93,7 +97,7 @@ class Runtime:
     @property
     def ledger(self) -> Any:
         """The ledger: the configured one (:meth:`Ledger.from_config`), opened on first use."""
-        with self._shared.lock:
+        with self._shared.ledger_lock:
             if self._shared.ledger is None:
                 from qubinode_recovery_provider.store import Ledger
 
@@ -102,7 +106,7 @@ class Runtime:
 
     @ledger.setter
     def ledger(self, ledger: Any) -> None:
-        with self._shared.lock:
+        with self._shared.ledger_lock:
             self._shared.ledger = ledger
 
     def ledger_or_none(self) -> Any | None:
@@ -122,7 +126,7 @@ class Runtime:
         resolved = url or resolve_ledger_url()
         spool = default_spool_dir()
         key = (resolved, str(spool))
-        with self._shared.lock:
+        with self._shared.failure_ledgers_lock:
             ledger = self._shared.failure_ledgers.get(key)
             if ledger is None:
                 ledger = Ledger(resolved, spool, timeout=timeout, auto_flush_interval=0)
@@ -135,7 +139,7 @@ class Runtime:
         the compiled database is cached (``qubinode-recovery patterns check`` and every CLI diagnosis
         write it), else the literal index with the same hits: a task process never spends its failure
         budget compiling (about 2 s of CPU, several failing tasks at once each paying it)."""
-        with self._shared.lock:
+        with self._shared.analyzer_lock:
             if self._shared.analyzer is None:
                 from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 
@@ -144,7 +148,7 @@ class Runtime:
 
     @analyzer.setter
     def analyzer(self, analyzer: FailureAnalyzer | None) -> None:
-        with self._shared.lock:
+        with self._shared.analyzer_lock:
             self._shared.analyzer = analyzer
 
     @property
@@ -219,12 +223,16 @@ class Runtime:
             self._registry = None
 
     def with_retry(self, retry: ActionFn | None) -> Runtime:
-        """A runtime like this one (same ledger, analyzer, handlers, actions and switches) whose
-        ``retry-from-failure`` is ``retry``; this runtime is unchanged."""
+        """A runtime like this one (same ledger, analyzer, handlers, actions, probe and approval
+        callback) whose ``retry-from-failure`` is ``retry``; this runtime is unchanged.
+
+        The process's auto-recovery switch carries over only when it is off: a derived runtime runs in
+        a deployment's operators, where ``[qubinode_recovery] auto_recovery_enabled`` is the master
+        switch and a process may only turn it off."""
         derived = Runtime(
             retry=retry, probe=self.probe, restart_enabled=self.restart_enabled, _shared=self._shared
         )
-        derived.auto_override = self.auto_override
+        derived.auto_override = False if self.auto_override is False else None
         derived.approval_callback = self.approval_callback
         return derived
 

@@ -423,3 +423,26 @@ def test_dag_details_and_version() -> None:
         assert client.get_version()["version"] == "3.3.2"
         assert client.get_dag_details("build vm")["params"] == {"qubinode_vm": {"value": "lab/x"}}
     assert paths == ["/api/v2/version", "/api/v2/dags/build%20vm/details"]
+
+
+def test_an_answer_that_echoes_the_password_is_redacted_in_the_error() -> None:
+    """A validation answer of the login may quote the request body; the error (which reaches logs, the
+    outbox and the connection's Test button) must not carry the password."""
+    canary = "canary-Pw-7f3a9c1e"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent = json.loads(request.content)
+        echo = {
+            "detail": [{"type": "value_error", "input": sent, "msg": f"password={sent['password']} refused"}]
+        }
+        return httpx.Response(422, json=echo)
+
+    settings = APISettings(base_url="http://api.test", username="recovery", password=canary)
+    with (
+        AirflowAPIClient(settings, transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(AirflowAPIError) as raised,
+    ):
+        client.get_dag_run("d", "r")
+    assert raised.value.status_code == 422
+    assert canary not in str(raised.value)
+    assert canary not in json.dumps(raised.value.detail)

@@ -458,3 +458,11 @@ def test_overlapping_secret_shapes_leave_nothing_a_second_look_would_mask() -> N
         text = "".join(rng.choice(_MIX) for _ in range(rng.randint(1, 12)))
         once = redact(text)
         assert redact(once) == once, text
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["airflow_api://recovery:canary-Pw-51@api-server:8080", "my_db+psycopg://u:canary-Pw-51@db/x"],
+)
+def test_credentials_in_a_uri_whose_scheme_has_an_underscore_are_masked(uri: str) -> None:
+    assert "canary-Pw-51" not in redact(uri)

@@ -67,3 +67,13 @@ def test_the_failure_ledger_is_one_per_url(tmp_path: Path) -> None:
     first = rt.failure_ledger(url, 1.0)
     assert rt.failure_ledger(url, 2.0) is first
     assert rt.failure_ledger(f"sqlite:///{tmp_path / 'other.db'}", 1.0) is not first
+
+
+def test_a_derived_runtime_keeps_waiting_disabled_and_only_an_off_switch() -> None:
+    api.configure(probe=None)  # "None disables waiting"
+    api.set_auto_recovery_enabled(True)
+    derived = runtime.current().with_retry(_cleared)
+    assert derived.registry.get("wait-for-service").enabled is False
+    assert derived.policy().auto_recovery_enabled == runtime.Runtime().policy().auto_recovery_enabled
+    api.set_auto_recovery_enabled(False)
+    assert runtime.current().with_retry(_cleared).policy().auto_recovery_enabled is False

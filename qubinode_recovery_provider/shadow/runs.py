@@ -20,14 +20,12 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from qubinode_recovery_provider.airflow_api import AirflowAPIClient
 from qubinode_recovery_provider.shadow.domains import PARAM_KEY
 from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, mapping, msgspec
 from qubinode_recovery_provider.shadow.records import RunRecord, SourceReport, TaskRecord
-
-if TYPE_CHECKING:
-    from qubinode_recovery_provider.airflow_api import AirflowAPIClient
 
 
 class RunsSourceError(RuntimeError):
@@ -327,6 +325,11 @@ class AirflowRunsSource:
         runs_per_batch: int = 50,
         resolve_dag_params: bool = True,
     ) -> None:
+        if not isinstance(client, AirflowAPIClient):
+            raise TypeError(
+                "AirflowRunsSource takes an AirflowAPIClient (AirflowApiHook(conn_id).get_client(), or "
+                f"AirflowAPIClient(APISettings.from_url(url))), not {type(client).__name__}"
+            )
         self.client = client
         self.page_size = page_size
         self.runs_per_batch = runs_per_batch

@@ -203,3 +203,8 @@ def test_a_runs_file_window_filters_by_end_date(api: AirflowApiServer, tmp_path:
 def test_a_missing_runs_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RunsSourceError, match="cannot read runs file"):
         RunsFileSource(tmp_path / "none.json").fetch()
+
+
+def test_a_url_instead_of_a_client_is_refused_at_once() -> None:
+    with pytest.raises(TypeError, match="takes an AirflowAPIClient"):
+        AirflowRunsSource("http://api-server:8080")  # type: ignore[arg-type]  # the old signature
