@@ -44,6 +44,17 @@ def release() -> Iterator[threading.Event]:
             thread.join(10)
 
 
+@pytest.fixture
+def stuck_analysis(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> None:
+    """The analysis blocks until ``release`` is set (at the latest at teardown), then fails."""
+
+    def slow_analysis(self: object, event: Any, host: Any) -> Any:
+        release.wait(30)
+        raise RuntimeError("never reached in time")
+
+    monkeypatch.setattr(report_module.FailureReport, "_diagnose", slow_analysis)
+
+
 def ledger(tmp_path: Path) -> Ledger:
     return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "state" / "spool")
 
@@ -69,13 +80,8 @@ def occurrences_and_diagnoses(tmp_path: Path) -> tuple[int, int]:
 
 
 def test_analysis_that_overruns_is_rescued_and_recorded_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release: threading.Event
+    tmp_path: Path, release: threading.Event, stuck_analysis: None
 ) -> None:
-    def slow_analysis(self: object, event: Any, host: Any) -> Any:
-        release.wait(30)
-        raise RuntimeError("never reached in time")
-
-    monkeypatch.setattr(report_module.FailureReport, "_diagnose", slow_analysis)
     outcome, elapsed = run_notifier(1.0, task_context(PermissionError(SSH_DENIED)))
     assert elapsed <= 1.0 + SLACK
     assert outcome.timed_out is True
@@ -284,21 +290,16 @@ def test_a_postgresql_that_refuses_connections_spools_the_incident(
 
 
 def test_a_signal_handler_that_raises_while_the_notifier_waits_does_not_lose_the_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release: threading.Event
+    tmp_path: Path, release: threading.Event, stuck_analysis: None
 ) -> None:
     """What Airflow's supervisor does after ``task_success_overtime``: SIGTERM, whose handler in the task
     runs the operator's ``on_kill`` -- BashOperator's raises ProcessLookupError when its command is
     gone. The exception surfaces in the thread that waits for the worker; the failure is spooled."""
     import signal
 
-    def slow_analysis(self: object, event: Any, host: Any) -> Any:
-        release.wait(30)
-        raise RuntimeError("never reached in time")
-
     def on_kill(signum: int, frame: Any) -> None:
         raise ProcessLookupError(3, "No such process")
 
-    monkeypatch.setattr(report_module.FailureReport, "_diagnose", slow_analysis)
     previous = signal.signal(signal.SIGALRM, on_kill)
     signal.setitimer(signal.ITIMER_REAL, 0.3)
     try:
@@ -328,15 +329,10 @@ def test_the_budget_stays_inside_airflows_task_success_overtime(monkeypatch: pyt
 
 
 def test_a_rescued_failure_that_names_no_run_is_spooled_and_replayed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, release: threading.Event
+    tmp_path: Path, release: threading.Event, stuck_analysis: None
 ) -> None:
     """No run id, so no idempotency key: the rescue still spools it (under an id of its own)."""
 
-    def slow_analysis(self: object, event: Any, host: Any) -> Any:
-        release.wait(30)
-        raise RuntimeError("never reached in time")
-
-    monkeypatch.setattr(report_module.FailureReport, "_diagnose", slow_analysis)
     context = task_context(PermissionError(SSH_DENIED), run_id=None)
     context["run_id"] = None
     outcome, _ = run_notifier(1.0, context)
