@@ -5,7 +5,9 @@
 (default) or JSON; ``--output FILE`` also writes it to a file, as JSON when the name ends in ``.json``,
 else as Markdown. ``--decide`` adds the decision of :func:`~qubinode_recovery_provider.recovery.decision.
 decide` for the recommended option (run unattended, ask a person, or escalate), as a job outside Airflow
-(CI) would act on it. Nothing is executed. Exit codes: 0 plan printed, 2 bad input (one line on stderr).
+(CI) would act on it; the plan is then made with the actions such a job has (see
+:func:`runtime_outside_airflow`). Nothing is executed. Exit codes: 0 plan printed, 2 bad input (one line
+on stderr).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.models import RecoveryPlan
     from qubinode_recovery_provider.recovery.actions import ActionResult
     from qubinode_recovery_provider.recovery.decision import RecoveryDecision
+    from qubinode_recovery_provider.runtime import Runtime
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -97,9 +100,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--enable-auto-recovery is the switch of --decide; add --decide")
     diagnosis = _diagnosis(args)
     try:
-        planner = RecoveryPlanner(events=None)
-        plan = planner.plan_recovery(diagnosis, _task(args))
-        decision = decide_outside_airflow(plan, args.enable_auto_recovery) if args.decide else None
+        if args.decide:
+            rt = runtime_outside_airflow()
+            plan = rt.planner(learn=False).plan_recovery(diagnosis, _task(args))
+            decision = decide_outside_airflow(plan, rt, args.enable_auto_recovery)
+        else:
+            plan, decision = RecoveryPlanner(events=None).plan_recovery(diagnosis, _task(args)), None
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from None
     data = plan_to_dict(plan)
@@ -125,19 +131,26 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def decide_outside_airflow(plan: RecoveryPlan, auto_recovery: bool | None) -> RecoveryDecision:
-    """The decision for the plan's recommended option in a job outside Airflow: the one rule
-    (:func:`~qubinode_recovery_provider.recovery.decision.decide`) with the configured policy and this
-    run's switch. ``retry-from-failure`` counts as available (the calling job re-runs itself), nothing
-    else that needs Airflow or this host does, and there is no ledger, so no circuit breaker.
+def runtime_outside_airflow() -> Runtime:
+    """The runtime of a job outside Airflow (CI): ``retry-from-failure`` counts as available (the calling
+    job re-runs the failed step itself), ``wait-for-service`` does not (no probe of the failed host), and
+    there is no ledger to learn from or to hold a circuit breaker."""
+    from qubinode_recovery_provider.runtime import Runtime
 
-    :param plan: the plan
+    return Runtime(retry=_rerun_by_the_caller, probe=None)
+
+
+def decide_outside_airflow(plan: RecoveryPlan, rt: Runtime, auto_recovery: bool | None) -> RecoveryDecision:
+    """The decision for the plan's recommended option: the one rule
+    (:func:`~qubinode_recovery_provider.recovery.decision.decide`) with the configured policy, the actions
+    of :func:`runtime_outside_airflow` and this run's switch.
+
+    :param plan: the plan (made by ``rt``'s planner)
+    :param rt: the runtime of :func:`runtime_outside_airflow`
     :param auto_recovery: this run's switch (None: the configured one alone)
     """
     from qubinode_recovery_provider.recovery.decision import decide
-    from qubinode_recovery_provider.runtime import Runtime
 
-    rt = Runtime(retry=_rerun_by_the_caller, probe=None)
     return decide(plan, rt.registry, rt.policy(), run_auto_recovery=auto_recovery)
 
 

@@ -154,7 +154,8 @@ class HandlerRegistry:
         _check_ids(dag_id, task_id)
         if not callable(fn):
             raise TypeError("a recovery handler must be callable")
-        name = name or f"{dag_id}.{task_id or '*'}.{getattr(fn, '__name__', 'handler')}"
+        fn_name = getattr(fn, "__name__", "")
+        name = name or f"{dag_id}.{task_id or '*'}.{fn_name if fn_name.isidentifier() else 'handler'}"
         if not REGISTERED_NAME_RE.match(name):
             raise ValueError(f"invalid handler name {name!r}")
         causes = frozenset(RootCause(cause) for cause in root_causes) if root_causes is not None else None
