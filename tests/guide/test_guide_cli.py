@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import processes
@@ -98,36 +99,29 @@ def test_plan_output_format_follows_the_suffix(capsys: pytest.CaptureFixture[str
     assert err == f"[OK] Recovery plan saved to {tmp_path / 'p.txt'}\n"
 
 
+def decide(capsys: pytest.CaptureFixture[str], error: str, tmp_path: Path, *flags: str) -> dict[str, Any]:
+    """Diagnose ``error`` into a file, then ``plan --analysis-file FILE --decide --json`` with ``flags``."""
+    analysis = tmp_path / "analysis.json"
+    run(capsys, "diagnose", "--plugin", "build_vm", "--error", error, "--output", str(analysis))
+    code, out, err = run(capsys, "plan", "--analysis-file", str(analysis), "--decide", *flags, "--json")
+    assert code == 0, err
+    plan: dict[str, Any] = json.loads(out)
+    return plan
+
+
 def test_plan_decide_applies_the_one_decision_rule(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    analysis = tmp_path / "analysis.json"
-    run(
-        capsys,
-        "diagnose",
-        "--error",
-        "password authentication failed for user airflow",
-        "--output",
-        str(analysis),
+    plan = decide(
+        capsys, "password authentication failed for user airflow", tmp_path, "--enable-auto-recovery", "on"
     )
-    code, out, _ = run(
-        capsys,
-        "plan",
-        "--analysis-file",
-        str(analysis),
-        "--decide",
-        "--enable-auto-recovery",
-        "true",
-        "--json",
-    )
-    decision, recommended = json.loads(out)["decision"], json.loads(out)["recommended"]
-    assert code == 0
+    decision, recommended = plan["decision"], plan["recommended"]
     assert decision["route"] == "escalate"
     assert decision["reasons"] == [
         f"the recommended option is carried out by a person: {recommended['type']} - {recommended['title']}"
     ]
     assert decision["summary"].startswith("escalate only: ")
-    code, out, _ = run(capsys, "plan", "--analysis-file", str(analysis), "--decide")
+    code, out, _ = run(capsys, "plan", "--analysis-file", str(tmp_path / "analysis.json"), "--decide")
     assert code == 0
     assert "\n## Decision\n\nescalate only: " in out
 
@@ -135,29 +129,14 @@ def test_plan_decide_applies_the_one_decision_rule(
 def test_plan_decide_lets_a_retry_run_unattended_only_when_switched_on(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    analysis = tmp_path / "analysis.json"
-    run(capsys, "diagnose", "--plugin", "build_vm", "--error", DNS_FAILED, "--output", str(analysis))
-    code, out, _ = run(capsys, "plan", "--analysis-file", str(analysis), "--decide", "--json")
-    assert json.loads(out)["decision"]["route"] == "escalate"  # no run to resume: nothing can re-run
+    no_run = decide(capsys, DNS_FAILED, tmp_path)
+    assert no_run["decision"]["route"] == "escalate"  # no run to resume: nothing can re-run
     ids = ["--task-id", "create_vm", "--run-id", "manual__1"]
-    routes = {}
-    for switch in ("true", "false"):
-        code, out, _ = run(
-            capsys,
-            "plan",
-            "--analysis-file",
-            str(analysis),
-            *ids,
-            "--decide",
-            "--enable-auto-recovery",
-            switch,
-            "--json",
-        )
-        assert code == 0
-        routes[switch] = json.loads(out)["decision"]
-    assert routes["true"]["route"] == "auto"
-    assert routes["false"]["route"] == "approval"
-    assert routes["false"]["reasons"] == ["automatic recovery is off for this run (enable_auto_recovery)"]
+    on = decide(capsys, DNS_FAILED, tmp_path, *ids, "--enable-auto-recovery", "true")["decision"]
+    off = decide(capsys, DNS_FAILED, tmp_path, *ids, "--enable-auto-recovery", "false")["decision"]
+    assert on["route"] == "auto"
+    assert off["route"] == "approval"
+    assert off["reasons"] == ["automatic recovery is off for this run (enable_auto_recovery)"]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from shadow_fakes import AirflowApiServer, serve
 from shadow_site import LAB_XML, REAL_EVENTS
-from test_cli_scan import _no_configured_sources, _rest_json  # noqa: F401  (the autouse fixture too)
+from test_cli_scan import _no_configured_sources, _rest_json, configure_sources  # noqa: F401  (autouse fixture)
 
 from qubinode_recovery_provider.cli import main
 
@@ -34,20 +34,7 @@ def test_example_4_runs_as_written(
     )
     api = AirflowApiServer(rest["dag_runs"], rest["task_instances"], {"example_kcli_start_cache": {}})
     with serve(api.handle) as served:
-        host, port = served.url.removeprefix("http://").split(":")
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_AIRFLOW_API",
-            json.dumps(
-                {"conn_type": "http", "host": host, "port": int(port), "login": "admin", "password": "secret"}
-            ),
-        )
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_LIBVIRT_LAB",
-            json.dumps({"conn_type": "libvirt", "extra": {"uri": f"test://{LAB_XML}", "host_name": "lab"}}),
-        )
-        monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LIBVIRT_CONN_IDS", "libvirt_lab")
-        monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LINEAGE_FILE", str(REAL_EVENTS))
-
+        configure_sources(monkeypatch, served.url, "libvirt_lab")
         code = main(["detect-shadows", "--scan-hours", "1"])
 
     out, err = capsys.readouterr()

@@ -1,5 +1,6 @@
 """The reference guide's Python examples, run as written (imports adapted to our package; where the
 guide calls a user's own object -- ``input()``, an ``ApprovalGateManager`` -- the test supplies it).
+Its CLI examples and its CI workflow are tested in tests/guide.
 
 The examples owned elsewhere (``FailureAnalyzer(use_llm=...)``, ``RecoveryPlanner(github_token=...,
 github_repo=...)``) are tested with the LLM and the GitHub escalation.
@@ -32,7 +33,7 @@ from qubinode_recovery_provider.models import (
     Risk,
     RootCause,
 )
-from qubinode_recovery_provider.recovery import ActionResult, HandlerContext, RecoveryEvent, TaskConfig
+from qubinode_recovery_provider.recovery import HandlerContext, RecoveryEvent, TaskConfig
 from qubinode_recovery_provider.recovery.events import default_bus
 from qubinode_recovery_provider.store import Ledger
 
@@ -51,19 +52,6 @@ def fake_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "show.txt").write_text(SYSTEMCTL_SHOW)
     write_executable(bin_dir, "systemctl", f'cat "{tmp_path / "show.txt"}"\n')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-
-
-@pytest.fixture
-def configured(ledger: Ledger) -> list[Any]:
-    """The API with a retry implementation that records its calls and a probe that says healthy."""
-    calls: list[Any] = []
-
-    def retry(args: Any) -> ActionResult:
-        calls.append(args)
-        return ActionResult(True, "cleared")
-
-    api.configure(retry=retry, probe=lambda name: Health.HEALTHY)
-    return calls
 
 
 # --- 1. DiagnosticContext API ------------------------------------------------------------------------
@@ -200,7 +188,7 @@ def test_the_analyzer_example_reads_the_context(capsys: pytest.CaptureFixture[st
 
 
 def test_the_plugin_manager_example_runs_as_written(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], configured: list[Any]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], retried: list[Any]
 ) -> None:
     monkeypatch.setattr("builtins.input", lambda: "y")
     context: dict[str, Any] = {}
@@ -240,7 +228,7 @@ def test_the_plugin_manager_example_runs_as_written(
     assert RecoveryHooks is PluginManager
 
 
-def test_execute_recovery_is_false_when_nothing_ran(configured: list[Any]) -> None:
+def test_execute_recovery_is_false_when_nothing_ran(retried: list[Any]) -> None:
     manager = PluginManager()
     plan = manager.plan_recovery(api.diagnose_failure(FAILED_RUN), "build_vm")
     manager.set_auto_recovery_enabled(False)
@@ -251,7 +239,7 @@ def test_execute_recovery_is_false_when_nothing_ran(configured: list[Any]) -> No
     assert manager.execute_recovery(plan, TaskConfig(dag_id="build_vm")) is True
 
 
-def test_the_plugin_manager_options_example_runs_as_written(configured: list[Any]) -> None:
+def test_the_plugin_manager_options_example_runs_as_written(retried: list[Any]) -> None:
     asked: list[Any] = []
 
     def user_approves(plan: Any) -> bool:
@@ -281,7 +269,7 @@ def test_the_plugin_manager_options_example_runs_as_written(configured: list[Any
     assert manager.last_attempt.outcome is AttemptOutcome.BLOCKED
 
 
-def test_the_approval_gate_example_runs_as_written(configured: list[Any]) -> None:
+def test_the_approval_gate_example_runs_as_written(retried: list[Any]) -> None:
     class ApprovalGateManager:  # the guide's own object, not part of this provider
         def __init__(self) -> None:
             self.asked: list[tuple[str, Risk, str | None]] = []
@@ -310,7 +298,7 @@ def test_the_approval_gate_example_runs_as_written(configured: list[Any]) -> Non
 
 
 def test_the_event_system_example_runs_as_written(
-    capsys: pytest.CaptureFixture[str], configured: list[Any]
+    capsys: pytest.CaptureFixture[str], retried: list[Any]
 ) -> None:
     event_system = default_bus()
     ours: list[RecoveryEvent] = []
@@ -364,7 +352,7 @@ def test_register_recovery_handler_in_the_guide_shape_registers(ledger: Ledger) 
         api.register_recovery_handler("dag", 5)  # type: ignore[call-overload]
 
 
-def test_the_other_hooks_detect_the_shape_or_refuse(ledger: Ledger, configured: list[Any]) -> None:
+def test_the_other_hooks_detect_the_shape_or_refuse(ledger: Ledger, retried: list[Any]) -> None:
     with pytest.raises(TypeError, match="reference guide's \\(plugin_name, failure_message, context\\)"):
         api.diagnose_failure(FAILED_RUN, "y")
     with pytest.raises(TypeError, match="the context must be a DiagnosticContext, a dict or None"):
@@ -398,7 +386,7 @@ def test_an_approval_callback_of_another_shape_is_a_clear_type_error(callback: A
         api.set_approval_callback(callback)
 
 
-def test_our_callback_is_kept_and_the_guide_one_is_adapted(configured: list[Any]) -> None:
+def test_our_callback_is_kept_and_the_guide_one_is_adapted(retried: list[Any]) -> None:
     from qubinode_recovery_provider import runtime
 
     ours = lambda plan, option, reasons: True  # noqa: E731
