@@ -11,7 +11,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 #: The highest try number accepted from outside (CLI flags, a recovery run's conf): Airflow counts tries
@@ -164,17 +164,45 @@ class Reachability(_Model):
 
 class DiagnosticContext(_Model):
     """Everything known about the machine around a failure. Every probe reports ``unknown`` rather
-    than raising."""
+    than raising.
+
+    The reference guide's names work too, as views of the same fields (one source of truth):
+    ``service_health`` (name -> status dict) is :attr:`services`, ``system_resources`` (a dict) is
+    :attr:`resources`, ``recent_logs`` is :attr:`log_lines`; each may be given to the constructor or
+    assigned later. ``plugin_name`` (what failed: a DAG id in Airflow, a job name in CI),
+    ``failure_timestamp`` and ``error_message`` are fields of their own; :meth:`FailureAnalyzer.analyze
+    <qubinode_recovery_provider.diagnosis.FailureAnalyzer.analyze>` given a context reads its
+    ``recent_logs`` and ``error_message``. The guide's static helpers (:meth:`get_service_status`,
+    :meth:`get_system_resources`, :meth:`get_network_connectivity`, :meth:`get_plugin_logs`) call the
+    probes of :mod:`qubinode_recovery_provider.diagnosis.probes`.
+    """
 
     schema_version: int = SCHEMA_VERSION
     collected_at: datetime = Field(default_factory=utcnow)
     host: str | None = None
+    plugin_name: str | None = Field(default=None, description="what failed: a DAG id, a CI job name")
+    failure_timestamp: datetime | None = None
+    error_message: str = ""
     services: list[ServiceHealth] = Field(default_factory=list)
     resources: ResourceSnapshot = Field(default_factory=ResourceSnapshot)
     network: list[Reachability] = Field(default_factory=list)
     log_lines: list[str] = Field(default_factory=list)
     dependency_map: dict[str, list[str]] = Field(default_factory=dict)
     probe_errors: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _guide_names(cls, data: Any) -> Any:
+        """Accept the guide's ``service_health``, ``system_resources`` and ``recent_logs`` keywords."""
+        if not isinstance(data, dict) or not _GUIDE_CONTEXT_KEYS.intersection(data):
+            return data
+        data = dict(data)
+        for guide, ours, convert in _GUIDE_CONTEXT_FIELDS:
+            if guide in data:
+                if ours in data:
+                    raise ValueError(f"give {guide!r} or {ours!r}, not both")
+                data[ours] = convert(data.pop(guide))
+        return data
 
     def service(self, name: str) -> ServiceHealth | None:
         """Return the probed health of the unit or container called ``name`` (``.service`` optional)."""
@@ -183,6 +211,170 @@ class DiagnosticContext(_Model):
             if svc.name.removesuffix(".service") == wanted:
                 return svc
         return None
+
+    @property
+    def service_health(self) -> dict[str, dict[str, Any]]:
+        """The guide's view of :attr:`services`: name -> status dict (see :func:`service_status`)."""
+        return {svc.name: service_status(svc) for svc in self.services}
+
+    @service_health.setter
+    def service_health(self, value: dict[str, Any]) -> None:
+        self.services = _services_from_guide(value)
+
+    @property
+    def system_resources(self) -> dict[str, Any]:
+        """The guide's view of :attr:`resources`, as a dict."""
+        return self.resources.model_dump(mode="json")
+
+    @system_resources.setter
+    def system_resources(self, value: dict[str, Any] | ResourceSnapshot) -> None:
+        self.resources = _resources_from_guide(value)
+
+    @property
+    def recent_logs(self) -> list[str]:
+        """The guide's name of :attr:`log_lines`."""
+        return self.log_lines
+
+    @recent_logs.setter
+    def recent_logs(self, value: list[Any]) -> None:
+        self.log_lines = _lines_from_guide(value)
+
+    def failure_event(self) -> FailureEvent:
+        """The failure this context describes, as the analyzer reads it: the recent logs, then the error
+        message; ``plugin_name`` as the DAG id (a CI job's name outside Airflow)."""
+        return FailureEvent(
+            dag_id=self.plugin_name,
+            host=self.host,
+            occurred_at=self.failure_timestamp or self.collected_at,
+            exception_text=self.error_message,
+            log_tail=list(self.log_lines),
+        )
+
+    @staticmethod
+    def get_service_status(service_name: str) -> dict[str, Any]:
+        """Probe one systemd unit (bounded; ``unknown`` instead of raising), as a guide status dict.
+
+        :param service_name: the unit (``.service`` optional).
+        """
+        from qubinode_recovery_provider.diagnosis.probes import collect_systemd
+
+        found = collect_systemd([service_name])
+        return service_status(found[0]) if found else _unknown_status(service_name, "no unit name given")
+
+    @staticmethod
+    def get_system_resources() -> dict[str, Any]:
+        """Measure CPU, memory, load, open files and disks (psutil), as a dict."""
+        from qubinode_recovery_provider.diagnosis.probes import collect_resources
+
+        return collect_resources().model_dump(mode="json")
+
+    @staticmethod
+    def get_network_connectivity(target: str) -> dict[str, Any]:
+        """Open one TCP connection to ``host:port`` (bounded), as a dict with ``reachable`` and
+        ``latency_ms``; a malformed target or a timeout gives ``state: unknown``.
+
+        :param target: ``host:port`` or ``[ipv6]:port``.
+        """
+        from qubinode_recovery_provider.diagnosis.probes import check_reachability
+
+        found = check_reachability([target]) if isinstance(target, str) and target.strip() else []
+        if not found:
+            return {
+                "target": target,
+                "state": Health.UNKNOWN.value,
+                "reachable": None,
+                "latency_ms": None,
+                "error": "no target given",
+            }
+        result = found[0].model_dump(mode="json")
+        result["reachable"] = _reachable(found[0].state)
+        return result
+
+    @staticmethod
+    def get_plugin_logs(plugin_name: str, since_seconds: float = 300) -> list[dict[str, Any]]:
+        """The last ``since_seconds`` of the systemd journal of the unit ``plugin_name`` (bounded, at
+        most 500 entries, redacted), oldest first; no entry when the journal cannot be read.
+
+        :param plugin_name: a systemd unit name.
+        :param since_seconds: how far back to read (at most seven days).
+        """
+        from qubinode_recovery_provider.diagnosis.probes.journal import journal_entries
+
+        entries, _reason = journal_entries(plugin_name, since_seconds)
+        return entries
+
+
+def service_status(svc: ServiceHealth) -> dict[str, Any]:
+    """A :class:`ServiceHealth` as the guide's status dict: ``active`` (True, False, or None when not
+    known) beside our ``state``, ``kind`` and ``detail``.
+
+    :param svc: the probed service.
+    """
+    return {
+        "name": svc.name,
+        "kind": svc.kind,
+        "state": svc.state.value,
+        "active": _reachable(svc.state),
+        "detail": svc.detail,
+    }
+
+
+def _reachable(state: Health) -> bool | None:
+    return {Health.HEALTHY: True, Health.DEGRADED: True, Health.DOWN: False}.get(state)
+
+
+def _unknown_status(name: str, detail: str) -> dict[str, Any]:
+    return {"name": name, "kind": "systemd", "state": Health.UNKNOWN.value, "active": None, "detail": detail}
+
+
+def _services_from_guide(value: Any) -> list[ServiceHealth]:
+    """``{name: status}`` (a status dict as :func:`service_status` gives, or the guide's ``{"active":
+    bool}``, or a :class:`ServiceHealth`) as our list of services."""
+    if not isinstance(value, dict):
+        raise TypeError(f"service_health must be a dict of name -> status dict, got {type(value).__name__}")
+    services = []
+    for name, status in value.items():
+        if isinstance(status, ServiceHealth):
+            services.append(status)
+            continue
+        if not isinstance(status, dict):
+            raise TypeError(f"service_health[{name!r}] must be a status dict, got {type(status).__name__}")
+        active = status.get("active")
+        state = status.get("state") or (
+            Health.HEALTHY if active is True else Health.DOWN if active is False else Health.UNKNOWN
+        )
+        services.append(
+            ServiceHealth(
+                name=str(name),
+                kind=str(status.get("kind") or "systemd"),
+                state=Health(state),
+                detail=str(status.get("detail") or ""),
+            )
+        )
+    return services
+
+
+def _resources_from_guide(value: Any) -> ResourceSnapshot:
+    if isinstance(value, ResourceSnapshot):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(f"system_resources must be a dict, got {type(value).__name__}")
+    return ResourceSnapshot.model_validate(value)
+
+
+def _lines_from_guide(value: Any) -> list[str]:
+    """Log lines from strings or from the guide's entries (dicts with a ``message``)."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise TypeError(f"recent_logs must be a list of lines or of entries, got {type(value).__name__}")
+    return [str(item.get("message", "")) if isinstance(item, dict) else str(item) for item in value]
+
+
+_GUIDE_CONTEXT_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("service_health", "services", _services_from_guide),
+    ("system_resources", "resources", _resources_from_guide),
+    ("recent_logs", "log_lines", _lines_from_guide),
+)
+_GUIDE_CONTEXT_KEYS = frozenset(guide for guide, _, _ in _GUIDE_CONTEXT_FIELDS)
 
 
 class PatternMatch(_Model):
@@ -274,6 +466,16 @@ class RecoveryOption(_Model):
     success_criteria: list[str] = Field(default_factory=list)
     reason: str = ""
 
+    @property
+    def action_type(self) -> RecoveryActionType:
+        """The reference guide's name of :attr:`type`."""
+        return self.type
+
+    @property
+    def risk_level(self) -> Risk:
+        """The reference guide's name of :attr:`risk`."""
+        return self.risk
+
 
 class RecoveryPlan(_Model):
     """Ranked recovery options for one diagnosis."""
@@ -294,6 +496,16 @@ class RecoveryPlan(_Model):
         if self.recommended_index is None or not self.options:
             return None
         return self.options[self.recommended_index]
+
+    @property
+    def recommended_option(self) -> RecoveryOption | None:
+        """The reference guide's name of :attr:`recommended`."""
+        return self.recommended
+
+    @property
+    def failed_plugin(self) -> str | None:
+        """The reference guide's name of what failed: :attr:`dag_id` (a DAG id, or a CI job's name)."""
+        return self.dag_id
 
 
 class IncidentState(enum.StrEnum):

@@ -107,6 +107,55 @@ def workers(text: str) -> int:
     return bounded_int(1, 64)(text)
 
 
+#: Longest ``--plugin`` name (a DAG id is at most 250 characters; a CI job name fits too).
+MAX_PLUGIN_CHARS = 250
+#: Longest ``detect-shadows --scan-hours`` window (the longest ``scan --since`` one).
+MAX_SCAN_HOURS = int(MAX_WINDOW.total_seconds() // 3600)
+_SWITCH_WORDS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
+
+
+def plugin_name(text: str) -> str:
+    """What failed, as the reference guide's ``--plugin`` names it (a DAG id, a CI job's name): 1 to
+    :data:`MAX_PLUGIN_CHARS` printable characters.
+
+    :param text: the flag's value.
+    """
+    name = text.strip()
+    if not name or len(name) > MAX_PLUGIN_CHARS or not name.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"must be 1 to {MAX_PLUGIN_CHARS} printable characters, got {_quote(text)}"
+        )
+    return name
+
+
+def switch(text: str) -> bool:
+    """A yes/no flag value: ``true``/``false`` (also ``yes``/``no``, ``on``/``off``, ``1``/``0``).
+
+    :param text: the flag's value.
+    """
+    value = _SWITCH_WORDS.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"must be true or false, got {_quote(text)}")
+    return value
+
+
+def scan_hours(text: str) -> int:
+    """The reference guide's ``--scan-hours``: a whole number of hours from 1 to :data:`MAX_SCAN_HOURS`.
+
+    :param text: the flag's value.
+    """
+    return bounded_int(1, MAX_SCAN_HOURS)(text)
+
+
 def window_start(text: str) -> datetime:
     """A point in time given as a duration back from now (``90s``, ``2h``, ``1d``, ``1h30m``; a bare
     number is minutes) or as an ISO timestamp; durations must be above zero and at most 20 years.

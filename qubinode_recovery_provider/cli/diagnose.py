@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.cli import EXIT_OK, UsageError, output
-from qubinode_recovery_provider.cli.common import load_analyzer, log_file_path, read_json_lines
+from qubinode_recovery_provider.cli.common import load_analyzer, log_file_path, plugin_name, read_json_lines
 from qubinode_recovery_provider.cli.render import render_diagnosis
 
 if TYPE_CHECKING:
@@ -39,6 +39,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--patterns-dir", action="append", default=[], metavar="DIR", help="extra pattern packs"
     )
+    guide = parser.add_argument_group("the reference guide's form (--error or --log-file)")
+    guide.add_argument(
+        "--plugin",
+        type=plugin_name,
+        metavar="NAME",
+        help="what failed (a DAG id, a CI job's name): recorded as the diagnosis's dag_id",
+    )
+    guide.add_argument(
+        "--output",
+        metavar="FILE",
+        help="also write the diagnosis JSON to FILE (what 'plan --analysis-file' reads)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -48,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     :param args: the parsed arguments.
     """
     if args.batch is not None:
+        if args.plugin is not None or args.output is not None:
+            raise UsageError("--plugin and --output are for one failure (--error or --log-file), not --batch")
         records = read_batch(args.batch)
         analyzer = load_analyzer(args.patterns_dir)
         context = _probe() if args.probe else None
@@ -60,11 +74,32 @@ def run(args: argparse.Namespace) -> int:
             output.write_json(row)
         return EXIT_OK
     diagnosis = _diagnose_one(args)
+    if args.plugin is not None:
+        diagnosis.dag_id = args.plugin
+    if args.output is not None:
+        output.save_json(args.output, diagnosis.to_json_dict())
     if args.json:
         output.write_json(diagnosis.to_json_dict(), indent=2)
     else:
+        output.write(_banner(f"Failure Diagnosis: {args.plugin}") if args.plugin else "")
         output.write(render_diagnosis(diagnosis))
+    if args.output is not None:
+        _saved(f"[OK] Analysis saved to {args.output}", args.json)
     return EXIT_OK
+
+
+def _saved(line: str, machine_output: bool) -> None:
+    """Say where ``--output`` went: on stderr when stdout is JSON, else at the end of the report."""
+    if machine_output:
+        output.notice(line)
+    else:
+        output.write(f"\n{line}\n")
+
+
+def _banner(title: str) -> str:
+    """The reference guide's heading: the title between two rules."""
+    rule = "=" * 60
+    return f"{rule}\n{title}\n{rule}\n\n"
 
 
 def _diagnose_one(args: argparse.Namespace) -> Diagnosis:

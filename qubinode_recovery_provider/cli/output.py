@@ -78,7 +78,41 @@ def write_json(data: Any, *, indent: int | None = None, stream: TextIO | None = 
     :param indent: pretty-printing indentation; None for one line (JSON lines).
     :param stream: where to (default stdout).
     """
-    (stream or sys.stdout).write(json.dumps(clean_data(data), ensure_ascii=False, indent=indent) + "\n")
+    (stream or sys.stdout).write(_json_text(data, indent))
+
+
+def save(path: str, text: str) -> None:
+    """Write a document to a file (``--output``), cleaned like everything printed.
+
+    :param path: the file (created or replaced).
+    :param text: the document.
+    :raises UsageError: when the file cannot be written (one line, exit 2).
+    """
+    _write_file(path, clean_text(text))
+
+
+def save_json(path: str, data: Any) -> None:
+    """Write one JSON document to a file (``--output``), cleaned as :func:`write_json` prints it.
+
+    :param path: the file (created or replaced).
+    :param data: JSON-ready data.
+    :raises UsageError: when the file cannot be written (one line, exit 2).
+    """
+    _write_file(path, _json_text(data, 2))
+
+
+def _write_file(path: str, cleaned: str) -> None:
+    from qubinode_recovery_provider.cli import UsageError
+
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(cleaned)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _json_text(data: Any, indent: int | None) -> str:
+    return json.dumps(clean_data(data), ensure_ascii=False, indent=indent) + "\n"
 
 
 def warn(message: str) -> None:

@@ -1,14 +1,19 @@
 """``qubinode-recovery plan``: a ranked recovery plan for a diagnosis or for a new error text.
 
-``--analysis-file FILE`` reads a diagnosis as printed by ``diagnose --json`` (``-`` for stdin);
-``--error TEXT`` diagnoses the text first. The plan is printed as Markdown (default) or JSON. Nothing is
-executed. Exit codes: 0 plan printed, 2 bad input (one line on stderr).
+``--analysis-file FILE`` reads a diagnosis as printed by ``diagnose --json`` or written by ``diagnose
+--output`` (``-`` for stdin); ``--error TEXT`` diagnoses the text first. The plan is printed as Markdown
+(default) or JSON; ``--output FILE`` also writes it to a file, as JSON when the name ends in ``.json``,
+else as Markdown. ``--decide`` adds the decision of :func:`~qubinode_recovery_provider.recovery.decision.
+decide` for the recommended option (run unattended, ask a person, or escalate), as a job outside Airflow
+(CI) would act on it; the plan is then made with the actions such a job has (see
+:func:`runtime_outside_airflow`). Nothing is executed. Exit codes: 0 plan printed, 2 bad input (one line
+on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -18,10 +23,17 @@ from qubinode_recovery_provider.cli.common import (
     load_analyzer,
     load_json,
     read_document,
+    switch,
     task_timeout,
     try_number,
 )
 from qubinode_recovery_provider.models import Diagnosis
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import RecoveryPlan
+    from qubinode_recovery_provider.recovery.actions import ActionResult
+    from qubinode_recovery_provider.recovery.decision import RecoveryDecision
+    from qubinode_recovery_provider.runtime import Runtime
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +68,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--patterns-dir", action="append", default=[], metavar="DIR", help="extra pattern packs (--error)"
     )
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="also write the plan to FILE: JSON when FILE ends in .json, else Markdown",
+    )
+    decision = parser.add_argument_group("the decision, for a job outside Airflow (CI)")
+    decision.add_argument(
+        "--decide",
+        action="store_true",
+        help="add the decision for the recommended option: auto, approval or escalate",
+    )
+    decision.add_argument(
+        "--enable-auto-recovery",
+        type=switch,
+        metavar="true|false",
+        help="this run's automatic-recovery switch for --decide (default: the configured one)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -67,17 +96,69 @@ def run(args: argparse.Namespace) -> int:
     from qubinode_recovery_provider import config
     from qubinode_recovery_provider.recovery import RecoveryPlanner, plan_to_dict, plan_to_markdown
 
+    if args.enable_auto_recovery is not None and not args.decide:
+        raise UsageError("--enable-auto-recovery is the switch of --decide; add --decide")
     diagnosis = _diagnosis(args)
     try:
-        planner = RecoveryPlanner(events=None)
-        plan = planner.plan_recovery(diagnosis, _task(args))
+        if args.decide:
+            rt = runtime_outside_airflow()
+            plan = rt.planner(learn=False).plan_recovery(diagnosis, _task(args))
+            decision = decide_outside_airflow(plan, rt, args.enable_auto_recovery)
+        else:
+            plan, decision = RecoveryPlanner(events=None).plan_recovery(diagnosis, _task(args)), None
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from None
+    data = plan_to_dict(plan)
+    markdown = plan_to_markdown(plan, diagnosis=diagnosis, level=1)
+    if decision is not None:
+        data["decision"] = {**decision.to_dict(), "summary": decision.summary}
+        markdown += f"\n## Decision\n\n{decision.summary}\n"
+    if args.output is not None:
+        if args.output.lower().endswith(".json"):
+            output.save_json(args.output, data)
+        else:
+            output.save(args.output, markdown)
     if args.json:
-        output.write_json(plan_to_dict(plan), indent=2)
+        output.write_json(data, indent=2)
     else:
-        output.write(plan_to_markdown(plan, diagnosis=diagnosis, level=1))
+        output.write(markdown)
+    if args.output is not None:
+        saved = f"[OK] Recovery plan saved to {args.output}"
+        if args.json:
+            output.notice(saved)
+        else:
+            output.write(f"\n{saved}\n")
     return EXIT_OK
+
+
+def runtime_outside_airflow() -> Runtime:
+    """The runtime of a job outside Airflow (CI): ``retry-from-failure`` counts as available (the calling
+    job re-runs the failed step itself), ``wait-for-service`` does not (no probe of the failed host), and
+    there is no ledger to learn from or to hold a circuit breaker."""
+    from qubinode_recovery_provider.runtime import Runtime
+
+    return Runtime(retry=_rerun_by_the_caller, probe=None)
+
+
+def decide_outside_airflow(plan: RecoveryPlan, rt: Runtime, auto_recovery: bool | None) -> RecoveryDecision:
+    """The decision for the plan's recommended option: the one rule
+    (:func:`~qubinode_recovery_provider.recovery.decision.decide`) with the configured policy, the actions
+    of :func:`runtime_outside_airflow` and this run's switch.
+
+    :param plan: the plan (made by ``rt``'s planner)
+    :param rt: the runtime of :func:`runtime_outside_airflow`
+    :param auto_recovery: this run's switch (None: the configured one alone)
+    """
+    from qubinode_recovery_provider.recovery.decision import decide
+
+    return decide(plan, rt.registry, rt.policy(), run_auto_recovery=auto_recovery)
+
+
+def _rerun_by_the_caller(_args: Any) -> ActionResult:
+    """``retry-from-failure`` outside Airflow: the job that called the CLI re-runs; nothing runs here."""
+    from qubinode_recovery_provider.recovery.actions import ActionResult
+
+    return ActionResult(False, "outside Airflow the calling job re-runs the failed step; nothing ran here")
 
 
 def _diagnosis(args: argparse.Namespace) -> Diagnosis:

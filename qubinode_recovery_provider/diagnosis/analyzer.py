@@ -147,20 +147,25 @@ class FailureAnalyzer:
 
     def analyze(
         self,
-        failure: str | FailureEvent,
+        failure: str | FailureEvent | DiagnosticContext,
         context: DiagnosticContext | None = None,
         *,
         diagnosis_id: str | None = None,
         deadline: float | None = None,
     ) -> Diagnosis:
-        """Diagnose a failure given as text or as a :class:`FailureEvent`.
+        """Diagnose a failure given as text, as a :class:`FailureEvent`, or (the reference guide's form)
+        as a :class:`DiagnosticContext`.
 
-        :param failure: the failure's text, or the event (its exception and log tail are read).
+        :param failure: the failure's text; the event (its exception and log tail are read); or a context
+            (its ``recent_logs`` and ``error_message`` are read, and it is the host's state too).
         :param context: the host's state, to corroborate or contradict the diagnosis.
         :param diagnosis_id: the id given to the diagnosis.
         :param deadline: a :func:`time.monotonic` value: once it has passed the scan stops, and the
             diagnosis is made from the lines read so far (its summary and recommended actions say so).
         """
+        if isinstance(failure, DiagnosticContext):
+            context = context or failure
+            failure = failure.failure_event()
         event = failure if isinstance(failure, FailureEvent) else None
         text = event.text() if event is not None else str(failure)
         return self._diagnose(self.matcher.scan_text(text, deadline), context, event, diagnosis_id)

@@ -473,3 +473,19 @@ def _store_pack(raw: bytes, compiled: list[CompiledPattern]) -> None:
         for cp in compiled
     ]
     write_atomically(path, json.dumps({"version": PACK_CACHE_VERSION, "patterns": rows}).encode())
+
+
+class KnownErrorPattern:
+    """The reference guide's in-code pattern (``analyzer._patterns.append(KnownErrorPattern(...))``): not
+    supported. A pattern here is data with its own examples and near misses, checked by ``qubinode-recovery
+    patterns check``; an in-code pattern without them would skip that check.
+
+    :raises TypeError: always, saying how to add a pattern instead
+    """
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        raise TypeError(
+            "KnownErrorPattern is not supported: write the pattern in a YAML pack with examples and near "
+            "misses (docs/patterns.md) and load it with [qubinode_recovery] pattern_dirs, "
+            "--patterns-dir or PatternLibrary.add_file"
+        )

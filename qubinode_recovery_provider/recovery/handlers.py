@@ -97,19 +97,38 @@ class HandlerRegistry:
     ) -> Callable[[HandlerFn], HandlerFn]: ...
 
     @overload
+    def register(
+        self, dag_id: str, task_id: HandlerFn, handler: None = None, **options: Any
+    ) -> HandlerFn: ...
+
+    @overload
     def register(self, dag_id: str, task_id: str | None, handler: HandlerFn, **options: Any) -> HandlerFn: ...
 
     def register(
-        self, dag_id: str, task_id: str | None = None, handler: HandlerFn | None = None, **options: Any
+        self,
+        dag_id: str,
+        task_id: str | HandlerFn | None = None,
+        handler: HandlerFn | None = None,
+        **options: Any,
     ) -> HandlerFn | Callable[[HandlerFn], HandlerFn]:
-        """Register ``handler`` for a DAG (all tasks) or one task; usable as a decorator.
+        """Register ``handler`` for a DAG (all tasks) or one task; usable as a decorator. The reference
+        guide's ``register(plugin_name, handler)`` (a callable in second place) registers it for the DAG.
 
         :param dag_id: the DAG
         :param task_id: the task; None covers every task of the DAG
         :param handler: ``handler(HandlerContext) -> ActionResult | bool | None``
         :param options: ``name``, ``description``, ``risk``, ``root_causes``,
             ``expected_duration_seconds``
+        :raises TypeError: when the arguments fit neither shape (never registers nothing silently)
         """
+        if callable(task_id):
+            if handler is not None:
+                raise TypeError(
+                    "give (dag_id, task_id, handler) or the guide's (plugin_name, handler), not both"
+                )
+            task_id, handler = None, task_id
+        elif task_id is not None and not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a string or None, got {type(task_id).__name__}")
         if handler is None:
 
             def decorator(fn: HandlerFn) -> HandlerFn:
@@ -135,7 +154,8 @@ class HandlerRegistry:
         _check_ids(dag_id, task_id)
         if not callable(fn):
             raise TypeError("a recovery handler must be callable")
-        name = name or f"{dag_id}.{task_id or '*'}.{getattr(fn, '__name__', 'handler')}"
+        fn_name = getattr(fn, "__name__", "")
+        name = name or f"{dag_id}.{task_id or '*'}.{fn_name if fn_name.isidentifier() else 'handler'}"
         if not REGISTERED_NAME_RE.match(name):
             raise ValueError(f"invalid handler name {name!r}")
         causes = frozenset(RootCause(cause) for cause in root_causes) if root_causes is not None else None
@@ -204,11 +224,21 @@ def _check_ids(dag_id: str, task_id: str | None) -> None:
         raise ValueError(f"invalid task_id {task_id!r}")
 
 
+#: The task id of a DAG-wide checkpoint (the reference guide's ``record_checkpoint(plugin_name, state)``).
+DAG_CHECKPOINT = "*"
+
+
 def _checkpoint(checkpoints: CheckpointSource | None, args: RunHandlerArgs) -> dict[str, Any] | None:
-    if checkpoints is None or args.task_id is None:
+    """The task's latest checkpoint in this run (any run), else the DAG-wide one."""
+    if checkpoints is None:
         return None
     try:
-        return checkpoints.latest_checkpoint(args.dag_id, args.task_id, args.run_id)
+        own = (
+            checkpoints.latest_checkpoint(args.dag_id, args.task_id, args.run_id)
+            if args.task_id is not None
+            else None
+        )
+        return own if own is not None else checkpoints.latest_checkpoint(args.dag_id, DAG_CHECKPOINT)
     except Exception:
         log.warning("checkpoint of %s.%s unavailable", args.dag_id, args.task_id)
         return None

@@ -11,8 +11,14 @@ from recovery_helpers import RUN_ID, option_types  # noqa: F401  (re-exported fo
 from recovery_workers import make_diagnosis
 
 from qubinode_recovery_provider import api
-from qubinode_recovery_provider.models import Diagnosis
-from qubinode_recovery_provider.recovery import EventBus, RecoveryEvent, TaskConfig
+from qubinode_recovery_provider.models import Diagnosis, Health
+from qubinode_recovery_provider.recovery import (
+    ActionResult,
+    EventBus,
+    RecoveryEvent,
+    RetryFromFailureArgs,
+    TaskConfig,
+)
 from qubinode_recovery_provider.store import Ledger
 
 
@@ -40,6 +46,20 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "spool", auto_flush_interval=0) as led:
         led.migrate()
         yield led
+
+
+@pytest.fixture
+def retried(ledger: Ledger) -> list[RetryFromFailureArgs]:
+    """The API on the real ledger, with a ``retry-from-failure`` that records its calls and succeeds and a
+    probe that says healthy; returns the recorded calls."""
+    calls: list[RetryFromFailureArgs] = []
+
+    def retry(args: RetryFromFailureArgs) -> ActionResult:
+        calls.append(args)
+        return ActionResult(True, "cleared")
+
+    api.configure(ledger=ledger, retry=retry, probe=lambda name: Health.HEALTHY)
+    return calls
 
 
 @pytest.fixture

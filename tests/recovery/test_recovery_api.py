@@ -6,16 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 
 from qubinode_recovery_provider import api
-from qubinode_recovery_provider.models import AttemptOutcome, FailureEvent, Health, Risk, RootCause
+from qubinode_recovery_provider.models import AttemptOutcome, FailureEvent, Risk, RootCause
 from qubinode_recovery_provider.recovery import (
     FAILURE_DIAGNOSED,
     RECOVERY_EXECUTED,
     RECOVERY_PLAN_CREATED,
-    ActionResult,
     HandlerContext,
     RecoveryEvent,
     RetryFromFailureArgs,
@@ -39,18 +37,6 @@ def test_the_seed_hook_names_exist() -> None:
         "set_approval_callback",
     ):
         assert callable(getattr(api, name)), name
-
-
-@pytest.fixture
-def retried(ledger: Ledger) -> list[RetryFromFailureArgs]:
-    calls: list[RetryFromFailureArgs] = []
-
-    def retry(args: RetryFromFailureArgs) -> ActionResult:
-        calls.append(args)
-        return ActionResult(True, "cleared")
-
-    api.configure(ledger=ledger, retry=retry, probe=lambda name: Health.HEALTHY)
-    return calls
 
 
 def event(text: str) -> FailureEvent:

@@ -174,25 +174,35 @@ def test_record_twice_counts_each_finding_once(
     assert "recorded 3 findings (0 new)" in second
 
 
+def configure_sources(monkeypatch: pytest.MonkeyPatch, api_url: str, libvirt_conn_ids: str) -> None:
+    """Point the provider's configuration at an Airflow API, the lab libvirt host and the recorded
+    lineage, through the environment (as the CLI reads it without Airflow).
+
+    :param api_url: the stand-in API server
+    :param libvirt_conn_ids: the ``libvirt_conn_ids`` option (``libvirt_lab`` exists)
+    """
+    host, port = api_url.removeprefix("http://").split(":")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AIRFLOW_API",
+        json.dumps(
+            {"conn_type": "http", "host": host, "port": int(port), "login": "admin", "password": "secret"}
+        ),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LIBVIRT_LAB",
+        json.dumps({"conn_type": "libvirt", "extra": {"uri": f"test://{LAB_XML}", "host_name": "lab"}}),
+    )
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LIBVIRT_CONN_IDS", libvirt_conn_ids)
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LINEAGE_FILE", str(REAL_EVENTS))
+
+
 def test_sources_default_to_the_configuration(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rest = _rest_json()
     api = AirflowApiServer(rest["dag_runs"], rest["task_instances"], {"example_kcli_start_cache": {}})
     with serve(api.handle) as served:
-        host, port = served.url.removeprefix("http://").split(":")
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_AIRFLOW_API",
-            json.dumps(
-                {"conn_type": "http", "host": host, "port": int(port), "login": "admin", "password": "secret"}
-            ),
-        )
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_LIBVIRT_LAB",
-            json.dumps({"conn_type": "libvirt", "extra": {"uri": f"test://{LAB_XML}", "host_name": "lab"}}),
-        )
-        monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LIBVIRT_CONN_IDS", "libvirt_lab,libvirt_missing")
-        monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LINEAGE_FILE", str(REAL_EVENTS))
+        configure_sources(monkeypatch, served.url, "libvirt_lab,libvirt_missing")
         code, out, err = scan(capsys, "--json", "--since", "3650d", "--summary")
     findings = [json.loads(line) for line in out.splitlines()]
     assert code == 1
