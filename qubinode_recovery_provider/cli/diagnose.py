@@ -11,6 +11,7 @@ from qubinode_recovery_provider.cli.common import load_analyzer, log_file_path, 
 from qubinode_recovery_provider.cli.render import render_diagnosis
 
 if TYPE_CHECKING:
+    from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
     from qubinode_recovery_provider.models import Diagnosis, DiagnosticContext
 
 BATCH_FIELDS = ("id", "dag_id", "task_id")
@@ -39,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--patterns-dir", action="append", default=[], metavar="DIR", help="extra pattern packs"
     )
+    parser.add_argument(
+        "--llm",
+        action="store_true",
+        help="ask the configured LLM for a second opinion when the patterns are unsure (docs/llm.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
 
     :param args: the parsed arguments.
     """
+    opinion = _llm_opinion() if args.llm else None
     if args.batch is not None:
         records = read_batch(args.batch)
         analyzer = load_analyzer(args.patterns_dir)
+        analyzer.second_opinion = opinion
         context = _probe() if args.probe else None
         for record in records:
             diagnosis = analyzer.analyze(record["text"], context, diagnosis_id=record["id"])
@@ -59,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             }
             output.write_json(row)
         return EXIT_OK
-    diagnosis = _diagnose_one(args)
+    diagnosis = _diagnose_one(args, opinion)
     if args.json:
         output.write_json(diagnosis.to_json_dict(), indent=2)
     else:
@@ -67,14 +75,16 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _diagnose_one(args: argparse.Namespace) -> Diagnosis:
+def _diagnose_one(args: argparse.Namespace, opinion: SecondOpinion | None) -> Diagnosis:
     if args.error is not None:
         if not args.error.strip():
             raise UsageError("--error is empty: give the error message or log excerpt to diagnose")
         analyzer = load_analyzer(args.patterns_dir)
+        analyzer.second_opinion = opinion
         return analyzer.analyze(args.error, _probe() if args.probe else None)
     path = log_file_path(args.log_file)
     analyzer = load_analyzer(args.patterns_dir)
+    analyzer.second_opinion = opinion
     context = _probe() if args.probe else None
     shown = "stdin" if args.log_file == "-" else args.log_file
     try:
@@ -106,6 +116,23 @@ def _parse_batch(name: str) -> Iterator[dict[str, Any]]:
                 raise UsageError(f"{name}:{number}: '{key}' must be a string")
         record["id"] = str(record.get("id") if record.get("id") is not None else number)
         yield record
+
+
+def _llm_opinion() -> SecondOpinion:
+    """The configured LLM second opinion for ``--llm``; a usage error when there is none."""
+    from qubinode_recovery_provider import config
+    from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
+
+    try:
+        opinion = SecondOpinion.from_config()
+    except config.ConfigError as exc:
+        raise UsageError(f"--llm: {exc}") from None
+    if opinion is None:
+        raise UsageError(
+            "--llm: no LLM is configured: set [qubinode_recovery] llm_model (with llm_base_url for a local "
+            "OpenAI-compatible server) or llm_conn_id"
+        )
+    return opinion
 
 
 def _probe() -> DiagnosticContext:

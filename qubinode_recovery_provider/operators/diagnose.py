@@ -90,6 +90,7 @@ class DiagnoseFailureOperator(BaseOperator):
         except FailureInputError as exc:
             raise AirflowFailException(f"Invalid recovery input: {exc}") from None
         diagnosis, incident, source, host = self._diagnose(failure)
+        diagnosis = _second_opinion(diagnosis, failure)
         self.log.info(
             "Diagnosis of %s.%s: %s (confidence %.2f, retryable %s, fingerprint %s) from %s",
             failure["dag_id"],
@@ -193,6 +194,17 @@ class DiagnoseFailureOperator(BaseOperator):
                 notified,
             )
         return _diagnose_message(ledger, failure)
+
+
+def _second_opinion(diagnosis: Diagnosis, failure: dict[str, Any]) -> Diagnosis:
+    """The configured LLM second opinion on a diagnosis the notifier deferred or left unsure, asked from
+    the failure message (``docs/llm.md``); the diagnosis as it was when none is configured or wanted."""
+    from qubinode_recovery_provider import runtime
+
+    opinion = runtime.current().second_opinion
+    if opinion is None or not opinion.wanted(diagnosis):
+        return diagnosis
+    return opinion.review(diagnosis, failure["message"], event=_event(failure))
 
 
 def _diagnose_message(
