@@ -42,8 +42,11 @@ class LLMStub:
     answer: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ANSWER))
     behaviour: dict[str, Any] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    #: the headers of every request, names in lower case
     headers: list[dict[str, str]] = field(default_factory=list)
     disconnects: int = 0
+    #: set when a client closed its connection before a hanging request was answered
+    disconnected: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     server: ThreadingHTTPServer | None = None
 
@@ -70,12 +73,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         self.stub.requests.append(body)
-        self.stub.headers.append(dict(self.headers))
+        self.stub.headers.append({k.lower(): v for k, v in self.headers.items()})
         if not self.path.endswith("/chat/completions"):
             return self._reply(404, {"error": {"message": "no such route"}})
         if self.stub.behaviour.get("hang"):
             if self._client_left():
                 self.stub.disconnects += 1
+                self.stub.disconnected.set()
             return None
         if status := self.stub.behaviour.get("status"):
             return self._reply(status, {"error": {"message": "stub says no", "type": "server_error"}})
