@@ -3,6 +3,7 @@ task)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent
     from qubinode_recovery_provider.store.ledger import RecordedDiagnosis
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 20000
 MAX_MESSAGE_LINES = 500
@@ -201,10 +204,17 @@ def _second_opinion(diagnosis: Diagnosis, failure: dict[str, Any]) -> Diagnosis:
     the failure message (``docs/llm.md``); the diagnosis as it was when none is configured or wanted."""
     from qubinode_recovery_provider import runtime
 
-    opinion = runtime.current().second_opinion
+    current = runtime.current()
+    opinion = current.second_opinion
     if opinion is None or not opinion.wanted(diagnosis):
         return diagnosis
-    return opinion.review(diagnosis, failure["message"], event=_event(failure))
+    event = _event(failure)
+    reviewed = opinion.review(diagnosis, failure["message"], event=event)
+    try:  # the ledger shows it too (a later row of the incident; no occurrence counted)
+        current.ledger.record_diagnosis(event, reviewed)
+    except Exception as exc:
+        log.warning("the second opinion of %s was not recorded: %s", diagnosis.fingerprint, exc)
+    return reviewed
 
 
 def _diagnose_message(

@@ -4,6 +4,7 @@ deferred) and the recovery DAG's first task (which asks what the callback deferr
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from qubinode_recovery_provider.notifications.failure_path import (
     ReportSettings,
 )
 from qubinode_recovery_provider.operators import diagnose as diagnose_step
+from qubinode_recovery_provider.store import Ledger
 
 TEXT = "step 3/5: provisioning\nthe frobnicator refused to cooperate\ntask exited"
 ANSWER = {"root_cause": "configuration", "confidence": 0.8, "retryable": False, "reasoning": "line 2"}
@@ -36,10 +38,12 @@ class Counting:
 
 
 @pytest.fixture
-def model() -> Iterator[Counting]:
-    """The process's runtime with a second opinion answered by a counting ``FunctionModel``."""
+def model(tmp_path: Path, isolated_config: None) -> Iterator[Counting]:
+    """The process's runtime with a ledger of its own and a second opinion answered by a counting
+    ``FunctionModel``."""
     runtime.reset()
     script = Counting()
+    runtime.current().ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "spool")
     runtime.current().second_opinion = SecondOpinion(
         LLMSettings("scripted", timeout=2.0), model=FunctionModel(script), cache_path=None, reserve=1.0
     )
@@ -82,13 +86,24 @@ def test_the_callback_defers_when_its_budget_cannot_hold_the_call(
     )
     assert any("LLM second opinion (model scripted) deferred" in e for e in report.outcome.errors)
 
-    # the recovery DAG's first task reads it back and asks
+    # the notifier records it; the recovery DAG's first task reads it back and asks
+    ledger = runtime.current().ledger
+    event = FailureEvent(dag_id="d", task_id="t", run_id="r", try_number=1, log_tail=TEXT.splitlines())
+    ledger.record_occurrence(event, deferred)
     failure: dict[str, Any] = {"dag_id": "d", "task_id": "t", "run_id": "r", "try_number": 1, "message": TEXT}
     asked = diagnose_step._second_opinion(deferred, failure)
     assert model.calls == 1
     assert asked.llm is not None
     assert asked.llm.status == "applied"
     assert asked.fingerprint == pattern_diagnosis.fingerprint
+    # the ledger shows the opinion as the incident's newest diagnosis, without a second occurrence
+    recorded = ledger.recorded_diagnosis(asked.fingerprint, dag_id="d", run_id="r", task_id="t")
+    assert recorded is not None
+    assert recorded.diagnosis.llm is not None
+    assert recorded.diagnosis.llm.status == "applied"
+    incident = ledger.get_incident(asked.fingerprint)
+    assert incident is not None
+    assert incident.occurrences == 1
     # and a diagnosis that has its opinion is not asked again
     assert diagnose_step._second_opinion(asked, failure) is asked
     assert model.calls == 1
