@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from support.canaries import all_canaries, assert_no_canary, combined_text
-from support.llm_stub import LLMStub, running_llm_stub
+from support.llm_stub import LLMStub, opinion_status, running_llm_stub
 
 from qubinode_recovery_provider.cli import main
 from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
@@ -63,8 +63,7 @@ def test_the_openai_client_gets_a_validated_answer_from_a_local_server(
     assert configured.headers[0]["authorization"] == f"Bearer {API_KEY}"
     assert diagnosis.root_cause is RootCause.NETWORK
     assert diagnosis.confidence == 0.5
-    assert diagnosis.llm is not None
-    assert diagnosis.llm.status == "applied"
+    assert opinion_status(diagnosis) == "applied"
     assert diagnosis.llm.label == "LLM second opinion (model ollama:qwen3)"
 
 
@@ -76,8 +75,7 @@ def test_a_slow_answer_is_cancelled_at_the_timeout_and_the_pattern_result_stands
     plain = FailureAnalyzer(library, use_llm=False).analyze(UNKNOWN_TEXT)
     diagnosis = FailureAnalyzer(library, second_opinion=op).analyze(UNKNOWN_TEXT)
 
-    assert diagnosis.llm is not None
-    assert diagnosis.llm.status == "fallback"
+    assert opinion_status(diagnosis) == "fallback"
     assert "cancelled" in diagnosis.llm.detail
     assert (diagnosis.root_cause, diagnosis.confidence) == (plain.root_cause, plain.confidence)
     assert op.cancelled == 1
@@ -103,8 +101,7 @@ def test_server_errors_and_invalid_answers_fall_back_after_one_request(
     op = local(stub)
     diagnosis = FailureAnalyzer(library, second_opinion=op).analyze(UNKNOWN_TEXT)
     assert diagnosis.root_cause is RootCause.UNKNOWN
-    assert diagnosis.llm is not None
-    assert diagnosis.llm.status == "fallback"
+    assert opinion_status(diagnosis) == "fallback"
     assert op.warning_count == 1
     assert len(stub.requests) == 1
 
@@ -114,8 +111,7 @@ def test_an_unreachable_server_falls_back(library: PatternLibrary) -> None:
         url = gone.base_url
     op = SecondOpinion(LLMSettings("qwen3", url, timeout=5.0), cache_path=None)
     diagnosis = FailureAnalyzer(library, second_opinion=op).analyze(UNKNOWN_TEXT)
-    assert diagnosis.llm is not None
-    assert diagnosis.llm.status == "fallback"
+    assert opinion_status(diagnosis) == "fallback"
     assert "Connection" in diagnosis.llm.detail
 
 

@@ -21,7 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from support.api_stub import send_json
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import Diagnosis
 
 MODEL = "stub-model"
 DEFAULT_ANSWER: dict[str, Any] = {
@@ -130,12 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -161,3 +161,8 @@ def running_llm_stub() -> Iterator[LLMStub]:
         stub.server.shutdown()
         stub.server.server_close()
         thread.join(5)
+
+
+def opinion_status(diagnosis: Diagnosis) -> str | None:
+    """The status of a diagnosis's LLM second opinion (``applied``, ``fallback``, ``deferred``), or None."""
+    return diagnosis.llm.status if diagnosis.llm is not None else None
