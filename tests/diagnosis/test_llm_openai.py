@@ -217,3 +217,32 @@ def test_cli_diagnose_llm_misconfigured_is_one_line_and_exit_2(
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1
     assert reason in captured.err
+
+
+def test_an_airflow_connection_in_the_common_ai_shape_configures_it(
+    stub: LLMStub, monkeypatch: pytest.MonkeyPatch, library: PatternLibrary, tmp_path: Any
+) -> None:
+    """``llm_conn_id``: host = base URL, password = API key, extra ``model`` (the ``pydanticai`` type)."""
+    conn = {
+        "conn_type": "pydanticai",
+        "host": stub.base_url,
+        "password": API_KEY,
+        "extra": {"model": "qwen3"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_LOCAL_LLM", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LLM_CONN_ID", "local_llm")
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(tmp_path / "cache"))
+    diagnosis = FailureAnalyzer(library).analyze(UNKNOWN_TEXT)
+    assert opinion_status(diagnosis) == "applied"
+    assert stub.requests[0]["model"] == "qwen3"
+    assert stub.headers[0]["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_an_unknown_connection_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LLM_CONN_ID", "no_such_llm")
+    assert main(["diagnose", "--llm", "--error", UNKNOWN_TEXT]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "llm_conn_id='no_such_llm': cannot read the connection" in err
