@@ -9,6 +9,8 @@
 5. Confidence is a logistic function of these features whose coefficients were fitted on the
    development part of the labelled corpus (``calibration.json``, made by ``bench/accuracy.py --fit``);
    the held-out part measures how well it is calibrated (``docs/benchmarks.md``).
+6. Optionally, an LLM second opinion on a diagnosis the patterns are unsure of (:mod:`.llm`), capped so
+   that it never claims more than the evidence supports.
 """
 
 from __future__ import annotations
