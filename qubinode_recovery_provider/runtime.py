@@ -161,7 +161,8 @@ class Runtime:
     @property
     def second_opinion(self) -> SecondOpinion | None:
         """The configured LLM second opinion (``docs/llm.md``), built on first use; None when no model is
-        configured or the configuration is malformed (logged)."""
+        configured or the configuration is malformed (logged). Assign one, None (off), or :data:`UNSET`
+        (read the configuration again on next use)."""
         with self._shared.analyzer_lock:
             if self._shared.second_opinion is UNSET:
                 from qubinode_recovery_provider.diagnosis.llm import second_opinion_for

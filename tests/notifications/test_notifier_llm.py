@@ -29,7 +29,7 @@ def llm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LLMStub]:
         monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LLM_BASE_URL", stub.base_url)
         monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(tmp_path / "cache"))
         yield stub
-        runtime.current()._shared.second_opinion = runtime.UNSET
+        runtime.current().second_opinion = runtime.UNSET
 
 
 def _configure(monkeypatch: pytest.MonkeyPatch, timeout: float) -> None:
