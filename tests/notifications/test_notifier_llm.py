@@ -14,7 +14,7 @@ from support.llm_stub import LLMStub, opinion_status, running_llm_stub
 from qubinode_recovery_provider import runtime
 from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
 from qubinode_recovery_provider.models import Diagnosis
-from qubinode_recovery_provider.notifications import RecoveryNotifier
+from qubinode_recovery_provider.notifications import NotificationOutcome, RecoveryNotifier
 from qubinode_recovery_provider.store import Ledger
 
 UNKNOWN_ERROR = RuntimeError("the frobnicator refused to cooperate")
@@ -32,9 +32,14 @@ def llm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LLMStub]:
         runtime.current().second_opinion = runtime.UNSET
 
 
-def _configure(monkeypatch: pytest.MonkeyPatch, timeout: float) -> None:
+def _notify(monkeypatch: pytest.MonkeyPatch, *, timeout: float, budget: float) -> NotificationOutcome:
+    """Configure the call's timeout, run the notifier on an unknown failure, return its outcome."""
     monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LLM_TIMEOUT_SECONDS", str(timeout))
     runtime.current().second_opinion = SecondOpinion.from_config()
+    notifier = RecoveryNotifier(budget_seconds=budget, trigger_recovery=False, collect_context=False)
+    notifier(task_context(UNKNOWN_ERROR))
+    assert notifier.last_outcome is not None
+    return notifier.last_outcome
 
 
 def _recorded(tmp_path: Path, fingerprint: str | None) -> Diagnosis:
@@ -49,11 +54,7 @@ def _recorded(tmp_path: Path, fingerprint: str | None) -> Diagnosis:
 def test_the_opinion_is_asked_within_the_budget_and_recorded(
     llm: LLMStub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _configure(monkeypatch, timeout=2.0)
-    notifier = RecoveryNotifier(budget_seconds=8, trigger_recovery=False, collect_context=False)
-    notifier(task_context(UNKNOWN_ERROR))
-    outcome = notifier.last_outcome
-    assert outcome is not None
+    outcome = _notify(monkeypatch, timeout=2.0, budget=8)
     assert outcome.stage == "done"
     assert outcome.root_cause == "network"
     assert len(llm.requests) == 1
@@ -64,11 +65,7 @@ def test_the_opinion_is_asked_within_the_budget_and_recorded(
 def test_a_budget_that_cannot_hold_the_call_defers_it_to_the_recovery_dag(
     llm: LLMStub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _configure(monkeypatch, timeout=15.0)
-    notifier = RecoveryNotifier(budget_seconds=3, trigger_recovery=False, collect_context=False)
-    notifier(task_context(UNKNOWN_ERROR))
-    outcome = notifier.last_outcome
-    assert outcome is not None
+    outcome = _notify(monkeypatch, timeout=15.0, budget=3)
     assert outcome.root_cause == "unknown"
     assert llm.requests == []
     assert any("deferred" in e for e in outcome.errors)
@@ -79,11 +76,7 @@ def test_a_hanging_model_falls_back_and_the_incident_is_recorded(
     llm: LLMStub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     llm.behaviour["hang"] = True
-    _configure(monkeypatch, timeout=1.0)
-    notifier = RecoveryNotifier(budget_seconds=8, trigger_recovery=False, collect_context=False)
-    notifier(task_context(UNKNOWN_ERROR))
-    outcome = notifier.last_outcome
-    assert outcome is not None
+    outcome = _notify(monkeypatch, timeout=1.0, budget=8)
     assert outcome.stage == "done"
     assert outcome.record_status == "written"
     assert outcome.root_cause == "unknown"
