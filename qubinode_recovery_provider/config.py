@@ -184,8 +184,8 @@ OPTIONS: dict[str, Option] = {
         "http://localhost:11434/v1",
     ),
     "llm_api_key_env": Option(
-        "Environment variable holding the LLM API key. Empty: the provider's own (OPENAI_API_KEY), none "
-        "for llm_base_url.",
+        "Environment variable holding the API key of an openai: model or llm_base_url server. Empty: "
+        "OPENAI_API_KEY, none for llm_base_url; other providers read their own variable.",
         "string",
         "",
         "OPENROUTER_API_KEY",

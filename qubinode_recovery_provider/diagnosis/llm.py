@@ -493,15 +493,18 @@ class SecondOpinion:
         if self.model is not None:
             return self.model, None
         s = self.settings
-        if not s.base_url:
+        if not s.base_url and not s.model.startswith("openai:"):
             from pydantic_ai.models import infer_model
 
-            return infer_model(s.model), None
+            return infer_model(s.model), None  # the provider reads its own key variable
         from openai import AsyncOpenAI
         from pydantic_ai.models.openai import OpenAIChatModel
         from pydantic_ai.providers.openai import OpenAIProvider
 
-        client = AsyncOpenAI(base_url=s.base_url, api_key=s.api_key or "none", max_retries=0, timeout=timeout)
+        # OpenAI itself or a compatible server, without the client's own retries; with no key the
+        # client reads OPENAI_API_KEY (a local server gets a placeholder: it wants none)
+        key = s.api_key or ("none" if s.base_url else None)
+        client = AsyncOpenAI(base_url=s.base_url or None, api_key=key, max_retries=0, timeout=timeout)
         name = s.model.split(":", 1)[1] if s.model.startswith(("openai:", "ollama:")) else s.model
         return OpenAIChatModel(name, provider=OpenAIProvider(openai_client=client)), client.close
 

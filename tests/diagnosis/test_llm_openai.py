@@ -246,3 +246,31 @@ def test_an_unknown_connection_is_a_one_line_error(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "llm_conn_id='no_such_llm': cannot read the connection" in err
+
+
+def test_an_openai_model_string_uses_the_key_variable_and_no_client_retries(
+    stub: LLMStub, monkeypatch: pytest.MonkeyPatch, library: PatternLibrary, tmp_path: Any
+) -> None:
+    stub.behaviour["status"] = 503
+    monkeypatch.setenv("OPENAI_BASE_URL", stub.base_url)  # the openai client's own variable, as in CI proxies
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LLM_MODEL", "openai:gpt-4o")
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LLM_API_KEY_ENV", "LOCAL_LLM_KEY")
+    monkeypatch.setenv("LOCAL_LLM_KEY", API_KEY)
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(tmp_path / "cache"))
+    diagnosis = FailureAnalyzer(library).analyze(UNKNOWN_TEXT)
+    assert opinion_status(diagnosis) == "fallback"
+    assert len(stub.requests) == 1  # the 503 is not retried by the client
+    assert stub.requests[0]["model"] == "gpt-4o"
+    assert stub.headers[0]["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_an_openai_model_without_any_key_falls_back(
+    monkeypatch: pytest.MonkeyPatch, library: PatternLibrary, tmp_path: Any
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__LLM_MODEL", "openai:gpt-4o")
+    monkeypatch.setenv("QUBINODE_RECOVERY_CACHE_DIR", str(tmp_path / "cache"))
+    diagnosis = FailureAnalyzer(library).analyze(UNKNOWN_TEXT)
+    assert opinion_status(diagnosis) == "fallback"
+    assert diagnosis.llm is not None
+    assert "api_key" in diagnosis.llm.detail
