@@ -124,3 +124,29 @@ def test_nothing_is_asked_when_no_model_is_configured(
 def test_the_retry_policys_analyzer_never_asks(model: Counting) -> None:
     """The runtime's shared analyzer (the retry policy's) decides from the patterns alone."""
     assert runtime.current().analyzer.second_opinion is None
+
+
+def test_the_recovery_report_and_the_escalation_report_label_the_opinion(
+    tmp_path: Path, isolated_config: None, pattern_diagnosis: Diagnosis
+) -> None:
+    from qubinode_recovery_provider.diagnosis.llm import LLMAnswer, apply_opinion
+    from qubinode_recovery_provider.escalation.reports import escalate
+    from qubinode_recovery_provider.models import RecoveryPlan
+    from qubinode_recovery_provider.operators.report import run_note
+
+    answer = LLMAnswer(root_cause=RootCause.CONFIGURATION, confidence=0.8, reasoning="line 2")
+    opinionated = apply_opinion(pattern_diagnosis, answer, "qwen3")
+    label = "LLM second opinion (model qwen3): configuration (claimed 0.80)"
+
+    facts = {
+        "diagnose": {
+            "failure": {"dag_id": "d", "task_id": "t", "run_id": "r"},
+            "diagnosis": opinionated.to_json_dict(),
+        }
+    }
+    assert label in run_note("escalated", "escalated", facts, tmp_path / "report.md")
+
+    plan = RecoveryPlan(fingerprint=opinionated.fingerprint, root_cause=opinionated.root_cause, run_id="r")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "spool")
+    result = escalate(ledger, plan, ["no safe option"], diagnosis=opinionated, directory=tmp_path)
+    assert label in Path(result.report_path).read_text()
