@@ -6,7 +6,8 @@ pattern confidence is below ``llm_confidence_threshold`` or the cause is unknown
 - **what is sent** is bounded and redacted: the pattern verdict, the decisive lines (each matched
   evidence line with :data:`WINDOW_LINES` lines around it, or the last lines when nothing matched), the
   exception and a few facts (task, host, unhealthy services), at most :data:`MAX_PROMPT_CHARS`
-  characters, passed once through :func:`~qubinode_recovery_provider.redaction.redact`; never the log;
+  characters, redacted (:func:`~qubinode_recovery_provider.redaction.redact_lines`) before it is cut;
+  never the log;
 - **what comes back** is validated into :class:`LLMAnswer` (our ten categories, a confidence, retryable
   with its reason, advice as text); anything else is a fall-back;
 - **the cap**: the model never raises the confidence above what the evidence supports
@@ -43,7 +44,7 @@ from pydantic import BaseModel, Field, ValidationError
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
 from qubinode_recovery_provider.models import Diagnosis, LLMOpinion, RootCause
-from qubinode_recovery_provider.redaction import redact, strip_control
+from qubinode_recovery_provider.redaction import redact, redact_lines, strip_control
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -59,6 +60,8 @@ WINDOW_LINES = 3
 MAX_EVIDENCE = 3
 MAX_LINES = 40
 MAX_LINE_CHARS = 300
+#: Lines are cut here before redaction, and at :data:`MAX_LINE_CHARS` after it.
+MAX_RAW_CHARS = 2000
 MAX_ACTIONS = 5
 MAX_TEXT_CHARS = 1500
 #: The most an opinion that agrees with the patterns adds to their confidence.
@@ -199,8 +202,10 @@ def build_prompt(
     facts = _facts(diagnosis, event, context)
     if facts:
         parts += ["", "Facts:", *(f"- {f}" for f in facts)]
-    prompt = "\n".join(strip_control(p)[: MAX_LINE_CHARS + 20] for p in parts)
-    return redact(prompt[:MAX_PROMPT_CHARS])
+    # redacted before it is cut, in one pass over all lines (a key block spread over lines is caught whole,
+    # and no cut leaves half a secret that its rule would no longer recognise)
+    clean = redact_lines([strip_control(p[:MAX_RAW_CHARS]) for p in parts])
+    return "\n".join(line[: MAX_LINE_CHARS + 20] for line in "\n".join(clean).split("\n"))[:MAX_PROMPT_CHARS]
 
 
 def _decisive_lines(diagnosis: Diagnosis, lines: list[str]) -> list[str]:
@@ -212,13 +217,13 @@ def _decisive_lines(diagnosis: Diagnosis, lines: list[str]) -> list[str]:
         if 1 <= n <= len(lines) and match.evidence[:40] in lines[n - 1]:
             numbers.update(range(max(1, n - WINDOW_LINES), min(len(lines), n + WINDOW_LINES) + 1))
         else:
-            shown.append(f"{n}: {match.evidence[:MAX_LINE_CHARS]}")
+            shown.append(f"{n}: {match.evidence[:MAX_RAW_CHARS]}")
     if not diagnosis.matched_patterns and lines:
         tail = [i for i in range(len(lines), 0, -1) if lines[i - 1].strip()][:15]
         numbers.update(tail)
-    shown += [f"{n}: {lines[n - 1][:MAX_LINE_CHARS]}" for n in sorted(numbers)]
+    shown += [f"{n}: {lines[n - 1][:MAX_RAW_CHARS]}" for n in sorted(numbers)]
     if not shown and diagnosis.template:
-        shown.append(f"?: {diagnosis.template[:MAX_LINE_CHARS]}")
+        shown.append(f"?: {diagnosis.template[:MAX_RAW_CHARS]}")
     return shown[-MAX_LINES:]
 
 
