@@ -170,7 +170,7 @@ def main() -> int:
     parser.add_argument("--overlap", action="store_true", help="report overlap with pattern examples")
     parser.add_argument("--errors", action="store_true", help="list misclassified items (dev side only)")
     args = parser.parse_args()
-    analyzer = FailureAnalyzer(PatternLibrary.load())
+    analyzer = FailureAnalyzer(PatternLibrary.load(), use_llm=False)  # the patterns are measured
     if args.fit:
         prefixes = tuple(p for p in args.fit_prefixes.split(",") if p)
         fit_items = [i for i in load("dev") if not prefixes or i["id"].startswith(prefixes)]
@@ -181,7 +181,7 @@ def main() -> int:
             json.dumps({"fitted_on": fitted_on, "coefficients": values}, indent=2) + "\n"
         )
         print(f"wrote {CALIBRATION_FILE.relative_to(ROOT)}: {values}")
-        analyzer = FailureAnalyzer(PatternLibrary.load(), calibration)
+        analyzer = FailureAnalyzer(PatternLibrary.load(), calibration, use_llm=False)
     items = load(args.split)
     result = evaluate(analyzer, items)
     print_report(args.split, result)

@@ -170,7 +170,43 @@ OPTIONS: dict[str, Option] = {
         "my-org/infra-incidents",
     ),
     "llm_model": Option(
-        "PydanticAI model name for optional reasoning on low-confidence diagnoses. Empty: off.", "string", ""
+        "LLM second opinion on low-confidence diagnoses (docs/llm.md): a PydanticAI model string, or with "
+        "llm_base_url the model's name on that OpenAI-compatible server. Empty: off.",
+        "string",
+        "",
+        "openai:gpt-4o",
+    ),
+    "llm_base_url": Option(
+        "Base URL of an OpenAI-compatible server for the second opinion (Ollama, vLLM); no cloud account "
+        "needed.",
+        "string",
+        "",
+        "http://localhost:11434/v1",
+    ),
+    "llm_api_key_env": Option(
+        "Environment variable holding the API key of an openai: model or llm_base_url server. Empty: "
+        "OPENAI_API_KEY, none for llm_base_url; other providers read their own variable.",
+        "string",
+        "",
+        "OPENROUTER_API_KEY",
+    ),
+    "llm_conn_id": Option(
+        "Airflow connection of type pydanticai (common-ai provider: host = base URL, password = API key, "
+        "extra model); overrides the three options above.",
+        "string",
+        "",
+        "pydanticai_default",
+    ),
+    "llm_confidence_threshold": Option(
+        "The second opinion is asked when the pattern confidence is below this, or the cause is unknown.",
+        "float",
+        "0.7",
+    ),
+    "llm_timeout_seconds": Option(
+        "Hard time limit of one second-opinion call. When the failure callback's remaining budget cannot "
+        "hold it, the recovery DAG asks instead.",
+        "float",
+        "15.0",
     ),
 }
 

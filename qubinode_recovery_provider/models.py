@@ -387,6 +387,57 @@ class PatternMatch(_Model):
     weight: float = 0.0
 
 
+class LLMOpinion(_Model):
+    """What an LLM second opinion said about a diagnosis and what became of it (``docs/llm.md``).
+
+    :param model: the model that was asked (its configured name), shown in every output.
+    :param status: ``applied`` (its answer is in the diagnosis, within the confidence cap),
+        ``fallback`` (asking failed: the pattern result stands; ``detail`` says why) or ``deferred``
+        (the failure callback had no time left: the recovery DAG's first task asks).
+    :param root_cause: the cause it named.
+    :param confidence: the confidence it claimed (the diagnosis holds the capped one).
+    :param retryable: whether it thinks a retry can help, and ``retryable_reason`` why.
+    :param recommended_actions: its advice for a person: text, never run.
+    :param reasoning: its explanation.
+    :param pattern_root_cause: the pattern diagnosis before the opinion was applied.
+    :param pattern_confidence: its confidence.
+    :param cached: the answer came from the cache (no call was made).
+    :param detail: why it fell back or was deferred, what the cap did.
+    """
+
+    model: str
+    status: str
+    root_cause: RootCause | None = None
+    confidence: float | None = None
+    retryable: bool | None = None
+    retryable_reason: str = ""
+    recommended_actions: list[str] = Field(default_factory=list)
+    reasoning: str = ""
+    pattern_root_cause: RootCause | None = None
+    pattern_confidence: float | None = None
+    cached: bool = False
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        """How every output names it: ``LLM second opinion (model X)``."""
+        return f"LLM second opinion (model {self.model})"
+
+    def describe(self) -> str:
+        """One line for reports: the label, what it said and what became of it."""
+        if self.status != "applied":
+            return f"{self.label}: {self.status} - {self.detail}"
+        said = self.root_cause.value if self.root_cause else "?"
+        claimed = f" (claimed {self.confidence:.2f})" if self.confidence is not None else ""
+        before = self.pattern_root_cause.value if self.pattern_root_cause else "?"
+        retry = "" if self.retryable is None else f"; retryable {self.retryable}: {self.retryable_reason}"
+        cached = " [cached]" if self.cached else ""
+        return (
+            f"{self.label}{cached}: {said}{claimed}; patterns said {before} "
+            f"({self.pattern_confidence or 0:.2f}); {self.detail}{retry}"
+        )
+
+
 class Diagnosis(_Model):
     """The analyzer's verdict on one failure."""
 
@@ -408,7 +459,10 @@ class Diagnosis(_Model):
     diagnostic_commands: list[str] = Field(default_factory=list)
     corroboration: list[str] = Field(default_factory=list)
     contradictions: list[str] = Field(default_factory=list)
-    llm_reasoning: str | None = None
+    llm_reasoning: str | None = Field(
+        default=None, description="the LLM second opinion's reasoning, when one was applied"
+    )
+    llm: LLMOpinion | None = Field(default=None, description="the LLM second opinion, when one was asked")
     dag_id: str | None = None
     task_id: str | None = None
     run_id: str | None = None

@@ -17,6 +17,7 @@ Plain Python: no Airflow import.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,11 +31,14 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+    from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
     from qubinode_recovery_provider.recovery.actions import ActionFn, ActionSpec, Probe
     from qubinode_recovery_provider.recovery.executor import ApprovalCallback
     from qubinode_recovery_provider.recovery.planner import RecoveryPlanner
     from qubinode_recovery_provider.store import Ledger
 
+
+log = logging.getLogger(__name__)
 
 #: "Not given" for :meth:`Runtime.configure` (None is a value there: it disables an implementation).
 UNSET: Any = object()
@@ -62,6 +66,7 @@ class _Shared:
     failure_ledgers_lock: threading.Lock = field(default_factory=threading.Lock)
     ledger: Any | None = None
     analyzer: FailureAnalyzer | None = None
+    second_opinion: Any = UNSET
     failure_ledgers: dict[tuple[str, str], Ledger] = field(default_factory=dict)
     handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
     custom_actions: list[CustomAction] = field(default_factory=list)
@@ -143,13 +148,35 @@ class Runtime:
             if self._shared.analyzer is None:
                 from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 
-                self._shared.analyzer = FailureAnalyzer(index_kind="cached")
+                # patterns only: the retry policy decides from evidence; the failure path and the
+                # recovery DAG ask the second opinion themselves, within their own time (second_opinion)
+                self._shared.analyzer = FailureAnalyzer(index_kind="cached", use_llm=False)
             return self._shared.analyzer
 
     @analyzer.setter
     def analyzer(self, analyzer: FailureAnalyzer | None) -> None:
         with self._shared.analyzer_lock:
             self._shared.analyzer = analyzer
+
+    @property
+    def second_opinion(self) -> SecondOpinion | None:
+        """The configured LLM second opinion (``docs/llm.md``), built on first use; None when no model is
+        configured or the configuration is malformed (logged). Assign one, None (off), or :data:`UNSET`
+        (read the configuration again on next use)."""
+        with self._shared.analyzer_lock:
+            if self._shared.second_opinion is UNSET:
+                from qubinode_recovery_provider.diagnosis.llm import second_opinion_for
+
+                opinion, problem = second_opinion_for(None)
+                if problem:
+                    log.warning("%s", problem)
+                self._shared.second_opinion = opinion
+            return self._shared.second_opinion  # type: ignore[no-any-return]
+
+    @second_opinion.setter
+    def second_opinion(self, opinion: SecondOpinion | None) -> None:
+        with self._shared.analyzer_lock:
+            self._shared.second_opinion = opinion
 
     @property
     def handlers(self) -> HandlerRegistry:

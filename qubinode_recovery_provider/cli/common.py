@@ -486,10 +486,10 @@ def load_library(extra_dirs: Sequence[str] = ()) -> PatternLibrary:
 
 
 def load_analyzer(extra_dirs: Sequence[str] = ()) -> FailureAnalyzer:
-    """An analyzer over :func:`load_library`.
+    """An analyzer over :func:`load_library`; patterns only (``diagnose --llm`` adds the second opinion).
 
     :param extra_dirs: more directories of packs.
     """
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 
-    return FailureAnalyzer(load_library(extra_dirs))
+    return FailureAnalyzer(load_library(extra_dirs), use_llm=False)

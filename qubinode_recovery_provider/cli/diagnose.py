@@ -11,6 +11,7 @@ from qubinode_recovery_provider.cli.common import load_analyzer, log_file_path, 
 from qubinode_recovery_provider.cli.render import render_diagnosis
 
 if TYPE_CHECKING:
+    from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
     from qubinode_recovery_provider.models import Diagnosis, DiagnosticContext
 
 BATCH_FIELDS = ("id", "dag_id", "task_id")
@@ -51,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="also write the diagnosis JSON to FILE (what 'plan --analysis-file' reads)",
     )
+    parser.add_argument(
+        "--llm",
+        action="store_true",
+        help="ask the configured LLM for a second opinion when the patterns are unsure (docs/llm.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -59,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
 
     :param args: the parsed arguments.
     """
+    opinion = _llm_opinion() if args.llm else None
     if args.batch is not None:
         if args.plugin is not None or args.output is not None:
             raise UsageError("--plugin and --output are for one failure (--error or --log-file), not --batch")
         records = read_batch(args.batch)
         analyzer = load_analyzer(args.patterns_dir)
+        analyzer.second_opinion = opinion
         context = _probe() if args.probe else None
         for record in records:
             diagnosis = analyzer.analyze(record["text"], context, diagnosis_id=record["id"])
@@ -73,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             }
             output.write_json(row)
         return EXIT_OK
-    diagnosis = _diagnose_one(args)
+    diagnosis = _diagnose_one(args, opinion)
     if args.plugin is not None:
         diagnosis.dag_id = args.plugin
     if args.output is not None:
@@ -102,14 +110,16 @@ def _banner(title: str) -> str:
     return f"{rule}\n{title}\n{rule}\n\n"
 
 
-def _diagnose_one(args: argparse.Namespace) -> Diagnosis:
+def _diagnose_one(args: argparse.Namespace, opinion: SecondOpinion | None) -> Diagnosis:
     if args.error is not None:
         if not args.error.strip():
             raise UsageError("--error is empty: give the error message or log excerpt to diagnose")
         analyzer = load_analyzer(args.patterns_dir)
+        analyzer.second_opinion = opinion
         return analyzer.analyze(args.error, _probe() if args.probe else None)
     path = log_file_path(args.log_file)
     analyzer = load_analyzer(args.patterns_dir)
+    analyzer.second_opinion = opinion
     context = _probe() if args.probe else None
     shown = "stdin" if args.log_file == "-" else args.log_file
     try:
@@ -141,6 +151,23 @@ def _parse_batch(name: str) -> Iterator[dict[str, Any]]:
                 raise UsageError(f"{name}:{number}: '{key}' must be a string")
         record["id"] = str(record.get("id") if record.get("id") is not None else number)
         yield record
+
+
+def _llm_opinion() -> SecondOpinion:
+    """The configured LLM second opinion for ``--llm``; a usage error when there is none."""
+    from qubinode_recovery_provider import config
+    from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
+
+    try:
+        opinion = SecondOpinion.from_config()
+    except config.ConfigError as exc:
+        raise UsageError(f"--llm: {exc}") from None
+    if opinion is None:
+        raise UsageError(
+            "--llm: no LLM is configured: set [qubinode_recovery] llm_model (with llm_base_url for a local "
+            "OpenAI-compatible server) or llm_conn_id"
+        )
+    return opinion
 
 
 def _probe() -> DiagnosticContext:

@@ -8,6 +8,7 @@ The ledger is the one configured for Airflow (``[qubinode_recovery] ledger_url``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -211,6 +212,13 @@ def _diagnosis_lines(item: dict[str, Any]) -> list[str]:
     error = prefix + (item.get("exception_text") or "")
     if error.strip():
         lines.append(f"      {_clip(error, 100)}")
+    if diag.get("llm"):
+        from pydantic import ValidationError
+
+        from qubinode_recovery_provider.models import LLMOpinion
+
+        with contextlib.suppress(ValidationError):
+            lines.append(f"      {_clip(LLMOpinion.model_validate(diag['llm']).describe(), 160)}")
     return lines
 
 

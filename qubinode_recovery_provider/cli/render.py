@@ -33,6 +33,10 @@ def render_diagnosis(d: Diagnosis) -> str:
         if items:
             lines.append(f"{title}:")
             lines.extend(f"  - {item}" for item in items)
+    if d.llm is not None:
+        lines.append(d.llm.describe())
+        if d.llm_reasoning:
+            lines.append(f"  Reasoning ({d.llm.label}): {d.llm_reasoning}")
     if d.recommended_actions:
         lines.append("Recommended actions:")
         lines.extend(f"  - {action}" for action in d.recommended_actions)

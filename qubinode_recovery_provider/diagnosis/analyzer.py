@@ -9,11 +9,14 @@
 5. Confidence is a logistic function of these features whose coefficients were fitted on the
    development part of the labelled corpus (``calibration.json``, made by ``bench/accuracy.py --fit``);
    the held-out part measures how well it is calibrated (``docs/benchmarks.md``).
+6. Optionally, an LLM second opinion on a diagnosis the patterns are unsure of (:mod:`.llm`), capped so
+   that it never claims more than the evidence supports.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, template
 from qubinode_recovery_provider.diagnosis.linear import compile_linear
+from qubinode_recovery_provider.diagnosis.llm import SecondOpinion, second_opinion_for
 from qubinode_recovery_provider.diagnosis.matcher import MAX_SCAN_BYTES, Hit, Matcher, ScanResult
 from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, Pattern, PatternLibrary
 from qubinode_recovery_provider.models import (
@@ -38,6 +42,7 @@ from qubinode_recovery_provider.models import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+log = logging.getLogger(__name__)
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 SYMPTOM_WEIGHT = 0.35
 RUNNER_UP_SHARE = 0.3
@@ -123,6 +128,11 @@ class FailureAnalyzer:
     :param library: the patterns; default: the shipped packs plus ``[qubinode_recovery] pattern_dirs``.
     :param calibration: confidence coefficients; default: the fitted ``calibration.json``.
     :param index_kind: the prefilter (:func:`~qubinode_recovery_provider.diagnosis.matcher.build_index`).
+    :param use_llm: ask an LLM for a second opinion when the patterns are unsure (:mod:`.llm`): None
+        when ``[qubinode_recovery] llm_model`` (or ``llm_conn_id``) is set; True asks the configured
+        model and, when there is none, diagnoses with the patterns only and says so in :attr:`warnings`;
+        False never asks.
+    :param second_opinion: the second opinion to use (overrides ``use_llm``).
     """
 
     def __init__(
@@ -130,10 +140,20 @@ class FailureAnalyzer:
         library: PatternLibrary | None = None,
         calibration: Calibration | None = None,
         index_kind: str = "auto",
+        *,
+        use_llm: bool | None = None,
+        second_opinion: SecondOpinion | None = None,
     ) -> None:
         self.library = library if library is not None else PatternLibrary.from_config()
         self.calibration = calibration or Calibration.load()
         self.index_kind = index_kind
+        self.llm_warning: str | None = None
+        if second_opinion is not None:
+            self.second_opinion: SecondOpinion | None = second_opinion
+        else:
+            self.second_opinion, self.llm_warning = second_opinion_for(use_llm)
+            if self.llm_warning:
+                log.warning("%s", self.llm_warning)
 
     @cached_property
     def matcher(self) -> Matcher:
@@ -142,8 +162,12 @@ class FailureAnalyzer:
     @property
     def warnings(self) -> list[str]:
         """Problems skipped while loading the pattern library (missing ``pattern_dirs``, broken packs),
-        one line each; ``self.library.warning_count`` counts them all."""
-        return list(self.library.warnings)
+        one line each; ``self.library.warning_count`` counts them all. Then why the LLM second opinion is
+        off although it was asked for, and its fall-backs (:attr:`SecondOpinion.warnings`)."""
+        extra = [self.llm_warning] if self.llm_warning else []
+        if self.second_opinion is not None:
+            extra += self.second_opinion.warnings
+        return [*self.library.warnings, *extra]
 
     def analyze(
         self,
@@ -161,14 +185,18 @@ class FailureAnalyzer:
         :param context: the host's state, to corroborate or contradict the diagnosis.
         :param diagnosis_id: the id given to the diagnosis.
         :param deadline: a :func:`time.monotonic` value: once it has passed the scan stops, and the
-            diagnosis is made from the lines read so far (its summary and recommended actions say so).
+            diagnosis is made from the lines read so far (its summary and recommended actions say so);
+            an LLM second opinion that the time left cannot hold is deferred.
         """
         if isinstance(failure, DiagnosticContext):
             context = context or failure
             failure = failure.failure_event()
         event = failure if isinstance(failure, FailureEvent) else None
         text = event.text() if event is not None else str(failure)
-        return self._diagnose(self.matcher.scan_text(text, deadline), context, event, diagnosis_id)
+        diagnosis = self._diagnose(self.matcher.scan_text(text, deadline), context, event, diagnosis_id)
+        if self.second_opinion is None:
+            return diagnosis
+        return self.second_opinion.review(diagnosis, text, event=event, context=context, deadline=deadline)
 
     def analyze_file(
         self,
@@ -185,7 +213,10 @@ class FailureAnalyzer:
         :param diagnosis_id: the id given to the diagnosis.
         :param deadline: a :func:`time.monotonic` value after which the scan stops (see :meth:`analyze`).
         """
-        return self._diagnose(self.matcher.scan_file(path, deadline), context, None, diagnosis_id)
+        diagnosis = self._diagnose(self.matcher.scan_file(path, deadline), context, None, diagnosis_id)
+        if self.second_opinion is None:
+            return diagnosis
+        return self.second_opinion.review(diagnosis, context=context, deadline=deadline)
 
     def _diagnose(
         self,

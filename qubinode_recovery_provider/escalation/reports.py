@@ -118,6 +118,8 @@ def _report(title: str, body: str, diagnosis: Diagnosis | None, details: str) ->
         if diagnosis.matched_patterns:
             match = diagnosis.matched_patterns[0]
             lines.append(f"- Decisive line ({match.pattern_id}): `{' '.join(match.evidence.split())[:300]}`")
+        if diagnosis.llm is not None:
+            lines.append(f"- {diagnosis.llm.describe()}")
         lines.append("")
     if details.strip():
         lines += [details.rstrip(), ""]

@@ -229,6 +229,7 @@ class FailureReport:
             analyzer = tf.shared_analyzer()
             self._note_library_warnings(analyzer.warnings, analyzer.library.warning_count)
             diagnosis = analyzer.analyze(event, host, deadline=self.deadline.end)
+            diagnosis = self._second_opinion(event, host, diagnosis)
         except Exception as exc:
             self.outcome.errors.append(f"analysis failed: {type(exc).__name__}: {exc}")
             diagnosis = tf.unanalysed_diagnosis(event, f"analysis failed ({type(exc).__name__})")
@@ -238,6 +239,21 @@ class FailureReport:
         self.outcome.root_cause = diagnosis.root_cause.value
         self.outcome.confidence = diagnosis.confidence
         return diagnosis
+
+    def _second_opinion(self, event: FailureEvent, host: Any, diagnosis: Diagnosis) -> Diagnosis:
+        """The configured LLM second opinion within the budget, or deferred to the recovery DAG when the
+        time left cannot hold its call (``docs/llm.md``); a fall-back is noted in the outcome."""
+        from qubinode_recovery_provider import runtime
+
+        opinion = runtime.current().second_opinion
+        if opinion is None or not opinion.wanted(diagnosis):
+            return diagnosis
+        reviewed = opinion.review(
+            diagnosis, event.text(), event=event, context=host, deadline=self.deadline.end
+        )
+        if reviewed.llm is not None and reviewed.llm.status != "applied":
+            self.outcome.errors.append(f"{reviewed.llm.label} {reviewed.llm.status}: {reviewed.llm.detail}")
+        return reviewed
 
     def _collect_context(self, tail: LogTail) -> Any:
         """Probe the host within a share of the budget; ``None`` when the probes cannot even start."""

@@ -3,6 +3,7 @@ task)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent
     from qubinode_recovery_provider.store.ledger import RecordedDiagnosis
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 20000
 MAX_MESSAGE_LINES = 500
@@ -90,6 +93,7 @@ class DiagnoseFailureOperator(BaseOperator):
         except FailureInputError as exc:
             raise AirflowFailException(f"Invalid recovery input: {exc}") from None
         diagnosis, incident, source, host = self._diagnose(failure)
+        diagnosis = _second_opinion(diagnosis, failure)
         self.log.info(
             "Diagnosis of %s.%s: %s (confidence %.2f, retryable %s, fingerprint %s) from %s",
             failure["dag_id"],
@@ -193,6 +197,24 @@ class DiagnoseFailureOperator(BaseOperator):
                 notified,
             )
         return _diagnose_message(ledger, failure)
+
+
+def _second_opinion(diagnosis: Diagnosis, failure: dict[str, Any]) -> Diagnosis:
+    """The configured LLM second opinion on a diagnosis the notifier deferred or left unsure, asked from
+    the failure message (``docs/llm.md``); the diagnosis as it was when none is configured or wanted."""
+    from qubinode_recovery_provider import runtime
+
+    current = runtime.current()
+    opinion = current.second_opinion
+    if opinion is None or not opinion.wanted(diagnosis):
+        return diagnosis
+    event = _event(failure)
+    reviewed = opinion.review(diagnosis, failure["message"], event=event)
+    try:  # the ledger shows it too (a later row of the incident; no occurrence counted)
+        current.ledger.record_diagnosis(event, reviewed)
+    except Exception as exc:
+        log.warning("the second opinion of %s was not recorded: %s", diagnosis.fingerprint, exc)
+    return reviewed
 
 
 def _diagnose_message(

@@ -216,9 +216,23 @@ def run_note(outcome: str, headline: str, facts: dict[str, Any], path: Any) -> s
             f"- Diagnosis: {diagnosis.get('root_cause')} ({float(diagnosis.get('confidence') or 0):.2f}), "
             f"incident `{diagnosis.get('fingerprint')}`"
         )
+        lines += _opinion_lines(diagnosis)
     lines += _decision_lines(facts)
     lines.append(f"- Full report: `{path}`")
     return _safe("\n".join(lines))
+
+
+def _opinion_lines(diagnosis: dict[str, Any]) -> list[str]:
+    """The LLM second opinion of a diagnosis (XCom JSON), labelled with its model; none when not asked."""
+    from pydantic import ValidationError
+
+    from qubinode_recovery_provider.models import LLMOpinion
+
+    try:
+        opinion = LLMOpinion.model_validate(diagnosis["llm"]) if diagnosis.get("llm") else None
+    except ValidationError:
+        return []
+    return [f"- {opinion.describe()}"] if opinion is not None else []
 
 
 def task_note(outcome: str, facts: dict[str, Any], recovery_run_id: str) -> str:
@@ -278,6 +292,7 @@ def _markdown(
             f"retryable {diagnosis.get('retryable')}), fingerprint `{diagnosis.get('fingerprint')}`"
             f" ({diagnose.get('source', '')})"
         )
+        lines += _opinion_lines(diagnosis)
     lines += _decision_lines(facts)
     lines += ["", "| step | task | state |", "|---|---|---|"]
     lines += [

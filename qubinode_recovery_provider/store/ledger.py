@@ -402,6 +402,11 @@ class Ledger:
             )
         return RecordedFailure(incident, status)
 
+    def record_diagnosis(self, event: FailureEvent, diagnosis: Diagnosis) -> None:
+        """Store a later diagnosis of a recorded failure (the recovery DAG's LLM second opinion) without
+        counting an occurrence; ignored when its incident is unknown, spooled when the ledger is down."""
+        self._write("record_diagnosis", record_payload(event, diagnosis))
+
     def _incident_or_none(self, fingerprint: str) -> Incident | None:
         try:
             return self.get_incident(fingerprint)

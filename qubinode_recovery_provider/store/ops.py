@@ -157,9 +157,30 @@ def record_failure(conn: Connection, payload: dict[str, Any]) -> Incident:
     row = _upsert_incident(conn, diagnosis, event.occurred_at)
     _add_members(conn, t.incident_dags, "dag_id", row.id, [event.dag_id or diagnosis.dag_id or ""])
     _add_members(conn, t.incident_hosts, "host", row.id, [event.host or ""])
+    _insert_diagnosis(conn, row.id, event, diagnosis, payload["diagnosis"])
+    return incidents_from_rows(conn, [row])[0]
+
+
+def record_diagnosis(conn: Connection, payload: dict[str, Any]) -> int:
+    """Store a later diagnosis of a recorded incident (the recovery DAG's LLM second opinion) without
+    counting an occurrence; 0 when the incident is not in the ledger."""
+    event = FailureEvent.model_validate(payload["event"])
+    diagnosis = Diagnosis.model_validate(payload["diagnosis"])
+    found = conn.execute(
+        sa.select(t.incidents.c.id).where(t.incidents.c.fingerprint == diagnosis.fingerprint)
+    ).first()
+    if found is None:
+        return 0
+    _insert_diagnosis(conn, found.id, event, diagnosis, payload["diagnosis"])
+    return 1
+
+
+def _insert_diagnosis(
+    conn: Connection, incident_id: int, event: FailureEvent, diagnosis: Diagnosis, raw: dict[str, Any]
+) -> None:
     conn.execute(
         t.diagnoses.insert().values(
-            incident_id=row.id,
+            incident_id=incident_id,
             fingerprint=diagnosis.fingerprint,
             root_cause=diagnosis.root_cause.value,
             confidence=diagnosis.confidence,
@@ -172,11 +193,10 @@ def record_failure(conn: Connection, payload: dict[str, Any]) -> Incident:
             try_number=event.try_number,
             host=event.host,
             occurred_at=event.occurred_at,
-            diagnosis=payload["diagnosis"],  # validated above; stored as the writer dumped it
+            diagnosis=raw,  # validated by the caller; stored as the writer dumped it
             event=_event_json(event),
         )
     )
-    return incidents_from_rows(conn, [row])[0]
 
 
 def set_incident_state(conn: Connection, payload: dict[str, Any]) -> int:
@@ -313,6 +333,7 @@ def record_shadow_error(conn: Connection, payload: dict[str, Any]) -> tuple[int,
 
 OPS: dict[str, Op] = {
     "record_failure": record_failure,
+    "record_diagnosis": record_diagnosis,
     "set_incident_state": set_incident_state,
     "record_plan": record_plan,
     "finish_attempt": finish_attempt,

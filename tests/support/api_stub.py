@@ -68,6 +68,16 @@ class ApiStub:
         return [r for r in self.requests if r.method == "POST" and r.path.endswith(suffix)]
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+    """Answer a request with ``body`` as JSON."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class StubHandler(BaseHTTPRequestHandler):
     """Answers like the API server; ``stub`` is set on a subclass per server."""
 
@@ -77,12 +87,7 @@ class StubHandler(BaseHTTPRequestHandler):
         return
 
     def _reply(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def _record(self) -> Recorded:
         length = int(self.headers.get("Content-Length") or 0)
