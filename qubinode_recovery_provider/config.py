@@ -169,6 +169,18 @@ OPTIONS: dict[str, Option] = {
         "",
         "my-org/infra-incidents",
     ),
+    "github_comment_interval_minutes": Option(
+        "At most one comment per escalation issue in this many minutes; occurrences in between are "
+        "counted into the next comment.",
+        "integer",
+        "60",
+    ),
+    "airflow_base_url": Option(
+        "Airflow UI base URL for the links in escalation issues. Empty: no links.",
+        "string",
+        "",
+        "http://airflow:8080",
+    ),
     "llm_model": Option(
         "PydanticAI model name for optional reasoning on low-confidence diagnoses. Empty: off.", "string", ""
     ),
