@@ -80,12 +80,14 @@ class DeliverySettings:
         minutes = max(0, config.get_int("github_comment_interval_minutes"))
         return cls(comment_interval=timedelta(minutes=minutes))
 
-    def backoff(self, tries: int, failure: DeliveryFailure) -> float:
-        """Seconds until the next try after the ``tries``-th failure."""
+    def backoff(self, tries: int, failure: DeliveryFailure, now: datetime) -> float:
+        """Seconds until the next try after the ``tries``-th failure: the exponential backoff, or the
+        wait GitHub asked for when longer; the longest backoff for a failure a retry cannot fix."""
+        asked = failure.wait_seconds(now)
         if not failure.transient:
-            return max(self.max_backoff_seconds, failure.retry_after or 0.0)
+            return max(self.max_backoff_seconds, asked)
         exponential = min(self.max_backoff_seconds, self.base_backoff_seconds * float(2 ** max(0, tries - 1)))
-        return max(exponential, failure.retry_after or 0.0)
+        return max(exponential, asked)
 
 
 @dataclass
@@ -298,8 +300,8 @@ class _Drain:
             log.warning("escalation issue of %s not updated: the lease was lost", fingerprint)
 
     def _defer(self, entry: EscalationEntry, failure: DeliveryFailure) -> None:
-        delay = self.settings.backoff(int(entry["tries"]) + 1, failure)
-        retry_at = self.clock() + timedelta(seconds=delay)
+        now = self.clock()
+        retry_at = now + timedelta(seconds=self.settings.backoff(int(entry["tries"]) + 1, failure, now))
         self.ledger.retry_escalation_later(entry["id"], failure.reason, retry_at)
         self.report.deferred += 1
         self.report.retry_at = retry_at.isoformat()

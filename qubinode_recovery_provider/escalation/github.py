@@ -16,9 +16,10 @@ PyGithub is imported only when a client is built or a failure classified.
 from __future__ import annotations
 
 import os
+from itertools import islice
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.redaction import redact
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 #: GitHub refuses issue and comment bodies longer than this (characters).
 BODY_LIMIT = 65536
 TITLE_LIMIT = 256
+#: Search results looked at for the marker.
+SEARCH_LIMIT = 5
 MARKER_PREFIX = "qubinode-recovery:fingerprint="
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_TIMEOUT_SECONDS = 15.0
@@ -39,17 +42,33 @@ class DeliveryFailure(Exception):
     """A GitHub call that did not go through.
 
     :param reason: one line: status and GitHub's message, or the connection error
-    :param retry_after: seconds GitHub asked to wait (``Retry-After`` or the rate-limit reset), or None
+    :param retry_after: seconds GitHub asked to wait (``Retry-After``), or None
     :param transient: the call may work later unchanged (5xx, rate limits, the network); False for
         credentials, permissions, a missing repository or rejected input (still retried, with the longest
         backoff, so that fixing the connection delivers the queue)
+    :param reset_at: when the used-up rate limit resets (``x-ratelimit-reset``), or None
     """
 
-    def __init__(self, reason: str, retry_after: float | None = None, transient: bool = True) -> None:
+    def __init__(
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        transient: bool = True,
+        reset_at: datetime | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.transient = transient
+        self.reset_at = reset_at
+
+    def wait_seconds(self, now: datetime) -> float:
+        """Seconds GitHub asked to wait from ``now`` (0 when it did not say)."""
+        if self.retry_after is not None:
+            return self.retry_after
+        if self.reset_at is not None:
+            return max(0.0, (self.reset_at - now).total_seconds())
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,7 @@ def github_client(
     *,
     base_url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    seconds_between_requests: float | None = 0.25,
     seconds_between_writes: float | None = 1.0,
 ) -> Github:
     """A PyGithub client for the outbox: token auth, ``base_url`` (GitHub Enterprise, a test server),
@@ -100,6 +120,7 @@ def github_client(
     :param token: a personal access, fine-grained or Actions token
     :param base_url: the REST API root; default ``https://api.github.com``
     :param timeout: seconds per HTTP call
+    :param seconds_between_requests: PyGithub's spacing of requests (its default)
     :param seconds_between_writes: PyGithub's spacing of writes (GitHub asks for one second)
     """
     from github import Auth, Github
@@ -109,6 +130,7 @@ def github_client(
         base_url=(base_url or DEFAULT_API_URL).rstrip("/"),
         timeout=int(max(1, timeout)),
         retry=None,
+        seconds_between_requests=seconds_between_requests,
         seconds_between_writes=seconds_between_writes,
     )
 
@@ -152,7 +174,7 @@ class GitHubIssues:
             if issue is not None and marker(fingerprint) in (issue.body or ""):
                 return _ref(issue)
         query = f'"{MARKER_PREFIX}{fingerprint}" repo:{self.repository} is:issue in:body'
-        for issue in self._call(lambda: list(self.client.search_issues(query)[:5])):
+        for issue in self._call(lambda: list(islice(self.client.search_issues(query), SEARCH_LIMIT))):
             if marker(fingerprint) in (issue.body or ""):
                 return _ref(self._call(self._repository().get_issue, issue.number))
         return None
@@ -205,35 +227,24 @@ def _ref(issue: Any) -> IssueRef:
     return IssueRef(int(issue.number), str(issue.html_url), str(issue.state), issue)
 
 
-def classify(exc: BaseException, now: datetime | None = None) -> DeliveryFailure:
+def classify(exc: BaseException) -> DeliveryFailure:
     """What a failed PyGithub call means for the outbox (see :class:`DeliveryFailure`)."""
     from github import GithubException
 
     if not isinstance(exc, GithubException):
         return DeliveryFailure(f"{type(exc).__name__}: {_one_line(exc)}")
-    headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+    headers = {str(k).lower(): str(v).strip() for k, v in (exc.headers or {}).items()}
     message = _message(exc)
-    reason = f"GitHub answered {exc.status}: {message}"
-    wait = retry_after(headers, now)
+    wait = float(headers["retry-after"]) if headers.get("retry-after", "").isdigit() else None
+    reset = headers.get("x-ratelimit-reset", "")
+    used_up = headers.get("x-ratelimit-remaining") == "0" and reset.isdigit()
+    reset_at = datetime.fromtimestamp(int(reset), UTC) if used_up else None
+    lowered = message.lower()
     limited = exc.status == 429 or (
-        exc.status == 403
-        and (wait is not None or "rate limit" in message.lower() or "abuse" in message.lower())
+        exc.status == 403 and (wait is not None or used_up or "rate limit" in lowered or "abuse" in lowered)
     )
     transient = limited or exc.status >= 500 or exc.status in (408, 409)
-    return DeliveryFailure(reason, wait, transient)
-
-
-def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds GitHub asks to wait: ``Retry-After``, else the rate-limit reset when none is left."""
-    value = headers.get("retry-after", "").strip()
-    if value.isdigit():
-        return float(value)
-    if headers.get("x-ratelimit-remaining", "").strip() == "0":
-        reset = headers.get("x-ratelimit-reset", "").strip()
-        if reset.isdigit():
-            current = (now or datetime.now().astimezone()).timestamp()
-            return max(0.0, float(reset) - current)
-    return None
+    return DeliveryFailure(f"GitHub answered {exc.status}: {message}", wait, transient, reset_at)
 
 
 def issues_from_env(environ: Mapping[str, str] | None = None, **client_options: Any) -> GitHubIssues:
@@ -274,6 +285,5 @@ __all__ = [
     "issue_body",
     "issues_from_env",
     "marker",
-    "retry_after",
     "without_retries",
 ]
