@@ -16,10 +16,10 @@ PyGithub is imported only when a client is built or a failure classified.
 from __future__ import annotations
 
 import os
-from itertools import islice
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.redaction import redact

@@ -3,6 +3,7 @@ and without a secret in any request body. Real PyGithub, real SQLite ledger, loc
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from datetime import datetime, timedelta
@@ -75,7 +76,8 @@ def test_a_thousand_failures_from_ten_drains_make_one_issue_and_paced_comments(
         thread.start()
     for thread in threads:
         thread.join(300)
-    assert not errors and not any(t.is_alive() for t in threads)
+    assert not errors
+    assert not any(t.is_alive() for t in threads)
 
     with Ledger(ledger_url, tmp_path / "spool") as ledger:
         sink = TimedIssues(issues_for(github), clock, times)
@@ -90,7 +92,7 @@ def test_a_thousand_failures_from_ten_drains_make_one_issue_and_paced_comments(
     assert 1 + sum(_count(c) for c in comments) == WORKERS * PER_WORKER
     span = WORKERS * PER_WORKER + INTERVAL.total_seconds()
     assert 1 <= len(comments) <= span // INTERVAL.total_seconds() + 1
-    assert all(later - earlier >= INTERVAL for earlier, later in zip(times, times[1:], strict=False))
+    assert all(later - earlier >= INTERVAL for earlier, later in itertools.pairwise(times))
 
 
 def test_an_outage_then_a_secondary_rate_limit_delivers_once_after_retry_after(
@@ -104,7 +106,9 @@ def test_an_outage_then_a_secondary_rate_limit_delivers_once_after_retry_after(
     first = deliver_escalations(ledger, issues, settings=settings, clock=clock)
     entry = ledger.escalation_entry(outbox_id)
     assert (first.deferred, first.delivered) == (1, 0)
-    assert entry is not None and entry["tries"] == 1 and "502" in (entry["last_error"] or "")
+    assert entry is not None
+    assert entry["tries"] == 1
+    assert "502" in (entry["last_error"] or "")
     assert entry["next_attempt_at"] == (start + timedelta(seconds=60)).isoformat()
 
     clock.advance(30)  # not due yet: nothing is sent
@@ -116,7 +120,9 @@ def test_an_outage_then_a_secondary_rate_limit_delivers_once_after_retry_after(
     github.fail_next(403, "You have exceeded a secondary rate limit.", {"Retry-After": "600"})
     second = deliver_escalations(ledger, issues, settings=settings, clock=clock)
     entry = ledger.escalation_entry(outbox_id)
-    assert second.deferred == 1 and entry is not None and entry["tries"] == 2
+    assert second.deferred == 1
+    assert entry is not None
+    assert entry["tries"] == 2
     assert entry["next_attempt_at"] == (clock() + timedelta(seconds=600)).isoformat()
 
     clock.advance(599)

@@ -81,7 +81,8 @@ def test_occurrences_within_the_interval_are_counted_into_the_next_comment(
     report = drain(ledger, issues, clock)  # no new entry: the counted ones are reported
     assert report.commented == 1
     (comment,) = github.comments[1]
-    assert "5 more times" in comment and "occurrence 4" in comment
+    assert "5 more times" in comment
+    assert "occurrence 4" in comment
     assert ledger.escalation_issue(FP)["unreported"] == 0  # type: ignore[index]
 
 
@@ -98,7 +99,8 @@ def test_a_closed_issue_whose_failure_comes_back_is_reopened_as_regressed(
     assert (report.reopened, report.created) == (1, 0)
     assert github.issues[1]["state"] == "open"
     (comment,) = github.comments[1]
-    assert comment.startswith("**Regressed**") and "libvirtd died again" in comment
+    assert comment.startswith("**Regressed**")
+    assert "libvirtd died again" in comment
 
 
 def test_a_resolved_incident_closes_its_issue_with_a_note(
@@ -113,7 +115,8 @@ def test_a_resolved_incident_closes_its_issue_with_a_note(
     assert report.closed == 1
     assert (github.issues[1]["state"], github.issues[1]["state_reason"]) == ("closed", "completed")
     (note,) = github.comments[1]
-    assert note.startswith("**Resolved** by automatic recovery") and "manual__1" in note
+    assert note.startswith("**Resolved** by automatic recovery")
+    assert "manual__1" in note
     assert queue_resolution(ledger, FP, "again") is None  # closed: nothing more to close
 
 
@@ -123,4 +126,6 @@ def test_comment_bodies_are_bounded_to_githubs_limit(
     ledger.enqueue_escalation(FP, "t", "x " * 50_000, ["qubinode-recovery"])
     drain(ledger, issues, clock)
     body = github.issues[1]["body"]
-    assert len(body) <= 65536 and body.startswith(marker(FP)) and "truncated" in body[-200:]
+    assert len(body) <= 65536
+    assert body.startswith(marker(FP))
+    assert "truncated" in body[-200:]
