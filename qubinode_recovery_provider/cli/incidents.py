@@ -167,6 +167,8 @@ def run_show(args: argparse.Namespace) -> int:
 def render_detail(detail: dict[str, Any]) -> str:
     """A readable report of one incident (the dict of ``Ledger.incident_detail``)."""
     lines = _incident_header(detail["incident"])
+    if detail.get("github_issue"):
+        lines.append(f"  GitHub issue: {detail['github_issue']}")
     sections = (
         ("Diagnoses", detail["diagnoses"], _diagnosis_lines),
         ("Plans", detail["plans"], _plan_lines),

@@ -10,7 +10,7 @@
 2. every caller writes (or rewrites) the report ``<state_dir>/reports/escalation-<fingerprint>-<run>.md``;
 3. without a GitHub repository configured (``[qubinode_recovery] github_repository``), the outbox entry
    is marked sent with the report's path as its reference. With one, it stays pending for the GitHub
-   sink.
+   sink (:mod:`~qubinode_recovery_provider.escalation.delivery`).
 
 Plain Python: no Airflow import.
 """
@@ -83,6 +83,7 @@ def escalate(
     diagnosis: Diagnosis | None = None,
     details: str = "",
     directory: Path | None = None,
+    github: bool | None = None,
 ) -> EscalationResult:
     """Hand the incident of ``plan`` to a person (see the module docstring); never raises because the
     ledger is unavailable.
@@ -93,6 +94,8 @@ def escalate(
     :param diagnosis: adds the verdict to the report
     :param details: extra Markdown for the report (what the recovery run did)
     :param directory: where the report goes; default :func:`reports_dir`
+    :param github: a GitHub sink will deliver the outbox entry (default: ``github_repository`` is set);
+        False marks it sent with the report as its reference
     """
     reason = "; ".join(r.strip() for r in reasons if r and r.strip()) or "escalated by request"
     title, body = escalation_text(plan, reason)
@@ -104,7 +107,7 @@ def escalate(
     queued = queue_escalation(ledger, plan, reason, body=content, severity=severity)
     first = queued.first
     outbox_id = queued.outbox_id if first else _pending_entry(ledger, plan.fingerprint)
-    reference = _deliver(ledger, outbox_id, path)
+    reference = _deliver(ledger, outbox_id, path, github)
     verb = "queued" if first else "already queued"
     detail = f"escalation {verb} (outbox {outbox_id if outbox_id else 'spooled or sent'}); report {path}"
     return EscalationResult(first, outbox_id, str(path), reference, detail)
@@ -208,9 +211,9 @@ def _pending_entry(ledger: Any, fingerprint: str) -> int | None:
     return found[-1] if found else None
 
 
-def _deliver(ledger: Any, outbox_id: int | None, path: Path) -> str:
+def _deliver(ledger: Any, outbox_id: int | None, path: Path, github: bool | None) -> str:
     """Mark the outbox entry sent with the report as its reference, unless GitHub will send it."""
-    if config.get("github_repository").strip():
+    if github if github is not None else config.get("github_repository").strip():
         return "pending GitHub issue (report: " + str(path) + ")"
     if outbox_id:
         write_safely(ledger.mark_escalated, outbox_id, str(path))
