@@ -274,6 +274,11 @@ class RecoveryOption(_Model):
     success_criteria: list[str] = Field(default_factory=list)
     reason: str = ""
 
+    @property
+    def action_type(self) -> RecoveryActionType:
+        """The reference guide's name for :attr:`type`."""
+        return self.type
+
 
 class RecoveryPlan(_Model):
     """Ranked recovery options for one diagnosis."""
@@ -294,6 +299,11 @@ class RecoveryPlan(_Model):
         if self.recommended_index is None or not self.options:
             return None
         return self.options[self.recommended_index]
+
+    @property
+    def recommended_option(self) -> RecoveryOption | None:
+        """The reference guide's name for :attr:`recommended`."""
+        return self.recommended
 
 
 class IncidentState(enum.StrEnum):

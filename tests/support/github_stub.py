@@ -19,8 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-OWNER, REPO = "acme", "infra-incidents"
-FULL_NAME = f"{OWNER}/{REPO}"
+FULL_NAME = "acme/infra-incidents"
 TOKEN = "ghp_stubTokenForTests0000000000000000000"
 _ISSUE = re.compile(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)(/comments)?$")
 
@@ -43,6 +42,7 @@ class GitHubStub:
     failures: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    full_name: str = FULL_NAME
 
     @property
     def url(self) -> str:
@@ -72,28 +72,29 @@ class GitHubStub:
     # --- the API ------------------------------------------------------------------------------
 
     def repo_json(self) -> dict[str, Any]:
+        owner, name = self.full_name.split("/")
         return {
             "id": 1,
-            "name": REPO,
-            "full_name": FULL_NAME,
-            "owner": {"login": OWNER, "id": 2, "type": "Organization"},
+            "name": name,
+            "full_name": self.full_name,
+            "owner": {"login": owner, "id": 2, "type": "Organization"},
             "private": True,
-            "url": f"{self.url}/repos/{FULL_NAME}",
-            "html_url": f"https://github.example/{FULL_NAME}",
+            "url": f"{self.url}/repos/{self.full_name}",
+            "html_url": f"https://github.example/{self.full_name}",
             "has_issues": True,
         }
 
     def issue_json(self, number: int) -> dict[str, Any]:
         issue = self.issues[number]
-        base = f"{self.url}/repos/{FULL_NAME}/issues/{number}"
+        base = f"{self.url}/repos/{self.full_name}/issues/{number}"
         return {
             **issue,
             "id": 1000 + number,
             "number": number,
             "url": base,
             "comments_url": f"{base}/comments",
-            "html_url": f"https://github.example/{FULL_NAME}/issues/{number}",
-            "repository_url": f"{self.url}/repos/{FULL_NAME}",
+            "html_url": f"https://github.example/{self.full_name}/issues/{number}",
+            "repository_url": f"{self.url}/repos/{self.full_name}",
             "comments": len(self.comments.get(number, [])),
             "labels": [{"name": name, "color": "ededed"} for name in issue["labels"]],
             "user": {"login": "qubinode-bot", "id": 3},
@@ -166,14 +167,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(raw) if raw else {}
         if method == "GET" and url.path == "/user":
             return 200, {"login": "qubinode-bot", "id": 3}, {}
-        if method == "GET" and url.path == f"/repos/{FULL_NAME}":
+        if method == "GET" and url.path == f"/repos/{stub.full_name}":
             return 200, stub.repo_json(), {}
         if method == "GET" and url.path == "/search/issues":
             return 200, stub.search(parse_qs(url.query).get("q", [""])[0]), {}
-        if method == "POST" and url.path == f"/repos/{FULL_NAME}/issues":
+        if method == "POST" and url.path == f"/repos/{stub.full_name}/issues":
             return 201, stub.create(body), {}
         match = _ISSUE.match(url.path)
-        if not match or f"{match[1]}/{match[2]}" != FULL_NAME or int(match[3]) not in stub.issues:
+        if not match or f"{match[1]}/{match[2]}" != stub.full_name or int(match[3]) not in stub.issues:
             return 404, {"message": "Not Found"}, {}
         number = int(match[3])
         if match[4] and method == "POST":
@@ -203,9 +204,9 @@ class _QuietServer(ThreadingHTTPServer):
         return
 
 
-def start_github_stub() -> GitHubStub:
-    """Serve a fresh fake repository on an ephemeral port of 127.0.0.1."""
-    stub = GitHubStub()
+def start_github_stub(full_name: str = FULL_NAME) -> GitHubStub:
+    """Serve a fresh fake repository ``full_name`` (``owner/name``) on an ephemeral port of 127.0.0.1."""
+    stub = GitHubStub(full_name=full_name)
     handler = type("Handler", (_Handler,), {"stub": stub})
     stub.server = _QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=stub.server.serve_forever, name="github-stub", daemon=True)
