@@ -142,7 +142,8 @@ def deliver_escalations(
     :param ledger: the ledger
     :param sink: the issues (:class:`~qubinode_recovery_provider.escalation.github.GitHubIssues`)
     :param settings: pacing; default :meth:`DeliverySettings.from_config`
-    :param clock: the time (tests pass their own)
+    :param clock: the time that paces comments and retries (tests pass their own; the lease runs on
+        real time)
     :param fingerprint: deliver only this fingerprint's entries
     :param owner: this drain's name in the lease; default :func:`default_owner`
     """
@@ -188,8 +189,9 @@ class _Drain:
 
     def _locked(self, fingerprint: str, work: Callable[[str], None]) -> None:
         try:
+            # the lease is about this process being alive: real time, whatever clock paces the comments
             claimed = self.ledger.claim_escalation(
-                fingerprint, self.owner, self.clock(), self.settings.lease_seconds
+                fingerprint, self.owner, utcnow(), self.settings.lease_seconds
             )
         except Exception as exc:
             log.info("escalation lease for %s not taken: %s", fingerprint, _one_line(exc))

@@ -10,9 +10,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Clock, issues_for
 from support.canaries import all_canaries, assert_no_canary, combined_text
-from support.github_stub import GitHubStub
+from support.github_stub import Clock, GitHubStub, issues_for
 
 from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 from qubinode_recovery_provider.escalation import escalate

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import Clock
-from support.github_stub import GitHubStub
+from support.github_stub import Clock, GitHubStub
 
 from qubinode_recovery_provider.escalation.delivery import DeliverySettings, deliver_escalations
 from qubinode_recovery_provider.escalation.github import GitHubIssues, marker

@@ -15,9 +15,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from qubinode_recovery_provider.escalation.github import GitHubIssues, github_client
 
 FULL_NAME = "acme/infra-incidents"
 TOKEN = "ghp_stubTokenForTests0000000000000000000"
@@ -202,6 +205,31 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # a client gone mid-reply
         return
+
+
+class Clock:
+    """A clock the test moves (thread-safe)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        with self._lock:
+            self.now += timedelta(seconds=seconds)
+            return self.now
+
+
+def issues_for(stub: GitHubStub, full_name: str | None = None) -> GitHubIssues:
+    """The real PyGithub client pointed at the stand-in (no write spacing: the stand-in needs none)."""
+    client = github_client(
+        TOKEN, base_url=stub.url, timeout=10, seconds_between_requests=None, seconds_between_writes=None
+    )
+    return GitHubIssues(client, full_name or stub.full_name)
 
 
 def start_github_stub(full_name: str = FULL_NAME) -> GitHubStub:
