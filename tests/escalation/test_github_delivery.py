@@ -24,6 +24,7 @@ from qubinode_recovery_provider.store import Ledger
 FP = "fp-vault-denied"
 WORKERS, PER_WORKER = 10, 100
 INTERVAL = timedelta(seconds=100)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]  # PostgreSQL: a server starts
 
 
 class TimedIssues(GitHubIssues):
@@ -47,11 +48,13 @@ def _count(comment: str) -> int:
 
 
 @pytest.mark.slow  # about 20 s: a thousand ledger round trips under contention
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_thousand_failures_from_ten_drains_make_one_issue_and_paced_comments(
-    ledger_url: str, tmp_path: Path, github: GitHubStub, clock: Clock
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, github: GitHubStub, clock: Clock
 ) -> None:
     """Each worker queues an occurrence (one simulated second later than the previous one) and drains.
     Exactly one issue; comments at least INTERVAL apart; every occurrence reported exactly once."""
+    ledger_url = request.getfixturevalue("pg_url" if backend == "postgresql" else "ledger_url")
     settings = DeliverySettings(comment_interval=INTERVAL)
     times: list[datetime] = []
     errors: list[BaseException] = []
@@ -173,3 +176,34 @@ def test_no_request_body_holds_a_canary_secret(
     sent = "\n".join(github.bodies() + [r.path for r in github.requests])
     assert "Diagnosis" in sent
     assert_no_canary(sent, all_canaries())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_of_ten_simultaneous_claims_one_wins_and_an_expired_lease_is_taken_over(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    ledger_url = request.getfixturevalue("pg_url" if backend == "postgresql" else "ledger_url")
+    with Ledger(ledger_url, tmp_path / "spool") as ledger:
+        ledger.migrate()
+    now = datetime.now().astimezone()
+    start = threading.Barrier(10)
+    won: list[str] = []
+
+    def claim(n: int) -> None:
+        with Ledger(ledger_url, tmp_path / f"spool-{n}") as ledger:
+            start.wait(30)
+            if ledger.claim_escalation(FP, f"worker-{n}", now, 300):
+                won.append(f"worker-{n}")
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(won) == 1
+    with Ledger(ledger_url, tmp_path / "spool") as ledger:
+        assert not ledger.claim_escalation(FP, "late", now + timedelta(seconds=299), 300)
+        assert not ledger.update_escalation_issue(FP, "late", now, unreported=5)  # fenced: not the holder
+        assert ledger.claim_escalation(FP, "late", now + timedelta(seconds=301), 300)  # the holder died
+        ledger.release_escalation(FP, "late")
+        assert ledger.claim_escalation(FP, "next", now, 300)
