@@ -154,7 +154,8 @@ def test_a_rate_limit_reset_without_retry_after_is_honoured(
 def test_no_request_body_holds_a_canary_secret(
     ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock, tmp_path: Path, monkeypatch
 ) -> None:
-    """Canaries in the failure text, the log tail and the recovery run's details reach no request."""
+    """Canaries in the failure text, the log tail, the context and the recovery run's details reach no
+    request."""
     monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_REPOSITORY", "acme/infra-incidents")
     secrets = combined_text()
     text = "vault: Error making API request. Code: 403. permission denied\n" + secrets
@@ -162,6 +163,8 @@ def test_no_request_body_holds_a_canary_secret(
         dag_id="build_vm", task_id="fetch", run_id="r1", exception_text=text, log_tail=secrets.splitlines()
     )
     diagnosis = FailureAnalyzer().analyze(event)
+    lines = secrets.splitlines()  # the context snapshot: what the probes saw
+    diagnosis = diagnosis.model_copy(update={"corroboration": lines, "contradictions": lines[:3]})
     ledger.record_failure(event, diagnosis)
     plan = RecoveryPlanner(events=None).plan_recovery(
         diagnosis, TaskConfig(dag_id="build_vm", task_id="fetch", run_id="r1")
@@ -175,6 +178,7 @@ def test_no_request_body_holds_a_canary_secret(
     assert deliver_escalations(ledger, issues, clock=clock).commented == 1
     sent = "\n".join(github.bodies() + [r.path for r in github.requests])
     assert "Diagnosis" in sent
+    assert "### Context" in sent
     assert_no_canary(sent, all_canaries())
 
 
