@@ -444,3 +444,11 @@ def load_analyzer(extra_dirs: Sequence[str] = ()) -> FailureAnalyzer:
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 
     return FailureAnalyzer(load_library(extra_dirs))
+
+
+def json_and_ledger_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json`` and ``--ledger URL`` (the commands that read or write the ledger)."""
+    parser.add_argument("--json", action="store_true", help="machine output")
+    parser.add_argument(
+        "--ledger", metavar="URL", help="SQLAlchemy URL of the ledger (default: the configured ledger)"
+    )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from qubinode_recovery_provider.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEM, UsageError, output
-from qubinode_recovery_provider.cli.common import load_json, read_document
+from qubinode_recovery_provider.cli.common import json_and_ledger_flags, load_json, read_document
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.escalation.github import GitHubIssues
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--plan-file", metavar="FILE", help="a plan JSON ('plan --json'); default: plan it")
     parser.add_argument("--reason", metavar="TEXT", default=DEFAULT_REASON, help="why it is escalated")
-    _common(parser)
+    json_and_ledger_flags(parser)
     parser.set_defaults(func=run_escalate)
 
     group = subparsers.add_parser("escalations", help="the escalation outbox")
@@ -58,15 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Deliver the due outbox entries (GITHUB_TOKEN/GITHUB_REPOSITORY, else the Airflow "
         "github connection).",
     )
-    _common(deliver)
+    json_and_ledger_flags(deliver)
     deliver.set_defaults(func=run_deliver)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine output")
-    parser.add_argument(
-        "--ledger", metavar="URL", help="SQLAlchemy URL of the ledger (default: the configured ledger)"
-    )
 
 
 def run_escalate(args: argparse.Namespace) -> int:
@@ -154,7 +147,9 @@ def _airflow_sink() -> GitHubIssues:
     except ImportError:
         raise UsageError("GITHUB_TOKEN is not set and Airflow's GitHub provider is not installed") from None
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        from qubinode_recovery_provider.escalation.github import one_line
+
+        reason = one_line(exc)
         raise UsageError(
             f"GITHUB_TOKEN is not set and the Airflow github connection is unusable: {reason}"
         ) from None

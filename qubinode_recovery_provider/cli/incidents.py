@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError, output
-from qubinode_recovery_provider.cli.common import bounded_int, incident_ref
+from qubinode_recovery_provider.cli.common import bounded_int, incident_ref, json_and_ledger_flags
 from qubinode_recovery_provider.models import IncidentState
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"at most N incidents (default 50, at most {MAX_LIST_LIMIT})",
     )
-    _common(listing)
+    json_and_ledger_flags(listing)
     listing.set_defaults(func=run_list)
 
     show = sub.add_parser("show", help="one incident with its diagnoses, plans, attempts and escalations")
@@ -48,15 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ID_OR_FINGERPRINT",
         help="the incident's number or its fingerprint",
     )
-    _common(show)
+    json_and_ledger_flags(show)
     show.set_defaults(func=run_show)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine output")
-    parser.add_argument(
-        "--ledger", metavar="URL", help="SQLAlchemy URL of the ledger (default: the configured ledger)"
-    )
 
 
 # --- opening the ledger ----------------------------------------------------------------------------

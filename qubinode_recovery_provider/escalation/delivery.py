@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qubinode_recovery_provider import config
-from qubinode_recovery_provider.escalation.github import DeliveryFailure, IssueRef
+from qubinode_recovery_provider.escalation.github import DeliveryFailure, IssueRef, one_line
 from qubinode_recovery_provider.models import utcnow
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def deliver_escalations(
     try:
         drain.run(fingerprint)
     except Exception as exc:  # the ledger could not answer: nothing is lost, the entries stay pending
-        drain.report.errors.append(f"ledger: {_one_line(exc)}")
+        drain.report.errors.append(f"ledger: {one_line(exc)}")
     return drain.report
 
 
@@ -194,7 +194,7 @@ class _Drain:
                 fingerprint, self.owner, utcnow(), self.settings.lease_seconds
             )
         except Exception as exc:
-            log.info("escalation lease for %s not taken: %s", fingerprint, _one_line(exc))
+            log.info("escalation lease for %s not taken: %s", fingerprint, one_line(exc))
             claimed = False
         if not claimed:
             self.report.busy += 1
@@ -359,10 +359,6 @@ def _empty(fingerprint: str) -> IssueRecord:
         "last_context": None,
         "last_comment_at": None,
     }
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 __all__ = [

@@ -232,7 +232,7 @@ def classify(exc: BaseException) -> DeliveryFailure:
     from github import GithubException
 
     if not isinstance(exc, GithubException):
-        return DeliveryFailure(f"{type(exc).__name__}: {_one_line(exc)}")
+        return DeliveryFailure(f"{type(exc).__name__}: {one_line(exc)}")
     headers = {str(k).lower(): str(v).strip() for k, v in (exc.headers or {}).items()}
     message = _message(exc)
     wait = float(headers["retry-after"]) if headers.get("retry-after", "").isdigit() else None
@@ -267,10 +267,11 @@ def issues_from_env(environ: Mapping[str, str] | None = None, **client_options: 
 def _message(exc: Any) -> str:
     data = exc.data
     text = data.get("message") if isinstance(data, dict) else data
-    return _one_line(redact(str(text or exc.message or "")))
+    return one_line(redact(str(text or exc.message or "")))
 
 
-def _one_line(exc: object) -> str:
+def one_line(exc: object) -> str:
+    """``exc`` (or any text) as one line of at most 300 characters."""
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
@@ -285,5 +286,6 @@ __all__ = [
     "issue_body",
     "issues_from_env",
     "marker",
+    "one_line",
     "without_retries",
 ]

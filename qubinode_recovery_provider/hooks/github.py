@@ -50,13 +50,14 @@ def deliver_pending(ledger: Any, fingerprint: str | None = None) -> DeliveryRepo
     :param fingerprint: deliver only this incident's entries
     """
     from qubinode_recovery_provider.escalation.delivery import DeliveryReport, deliver_escalations
+    from qubinode_recovery_provider.escalation.github import one_line
 
     if not config.get("github_repository").strip():
         return None
     try:
         sink = github_issues()
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        reason = one_line(exc)
         log.warning("GitHub escalation not delivered (connection unusable): %s", reason)
         return DeliveryReport(errors=[f"connection: {reason}"])
     return deliver_escalations(ledger, sink, fingerprint=fingerprint)
