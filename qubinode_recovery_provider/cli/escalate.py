@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.store import Ledger
 
 DEFAULT_REASON = "escalated from the command line"
+MAX_RUN_ID = 250
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--plan-file", metavar="FILE", help="a plan JSON ('plan --json'); default: plan it")
     parser.add_argument("--reason", metavar="TEXT", default=DEFAULT_REASON, help="why it is escalated")
+    parser.add_argument(
+        "--run-id",
+        type=run_ref,
+        metavar="ID",
+        help="the failed run (a CI run id): one escalation per fingerprint and run; default the "
+        "diagnosis's run",
+    )
     json_and_ledger_flags(parser)
     parser.set_defaults(func=run_escalate)
 
@@ -72,7 +80,11 @@ def run_escalate(args: argparse.Namespace) -> int:
 
     sink = _env_sink()
     diagnosis = read_analysis(args.analysis_file)
+    if args.run_id:
+        diagnosis = diagnosis.model_copy(update={"run_id": args.run_id})
     plan = read_plan(args.plan_file, diagnosis) if args.plan_file else _plan(diagnosis)
+    if args.run_id:
+        plan = plan.model_copy(update={"run_id": args.run_id})
     reason = " ".join(str(args.reason or "").split()) or DEFAULT_REASON
     with _ledger(args.ledger) as ledger:
         queued = escalate(ledger, plan, [reason], diagnosis=diagnosis, github=True)
@@ -113,6 +125,14 @@ def run_deliver(args: argparse.Namespace) -> int:
     for error in report.errors:
         output.warn(f"not delivered: {error}")
     return EXIT_PROBLEM if report.errors else EXIT_OK
+
+
+def run_ref(text: str) -> str:
+    """A run id: 1 to 250 printable characters."""
+    value = text.strip()
+    if not value or len(value) > MAX_RUN_ID or not value.isprintable():
+        raise argparse.ArgumentTypeError(f"a run id is 1 to {MAX_RUN_ID} printable characters")
+    return value
 
 
 def _finish(

@@ -25,7 +25,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qubinode_recovery_provider import config
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 ESCALATE = "escalate"
 RESOLVE = "resolve"
 CONTEXT_CHARS = 500
+#: A time after every retry time: with it, ``due_escalations`` lists every pending entry.
+EVERY_PENDING = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class IssueSink(Protocol):
@@ -205,7 +207,10 @@ class _Drain:
             self.ledger.release_escalation(fingerprint, self.owner)
 
     def _deliver_fingerprint(self, fingerprint: str) -> None:
-        for entry in self.ledger.due_escalations(self.clock(), self.settings.limit, fingerprint):
+        now = self.clock()
+        for entry in self.ledger.due_escalations(EVERY_PENDING, self.settings.limit, fingerprint):
+            if entry["next_attempt_at"] and datetime.fromisoformat(entry["next_attempt_at"]) > now:
+                return  # in order: a later entry (a resolution) never overtakes one waiting to retry
             try:
                 reference = self._deliver(entry)
             except DeliveryFailure as failure:

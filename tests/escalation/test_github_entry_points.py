@@ -110,6 +110,22 @@ def test_cli_escalate_with_a_plan_file(
     assert capsys.readouterr().out.strip() == ISSUE_URL
 
 
+def test_cli_escalate_once_per_run_id(
+    github_env: GitHubStub, analysis_file: Path, ledger_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["escalate", "--analysis-file", str(analysis_file), "--ledger", ledger_url, "--json"]
+    for run_id in ("1001", "1002", "1002"):
+        assert main([*args, "--run-id", run_id]) == 0
+        assert json.loads(capsys.readouterr().out)["issue_url"] == ISSUE_URL
+    with Ledger(ledger_url) as ledger:
+        fingerprint = Diagnosis.model_validate_json(analysis_file.read_text()).fingerprint
+        record = ledger.escalation_issue(fingerprint)
+    assert record is not None
+    assert (record["occurrences"], record["unreported"]) == (2, 1)  # run 1002 counted once, not commented
+    assert len(github_env.issues) == 1
+    assert github_env.comments == {}
+
+
 def test_cli_escalate_without_a_token_is_one_line_exit_2(
     analysis_file: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

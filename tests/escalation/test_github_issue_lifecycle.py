@@ -128,3 +128,23 @@ def test_comment_bodies_are_bounded_to_githubs_limit(
     assert len(body) <= 65536
     assert body.startswith(marker(FP))
     assert "truncated" in body[-200:]
+
+
+def test_a_resolution_waits_for_the_escalation_it_follows(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    settings = DeliverySettings(base_backoff_seconds=60)
+    enqueue(ledger)
+    github.fail_next(500, "Server Error")
+    assert deliver_escalations(ledger, issues, settings=settings, clock=clock).deferred == 1
+    assert queue_resolution(ledger, FP, "fixed by the recovery run")  # the escalation still waits
+
+    sent = len(github.requests)
+    clock.advance(30)
+    report = deliver_escalations(ledger, issues, settings=settings, clock=clock)
+    assert (report.delivered, len(github.requests)) == (0, sent)  # the resolution does not overtake it
+
+    clock.advance(30)
+    report = deliver_escalations(ledger, issues, settings=settings, clock=clock)
+    assert (report.created, report.closed, report.delivered) == (1, 1, 2)
+    assert github.issues[1]["state"] == "closed"
