@@ -211,3 +211,21 @@ def test_of_ten_simultaneous_claims_one_wins_and_an_expired_lease_is_taken_over(
         assert ledger.claim_escalation(FP, "late", now + timedelta(seconds=301), 300)  # the holder died
         ledger.release_escalation(FP, "late")
         assert ledger.claim_escalation(FP, "next", now, 300)
+
+
+def test_github_unreachable_keeps_the_entry_with_a_backoff(ledger: Ledger, clock: Clock) -> None:
+    from support.processes import free_port
+
+    from qubinode_recovery_provider.escalation.github import github_client
+
+    client = github_client(
+        "token", base_url=f"http://127.0.0.1:{free_port()}", timeout=5, seconds_between_requests=None
+    )
+    outbox_id = ledger.enqueue_escalation(FP, "t", "b", ["q"])
+    report = deliver_escalations(ledger, GitHubIssues(client, "acme/infra-incidents"), clock=clock)
+    entry = ledger.escalation_entry(outbox_id)
+    assert report.deferred == 1
+    assert "ConnectionError" in report.errors[0]
+    assert entry is not None
+    assert entry["status"] == "pending"
+    assert entry["next_attempt_at"] == (clock() + timedelta(seconds=60)).isoformat()
