@@ -229,3 +229,31 @@ def test_github_unreachable_keeps_the_entry_with_a_backoff(ledger: Ledger, clock
     assert entry is not None
     assert entry["status"] == "pending"
     assert entry["next_attempt_at"] == (clock() + timedelta(seconds=60)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "headers", "wait"),
+    [
+        (429, "Too Many Requests", {"Retry-After": "900"}, 900),  # abuse / secondary limit
+        (403, "You have triggered an abuse detection mechanism.", {}, 60),  # no hint: the backoff
+        (401, "Bad credentials", {}, 3600),  # a retry cannot fix it: the longest backoff
+        (404, "Not Found", {}, 3600),
+    ],
+)
+def test_each_refusal_waits_as_long_as_it_should(
+    status: int,
+    message: str,
+    headers: dict[str, str],
+    wait: int,
+    ledger: Ledger,
+    issues: GitHubIssues,
+    github: GitHubStub,
+    clock: Clock,
+) -> None:
+    outbox_id = ledger.enqueue_escalation(FP, "t", "b", ["q"])
+    github.fail_next(status, message, headers)
+    report = deliver_escalations(ledger, issues, settings=DeliverySettings(), clock=clock)
+    entry = ledger.escalation_entry(outbox_id)
+    assert report.errors == [f"GitHub answered {status}: {message}"]
+    assert entry is not None
+    assert entry["next_attempt_at"] == (clock() + timedelta(seconds=wait)).isoformat()
