@@ -452,3 +452,14 @@ def json_and_ledger_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ledger", metavar="URL", help="SQLAlchemy URL of the ledger (default: the configured ledger)"
     )
+
+
+def ledger_problem(ledger: Any, exc: BaseException, verb: str = "read") -> UsageError:
+    """The one-line error for a ledger the command cannot use (its URL without the password).
+
+    :param ledger: the ledger
+    :param exc: what the database raised
+    :param verb: what the command tried: ``read``, ``use``
+    """
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+    return UsageError(f"cannot {verb} ledger {ledger.url.render_as_string(hide_password=True)}: {reason}")

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from qubinode_recovery_provider.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PROBLEM, UsageError, output
-from qubinode_recovery_provider.cli.common import json_and_ledger_flags, load_json, read_document
+from qubinode_recovery_provider.cli.common import (
+    json_and_ledger_flags,
+    ledger_problem,
+    load_json,
+    read_document,
+)
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.escalation.github import GitHubIssues
@@ -237,10 +242,7 @@ def _ledger(url: str | None) -> Iterator[Ledger]:
     try:
         yield ledger
     except (LedgerUnavailable, sa_exc.SQLAlchemyError) as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
-        raise UsageError(
-            f"cannot use ledger {ledger.url.render_as_string(hide_password=True)}: {reason}"
-        ) from None
+        raise ledger_problem(ledger, exc, "use") from None
     finally:
         ledger.close()
 

@@ -14,7 +14,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError, output
-from qubinode_recovery_provider.cli.common import bounded_int, incident_ref, json_and_ledger_flags
+from qubinode_recovery_provider.cli.common import (
+    bounded_int,
+    incident_ref,
+    json_and_ledger_flags,
+    ledger_problem,
+)
 from qubinode_recovery_provider.models import IncidentState
 
 if TYPE_CHECKING:
@@ -85,10 +90,7 @@ def _read(url: str | None, reader: Any) -> Any:
     try:
         return reader(ledger)
     except (LedgerUnavailable, sa_exc.SQLAlchemyError) as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
-        raise UsageError(
-            f"cannot read ledger {ledger.url.render_as_string(hide_password=True)}: {reason}"
-        ) from None
+        raise ledger_problem(ledger, exc) from None
     finally:
         ledger.close()
 
