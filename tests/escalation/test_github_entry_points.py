@@ -55,6 +55,33 @@ def test_the_airflow_github_connection_delivers_through_githubhook(
     assert ledger.escalation_issue("fp-hook")["url"] == ISSUE_URL  # type: ignore[index]
 
 
+def test_a_github_app_connection_delivers_with_an_installation_token(
+    ledger: Ledger, github: GitHubStub, monkeypatch: pytest.MonkeyPatch, isolated_config: None
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from qubinode_recovery_provider.hooks.github import deliver_pending
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    extra = {"app_id": "12345", "installation_id": 678, "private_key": pem}
+    conn = {"conn_type": "github", "host": github.url, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_GITHUB_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_REPOSITORY", FULL_NAME)
+    ledger.enqueue_escalation(
+        "fp-app", "libvirtd down", "**Escalated:** libvirtd down", ["qubinode-recovery"]
+    )
+
+    report = deliver_pending(ledger)
+    assert report is not None
+    assert (report.created, report.errors) == (1, [])
+    assert github.app_tokens >= 1
+    assert all(pem not in body for body in github.bodies())
+
+
 def test_an_unusable_connection_is_reported_and_the_entry_stays_queued(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch, isolated_config: None
 ) -> None:

@@ -3,9 +3,10 @@
 It follows the published shapes of the calls the escalation sink makes: ``GET /repos/{owner}/{repo}``,
 ``GET /search/issues`` (the quoted phrase of ``q`` matched against title and body), ``POST
 /repos/{owner}/{repo}/issues`` (missing labels are created, as GitHub does), ``GET``/``PATCH
-/repos/{owner}/{repo}/issues/{number}``, ``POST .../issues/{number}/comments`` and ``GET /user``. Every
-answer carries the ``x-ratelimit-*`` headers. ``fail_next`` queues error answers (status, headers, the
-JSON message) that the next requests get instead; every request, body included, is recorded.
+/repos/{owner}/{repo}/issues/{number}``, ``POST .../issues/{number}/comments``, ``GET /user`` and a
+GitHub App's ``POST /app/installations/{id}/access_tokens``. Every answer carries the ``x-ratelimit-*``
+headers. ``fail_next`` queues error answers (status, headers, the JSON message) that the next requests
+get instead; every request, body included, is recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from qubinode_recovery_provider.escalation.github import GitHubIssues, github_cl
 
 FULL_NAME = "acme/infra-incidents"
 TOKEN = "ghp_stubTokenForTests0000000000000000000"
+_APP_TOKEN = re.compile(r"^/app/installations/\d+/access_tokens$")
 _ISSUE = re.compile(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)(/comments)?$")
 
 
@@ -46,6 +48,7 @@ class GitHubStub:
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
     full_name: str = FULL_NAME
+    app_tokens: int = 0
 
     @property
     def url(self) -> str:
@@ -158,10 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method: str, raw: str) -> tuple[int, Any, dict[str, str]]:
         stub = self.stub
-        if (
-            self.headers.get("Authorization") != f"token {TOKEN}"
-            and self.headers.get("Authorization") != f"Bearer {TOKEN}"
-        ):
+        if method == "POST" and _APP_TOKEN.match(urlsplit(self.path).path):
+            return self._installation_token()
+        if self.headers.get("Authorization") not in (f"token {TOKEN}", f"Bearer {TOKEN}"):
             return 401, {"message": "Bad credentials"}, {}
         if stub.failures:
             status, headers, message = stub.failures.pop(0)
@@ -176,7 +178,11 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, stub.search(parse_qs(url.query).get("q", [""])[0]), {}
         if method == "POST" and url.path == f"/repos/{stub.full_name}/issues":
             return 201, stub.create(body), {}
-        match = _ISSUE.match(url.path)
+        return self._issue_answer(method, url.path, body)
+
+    def _issue_answer(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        stub = self.stub
+        match = _ISSUE.match(path)
         if not match or f"{match[1]}/{match[2]}" != stub.full_name or int(match[3]) not in stub.issues:
             return 404, {"message": "Not Found"}, {}
         number = int(match[3])
@@ -188,6 +194,14 @@ class _Handler(BaseHTTPRequestHandler):
                 {k: v for k, v in body.items() if k in ("state", "state_reason", "title", "body")}
             )
         return 200, stub.issue_json(number), {}
+
+    def _installation_token(self) -> tuple[int, Any, dict[str, str]]:
+        """A GitHub App's installation token, for a request signed with the App's JWT."""
+        if not (self.headers.get("Authorization") or "").startswith("Bearer ey"):
+            return 401, {"message": "A JSON web token could not be decoded"}, {}
+        self.stub.app_tokens += 1
+        expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return 201, {"token": TOKEN, "expires_at": expires, "permissions": {"issues": "write"}}, {}
 
     def do_GET(self) -> None:
         self._handle("GET")
