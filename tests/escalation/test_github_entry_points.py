@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.github_stub import FULL_NAME, TOKEN, GitHubStub
 
 from qubinode_recovery_provider.cli import main
+from qubinode_recovery_provider.escalation.delivery import DeliveryReport
 from qubinode_recovery_provider.models import Diagnosis, FailureEvent
 from qubinode_recovery_provider.store import Ledger
 
@@ -36,21 +38,27 @@ def analysis_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_c
     return path
 
 
+def deliver_through(ledger: Ledger, monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any]) -> DeliveryReport:
+    """Queue one escalation and deliver it through the ``github_default`` connection ``conn``."""
+    from qubinode_recovery_provider.hooks.github import deliver_pending
+
+    monkeypatch.setenv("AIRFLOW_CONN_GITHUB_DEFAULT", json.dumps({"conn_type": "github", **conn}))
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_REPOSITORY", FULL_NAME)
+    ledger.enqueue_escalation(
+        "fp-hook", "libvirtd down", "**Escalated:** libvirtd down", ["qubinode-recovery"]
+    )
+    report = deliver_pending(ledger)
+    assert report is not None
+    return report
+
+
 def test_the_airflow_github_connection_delivers_through_githubhook(
     ledger: Ledger, github: GitHubStub, monkeypatch: pytest.MonkeyPatch, isolated_config: None
 ) -> None:
     from qubinode_recovery_provider.hooks.github import deliver_pending
 
     assert deliver_pending(ledger) is None  # no repository configured: GitHub is off
-    conn = {"conn_type": "github", "host": github.url, "password": TOKEN}
-    monkeypatch.setenv("AIRFLOW_CONN_GITHUB_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_REPOSITORY", FULL_NAME)
-    ledger.enqueue_escalation(
-        "fp-hook", "libvirtd down", "**Escalated:** libvirtd down", ["qubinode-recovery"]
-    )
-
-    report = deliver_pending(ledger)
-    assert report is not None
+    report = deliver_through(ledger, monkeypatch, {"host": github.url, "password": TOKEN})
     assert (report.created, report.errors) == (1, [])
     assert ledger.escalation_issue("fp-hook")["url"] == ISSUE_URL  # type: ignore[index]
 
@@ -61,22 +69,12 @@ def test_a_github_app_connection_delivers_with_an_installation_token(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from qubinode_recovery_provider.hooks.github import deliver_pending
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     extra = {"app_id": "12345", "installation_id": 678, "private_key": pem}
-    conn = {"conn_type": "github", "host": github.url, "extra": extra}
-    monkeypatch.setenv("AIRFLOW_CONN_GITHUB_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_REPOSITORY", FULL_NAME)
-    ledger.enqueue_escalation(
-        "fp-app", "libvirtd down", "**Escalated:** libvirtd down", ["qubinode-recovery"]
-    )
-
-    report = deliver_pending(ledger)
-    assert report is not None
+    report = deliver_through(ledger, monkeypatch, {"host": github.url, "extra": extra})
     assert (report.created, report.errors) == (1, [])
     assert github.app_tokens >= 1
     assert all(pem not in body for body in github.bodies())
