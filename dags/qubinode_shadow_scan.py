@@ -13,6 +13,8 @@ arrived). Triggered by hand, the **window** param (``2h``, ``1d``) scans that fa
    are queued for escalation.
 3. ``start_recovery`` -- one ``qubinode_failure_recovery`` run per new critical finding, when the
    **start_recovery** param is on (default: ``auto_recovery_enabled``).
+4. ``deliver_escalations`` -- with ``github_repository`` set, the escalation outbox goes to GitHub
+   issues: the new findings, and whatever an outage or a rate limit left behind (docs/escalation.md).
 
 See docs/shadow.md for the findings and how to declare the VMs a task must leave behind.
 """
@@ -27,6 +29,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from qubinode_recovery_provider import config
+from qubinode_recovery_provider.operators.escalate import DeliverEscalationsOperator
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +151,5 @@ with DAG(
     TriggerDagRunOperator.partial(
         task_id="start_recovery", trigger_dag_id="qubinode_failure_recovery"
     ).expand(conf=recovery_confs)
+    # the findings just escalated, and what a GitHub outage or rate limit left in the outbox
+    recovery_confs >> DeliverEscalationsOperator(task_id="deliver_escalations", trigger_rule="all_done")

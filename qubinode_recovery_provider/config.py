@@ -169,6 +169,18 @@ OPTIONS: dict[str, Option] = {
         "",
         "my-org/infra-incidents",
     ),
+    "github_comment_interval_minutes": Option(
+        "At most one comment per escalation issue in this many minutes; occurrences in between are "
+        "counted into the next comment.",
+        "integer",
+        "60",
+    ),
+    "airflow_base_url": Option(
+        "Airflow UI base URL for the links in escalation issues. Empty: no links.",
+        "string",
+        "",
+        "http://airflow:8080",
+    ),
     "llm_model": Option(
         "LLM second opinion on low-confidence diagnoses (docs/llm.md): a PydanticAI model string, or with "
         "llm_base_url the model's name on that OpenAI-compatible server. Empty: off.",

@@ -493,3 +493,22 @@ def load_analyzer(extra_dirs: Sequence[str] = ()) -> FailureAnalyzer:
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 
     return FailureAnalyzer(load_library(extra_dirs), use_llm=False)
+
+
+def json_and_ledger_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json`` and ``--ledger URL`` (the commands that read or write the ledger)."""
+    parser.add_argument("--json", action="store_true", help="machine output")
+    parser.add_argument(
+        "--ledger", metavar="URL", help="SQLAlchemy URL of the ledger (default: the configured ledger)"
+    )
+
+
+def ledger_problem(ledger: Any, exc: BaseException, verb: str = "read") -> UsageError:
+    """The one-line error for a ledger the command cannot use (its URL without the password).
+
+    :param ledger: the ledger
+    :param exc: what the database raised
+    :param verb: what the command tried: ``read``, ``use``
+    """
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+    return UsageError(f"cannot {verb} ledger {ledger.url.render_as_string(hide_password=True)}: {reason}")

@@ -15,7 +15,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError, output
-from qubinode_recovery_provider.cli.common import bounded_int, incident_ref
+from qubinode_recovery_provider.cli.common import (
+    bounded_int,
+    incident_ref,
+    json_and_ledger_flags,
+    ledger_problem,
+)
 from qubinode_recovery_provider.models import IncidentState
 
 if TYPE_CHECKING:
@@ -39,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"at most N incidents (default 50, at most {MAX_LIST_LIMIT})",
     )
-    _common(listing)
+    json_and_ledger_flags(listing)
     listing.set_defaults(func=run_list)
 
     show = sub.add_parser("show", help="one incident with its diagnoses, plans, attempts and escalations")
@@ -49,15 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ID_OR_FINGERPRINT",
         help="the incident's number or its fingerprint",
     )
-    _common(show)
+    json_and_ledger_flags(show)
     show.set_defaults(func=run_show)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine output")
-    parser.add_argument(
-        "--ledger", metavar="URL", help="SQLAlchemy URL of the ledger (default: the configured ledger)"
-    )
 
 
 # --- opening the ledger ----------------------------------------------------------------------------
@@ -93,10 +91,7 @@ def _read(url: str | None, reader: Any) -> Any:
     try:
         return reader(ledger)
     except (LedgerUnavailable, sa_exc.SQLAlchemyError) as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
-        raise UsageError(
-            f"cannot read ledger {ledger.url.render_as_string(hide_password=True)}: {reason}"
-        ) from None
+        raise ledger_problem(ledger, exc) from None
     finally:
         ledger.close()
 
@@ -168,6 +163,8 @@ def run_show(args: argparse.Namespace) -> int:
 def render_detail(detail: dict[str, Any]) -> str:
     """A readable report of one incident (the dict of ``Ledger.incident_detail``)."""
     lines = _incident_header(detail["incident"])
+    if detail.get("github_issue"):
+        lines.append(f"  GitHub issue: {detail['github_issue']}")
     sections = (
         ("Diagnoses", detail["diagnoses"], _diagnosis_lines),
         ("Plans", detail["plans"], _plan_lines),

@@ -70,13 +70,21 @@ def escalation_text(plan: RecoveryPlan, reason: str) -> tuple[str, str]:
     return title, body
 
 
-def escalation_labels(plan: RecoveryPlan) -> list[str]:
-    """The outbox labels of the escalation of ``plan``."""
-    return [*ESCALATION_LABELS, f"root-cause:{plan.root_cause.value}"]
+def escalation_labels(plan: RecoveryPlan, severity: str | None = None) -> list[str]:
+    """The outbox labels of the escalation of ``plan``: ``qubinode-recovery``, ``root-cause:<category>``
+    and, when known, ``severity:<level>``."""
+    labels = [*ESCALATION_LABELS, f"root-cause:{plan.root_cause.value}"]
+    return [*labels, f"severity:{severity}"] if severity else labels
 
 
 def queue_escalation(
-    ledger: Any, plan: RecoveryPlan, reason: str, *, host: str | None = None
+    ledger: Any,
+    plan: RecoveryPlan,
+    reason: str,
+    *,
+    host: str | None = None,
+    body: str | None = None,
+    severity: str | None = None,
 ) -> QueuedEscalation:
     """Queue the escalation of ``plan`` once per fingerprint and run (see the module docstring).
 
@@ -84,6 +92,8 @@ def queue_escalation(
     :param plan: the recovery plan of the failure
     :param reason: why it is escalated, one line
     :param host: the host the failure happened on, kept with the escalation's record
+    :param body: the Markdown body; default :func:`escalation_text`'s (the reason and the plan)
+    :param severity: the diagnosis's severity, for the labels
     """
     key = escalation_key(plan)
     claim = RecoveryAttempt(
@@ -97,14 +107,34 @@ def queue_escalation(
     if not _claim(ledger, claim):
         detail = f"already escalated for this run: {reason}"
         return QueuedEscalation(False, None, _finished(claim, detail))
-    title, body = escalation_text(plan, reason)
-    outbox_id = write_safely(
-        ledger.enqueue_escalation, plan.fingerprint, title, body, escalation_labels(plan)
-    )
+    title, plain = escalation_text(plan, reason)
+    labels = escalation_labels(plan, severity)
+    outbox_id = write_safely(ledger.enqueue_escalation, plan.fingerprint, title, body or plain, labels)
     write_safely(ledger.set_incident_state, plan.fingerprint, IncidentState.ESCALATED)
     detail = f"escalated (outbox {outbox_id or 'spooled'}): {reason}"
     write_safely(ledger.finish_attempt, key, AttemptOutcome.BLOCKED, detail[:MAX_DETAIL_CHARS])
     return QueuedEscalation(True, outbox_id, _finished(claim, detail))
+
+
+def queue_resolution(ledger: Any, fingerprint: str, note: str) -> int | None:
+    """Queue "the recovery fixed it" for the fingerprint's escalation issue, when it has one (or an
+    escalation still waits in the outbox); the outbox id, or None when there is nothing to close.
+
+    :param ledger: the ledger
+    :param fingerprint: the incident's fingerprint
+    :param note: what fixed it, Markdown
+    """
+    try:
+        record = ledger.escalation_issue(fingerprint)
+        waiting = any(e["fingerprint"] == fingerprint for e in ledger.pending_escalations(limit=500))
+    except Exception as exc:
+        log.warning("ledger unavailable; the escalation issue stays open: %s", _one_line(exc))
+        return None
+    if not waiting and not (record and record["number"] and record["state"] != "closed"):
+        return None
+    title = f"[qubinode-recovery] resolved: {fingerprint[:24]}"
+    result: int | None = write_safely(ledger.enqueue_escalation, fingerprint, title, note, [], "resolve")
+    return result
 
 
 def write_safely(fn: Callable[..., Any], *args: Any) -> Any:
@@ -139,5 +169,6 @@ __all__ = [
     "escalation_labels",
     "escalation_text",
     "queue_escalation",
+    "queue_resolution",
     "write_safely",
 ]

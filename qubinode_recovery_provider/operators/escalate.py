@@ -21,7 +21,13 @@ class EscalateOperator(BaseOperator):
     "escalate only", the approval was rejected (or timed out), the execution failed, or the verification
     failed; otherwise it is skipped: there is nothing to escalate.
 
-    Returns (XCom) ``{"reasons", "first", "outbox_id", "report_path", "reference", "detail"}``.
+    With ``[qubinode_recovery] github_repository`` set, it then delivers the incident's outbox entries to
+    its GitHub issue (through the ``github_conn_id`` connection); what cannot be delivered now stays in
+    the outbox for the shadow scan's ``deliver_escalations`` task or ``qubinode-recovery escalations
+    deliver``.
+
+    Returns (XCom) ``{"reasons", "first", "outbox_id", "report_path", "reference", "detail", "issue_url",
+    "github"}``.
 
     :param reason: escalate for this reason (templated)
     :param diagnosis_task_id: the diagnose task
@@ -61,6 +67,7 @@ class EscalateOperator(BaseOperator):
 
         from qubinode_recovery_provider import runtime
         from qubinode_recovery_provider.escalation import escalate
+        from qubinode_recovery_provider.hooks.github import deliver_pending
         from qubinode_recovery_provider.operators import common as c
 
         try:
@@ -79,10 +86,19 @@ class EscalateOperator(BaseOperator):
             else rt.planner(learn=False).plan_recovery(diagnosis, task)
         )
         result = escalate(
-            rt.ledger, plan, reasons, diagnosis=diagnosis, details=self._details(context, reasons)
+            rt.ledger, plan, reasons, diagnosis=diagnosis, details=self._details(context, reasons, task)
         )
         self.log.info("Escalated: %s", result.detail)
-        return {"reasons": reasons, **result.to_dict()}
+        delivery = deliver_pending(rt.ledger, plan.fingerprint)
+        issue_url = _issue_url(rt.ledger, plan.fingerprint) if delivery is not None else None
+        if delivery is not None:
+            self.log.info("GitHub: %s; issue %s", delivery.to_dict(), issue_url or "not filed yet")
+        return {
+            "reasons": reasons,
+            **result.to_dict(),
+            "issue_url": issue_url,
+            "github": delivery.to_dict() if delivery is not None else None,
+        }
 
     def collect_reasons(self, context: Context) -> list[str]:
         """Why this recovery run escalates, read from its decision, approval, execution and verification."""
@@ -118,15 +134,55 @@ class EscalateOperator(BaseOperator):
             )
         return reasons
 
-    def _details(self, context: Context, reasons: list[str]) -> str:
+    def _details(self, context: Context, reasons: list[str], task: Any = None) -> str:
+        from qubinode_recovery_provider.escalation.reports import airflow_links
+
         ti = context["ti"]
+        links = airflow_links(
+            getattr(task, "dag_id", None),
+            getattr(task, "run_id", None),
+            getattr(task, "task_id", None),
+            getattr(task, "try_number", None),
+            recovery=(ti.dag_id, ti.run_id),
+        )
         lines = [
             "## What the recovery run did",
             "",
             f"- Recovery run: `{ti.dag_id}` / `{ti.run_id}`",
             *(f"- {reason}" for reason in reasons),
+            *links,
         ]
         return "\n".join(lines)
 
 
-__all__ = ["EscalateOperator"]
+class DeliverEscalationsOperator(BaseOperator):
+    """Deliver the escalation outbox to GitHub issues (:func:`~qubinode_recovery_provider.hooks.github.
+    deliver_pending`): what an outage or a rate limit left behind, and the shadow scan's findings. Does
+    nothing without ``[qubinode_recovery] github_repository``. Never fails: what cannot be delivered
+    stays in the outbox for the next run.
+
+    Returns (XCom) the delivery report, or ``{"skipped": reason}``.
+    """
+
+    ui_color = "#fde2e1"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from qubinode_recovery_provider import runtime
+        from qubinode_recovery_provider.hooks.github import deliver_pending
+
+        report = deliver_pending(runtime.current().ledger)
+        if report is None:
+            return {"skipped": "no GitHub repository configured ([qubinode_recovery] github_repository)"}
+        self.log.info("Escalation outbox delivered to GitHub: %s", report.to_dict())
+        return report.to_dict()
+
+
+def _issue_url(ledger: Any, fingerprint: str) -> str | None:
+    try:
+        record = ledger.escalation_issue(fingerprint)
+    except Exception:
+        return None
+    return record["url"] if record else None
+
+
+__all__ = ["DeliverEscalationsOperator", "EscalateOperator"]

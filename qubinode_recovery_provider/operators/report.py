@@ -38,7 +38,8 @@ class RecoveryReportOperator(BaseOperator):
     A note that cannot be set is a warning in the log, never a failure of the report.
 
     Returns (XCom) ``{"outcome", "headline", "report_path", "fingerprint", "task_states",
-    "delivered_requests", "notes"}``.
+    "delivered_requests", "notes", "issue_url"}``; ``issue_url`` is the incident's GitHub issue, and
+    a recovered incident's open issue is closed with a note.
 
     :param task_ids: the recovery run's steps, in order: diagnose, plan, decide, approve, execute,
         verify, escalate (a mapping from those names to task ids; missing names are left out)
@@ -93,11 +94,15 @@ class RecoveryReportOperator(BaseOperator):
         facts["approve"] = c.approval(context, steps["approve"])
         outcome, headline = _outcome(states, facts, steps)
         ti = context["ti"]
-        markdown = _markdown(ti, outcome, headline, states, facts, steps)
-        path = write_private(reports_dir() / f"recovery-{safe_name(ti.run_id)}.md", markdown)
         fingerprint = ((facts["diagnose"] or {}).get("diagnosis") or {}).get("fingerprint")
+        ledger = runtime.current().ledger
         if outcome == RECOVERED and fingerprint:
-            runtime.current().ledger.set_incident_state(fingerprint, IncidentState.RESOLVED)
+            ledger.set_incident_state(fingerprint, IncidentState.RESOLVED)
+        issue_url = self._github(ledger, outcome, fingerprint, ti, headline)
+        markdown = _markdown(ti, outcome, headline, states, facts, steps)
+        if issue_url:
+            markdown += f"\nGitHub issue: {issue_url}\n"
+        path = write_private(reports_dir() / f"recovery-{safe_name(ti.run_id)}.md", markdown)
         self.log.info("Recovery report (%s): %s\n%s", outcome, path, markdown)
         notes = self._set_notes(ti, outcome, headline, facts, path) if self.set_notes else {}
         delivered = self._deliver_pending()
@@ -111,7 +116,29 @@ class RecoveryReportOperator(BaseOperator):
             "task_states": states,
             "delivered_requests": delivered,
             "notes": notes,
+            "issue_url": issue_url,
         }
+
+    def _github(
+        self, ledger: Any, outcome: str, fingerprint: str | None, ti: Any, headline: str
+    ) -> str | None:
+        """Close the incident's GitHub issue when the run recovered it; the issue's URL, if it has one."""
+        from qubinode_recovery_provider.escalation.outbox import queue_resolution
+        from qubinode_recovery_provider.hooks.github import deliver_pending
+
+        if not fingerprint:
+            return None
+        if outcome == RECOVERED and queue_resolution(
+            ledger, fingerprint, f"{headline}\n\nRecovery run: `{ti.dag_id}` / `{ti.run_id}`"
+        ):
+            delivery = deliver_pending(ledger, fingerprint)
+            if delivery is not None:
+                self.log.info("GitHub: %s", delivery.to_dict())
+        try:
+            record = ledger.escalation_issue(fingerprint)
+        except Exception:
+            return None
+        return record["url"] if record else None
 
     def _set_notes(
         self, ti: Any, outcome: str, headline: str, facts: dict[str, Any], path: Any

@@ -13,11 +13,21 @@ it won and why the preferred ones did not.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from qubinode_recovery_provider.models import Diagnosis, RecoveryPlan, RootCause, TaskConfig
+from qubinode_recovery_provider.models import (
+    AttemptOutcome,
+    Diagnosis,
+    RecoveryActionType,
+    RecoveryOption,
+    RecoveryPlan,
+    RootCause,
+    TaskConfig,
+)
 from qubinode_recovery_provider.recovery import playbooks
 from qubinode_recovery_provider.recovery.actions import (
     RETRY_FROM_FAILURE,
@@ -29,6 +39,7 @@ from qubinode_recovery_provider.recovery.events import RECOVERY_PLAN_CREATED, Ev
 from qubinode_recovery_provider.recovery.learning import PRIOR_STRENGTH, OutcomeStats
 from qubinode_recovery_provider.recovery.options import PlanContext, build_candidates
 from qubinode_recovery_provider.recovery.options.base import PATTERN_ID_RE
+from qubinode_recovery_provider.recovery.policy import ESCALATE_ACTION
 from qubinode_recovery_provider.recovery.ranking import learn_confidence, rank
 from qubinode_recovery_provider.recovery.safety import is_airflow_key, is_service_name, unit_stem
 
@@ -54,6 +65,12 @@ class RecoveryPlanner:
         ``systemd_units``)
     :param events: bus for ``recovery_plan_created`` (default: the process bus; None to disable)
     :param prior_strength: weight of the base confidence against recorded outcomes (learning.py)
+    :param github_token: with a repository, the escalations :meth:`execute_recovery` makes are filed as
+        GitHub issues with this token (the reference guide's constructor); None: no GitHub
+    :param github_repo: ``owner/name``; default the ``GITHUB_REPOSITORY`` environment variable when a
+        token is given
+    :param github_api_url: the REST API root (GitHub Enterprise); default ``GITHUB_API_URL`` or
+        ``https://api.github.com``
     """
 
     def __init__(
@@ -69,6 +86,9 @@ class RecoveryPlanner:
         restartable_units: Iterable[str] | None = None,
         events: EventBus | bool | None = True,
         prior_strength: float = PRIOR_STRENGTH,
+        github_token: str | None = None,
+        github_repo: str | None = None,
+        github_api_url: str | None = None,
     ) -> None:
         self._stats = stats if stats is not None else ledger
         self._checkpoints = checkpoints if checkpoints is not None else ledger
@@ -82,6 +102,7 @@ class RecoveryPlanner:
         )
         self._events = default_bus() if events is True else (events or None)
         self._strength = prior_strength
+        self._github = GitHubSettings.of(github_token, github_repo, github_api_url)
 
     def plan_recovery(self, diagnosis: Diagnosis, task: TaskConfig | None = None) -> RecoveryPlan:
         """Plan the recovery of the failure ``diagnosis`` describes.
@@ -107,6 +128,31 @@ class RecoveryPlanner:
         if isinstance(self._events, EventBus):
             self._events.emit(RECOVERY_PLAN_CREATED, plan=plan, diagnosis=diagnosis)
         return plan
+
+    def execute_recovery(
+        self, plan: RecoveryPlan, option: RecoveryOption | int | None = None, **settings: Any
+    ) -> bool:
+        """The reference guide's call: carry out ``option`` of ``plan`` (default the recommended one)
+        exactly once through :func:`qubinode_recovery_provider.api.execute_recovery`; True when it
+        succeeded. An option a person carries out (MANUAL_FIX, ESCALATE, SKIP) is escalated; with GitHub
+        set up (``github_token``), the escalation is delivered to the fingerprint's issue now, and an
+        ESCALATE option succeeded when it got there (without GitHub: when it was queued).
+
+        :param plan: the plan
+        :param option: one of the plan's options, or its index
+        :param settings: more :class:`~qubinode_recovery_provider.recovery.executor.CallSettings`
+        """
+        from qubinode_recovery_provider import api
+
+        index = option_index(plan, option)
+        if index is not None:
+            settings["option_index"] = index
+        attempt = api.execute_recovery(plan, **settings)
+        if attempt.action != ESCALATE_ACTION:
+            return attempt.outcome is AttemptOutcome.SUCCEEDED
+        delivered = self._github.deliver(plan.fingerprint) if self._github else True
+        chosen = plan.options[index] if index is not None else plan.recommended
+        return delivered and chosen is not None and chosen.type is RecoveryActionType.ESCALATE
 
     def _context(self, diagnosis: Diagnosis, task: TaskConfig) -> PlanContext:
         playbook = playbooks.playbook_for(diagnosis.root_cause)
@@ -235,3 +281,54 @@ def _wait_target(
     if playbook.wait_for_resource and retryable:
         return playbook.wait_for_resource
     return None
+
+
+def option_index(plan: RecoveryPlan, option: RecoveryOption | int | None) -> int | None:
+    """The index of ``option`` among the plan's options (None for the recommended one).
+
+    :raises ValueError: when it is not one of them
+    """
+    if option is None:
+        return None
+    if isinstance(option, int) and not isinstance(option, bool):
+        if not 0 <= option < len(plan.options):
+            raise ValueError(f"the plan has no option {option} (it has {len(plan.options)})")
+        return option
+    for index, candidate in enumerate(plan.options):
+        if candidate is option:
+            return index
+    for index, candidate in enumerate(plan.options):
+        if candidate == option:
+            return index
+    raise ValueError("the option is not one of the plan's options")
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    """Where :meth:`RecoveryPlanner.execute_recovery` delivers escalations (the guide's constructor)."""
+
+    token: str
+    repository: str
+    api_url: str | None
+
+    @classmethod
+    def of(cls, token: str | None, repository: str | None, api_url: str | None) -> GitHubSettings | None:
+        """The settings, or None (no GitHub) without a token or a repository."""
+        token = (token or "").strip()
+        repository = (repository or os.environ.get("GITHUB_REPOSITORY", "") if token else "").strip()
+        if not (token and repository):
+            return None
+        return cls(token, repository, api_url or os.environ.get("GITHUB_API_URL") or None)
+
+    def __repr__(self) -> str:  # never print the token
+        return f"GitHubSettings(repository={self.repository!r}, api_url={self.api_url!r})"
+
+    def deliver(self, fingerprint: str) -> bool:
+        """Deliver the fingerprint's queued escalations to its issue now; True when none is left."""
+        from qubinode_recovery_provider import runtime
+        from qubinode_recovery_provider.escalation.delivery import deliver_escalations
+        from qubinode_recovery_provider.escalation.github import GitHubIssues, github_client
+
+        sink = GitHubIssues(github_client(self.token, base_url=self.api_url), self.repository)
+        report = deliver_escalations(runtime.current().ledger, sink, fingerprint=fingerprint)
+        return not report.errors and not report.deferred

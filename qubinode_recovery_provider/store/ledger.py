@@ -41,7 +41,7 @@ from qubinode_recovery_provider.models import (
     utcnow,
 )
 from qubinode_recovery_provider.redaction import redact_data
-from qubinode_recovery_provider.store import ops, queries
+from qubinode_recovery_provider.store import escalations, ops, queries
 from qubinode_recovery_provider.store import schema as t
 from qubinode_recovery_provider.store.engine import (
     READ_OPTION,
@@ -57,6 +57,7 @@ from qubinode_recovery_provider.store.url import default_spool_dir, resolve_ledg
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
 
+    from qubinode_recovery_provider.store.escalations import IssueRecord
     from qubinode_recovery_provider.store.queries import (
         CheckpointEntry,
         EscalationEntry,
@@ -563,15 +564,21 @@ class Ledger:
 
     # --- escalation outbox -----------------------------------------------------------------------
 
-    def enqueue_escalation(self, fingerprint: str, title: str, body: str, labels: list[str]) -> int:
+    def enqueue_escalation(
+        self, fingerprint: str, title: str, body: str, labels: list[str], kind: str = "escalate"
+    ) -> int:
         """Put an escalation in the outbox; returns its id (0 when the ledger was unavailable and the
-        escalation was spooled: it reaches the outbox on replay)."""
+        escalation was spooled: it reaches the outbox on replay).
+
+        :param kind: ``escalate`` (a person must look at it) or ``resolve`` (it was fixed: close the issue)
+        """
         payload = {
             "fingerprint": fingerprint,
             "title": title,
             "body": body,
             "labels": list(labels),
             "created_at": utcnow().isoformat(),
+            "kind": kind,
         }
         written, outbox_id = self._write("enqueue_escalation", payload)
         return int(outbox_id) if written else 0
@@ -591,6 +598,51 @@ class Ledger:
     def mark_escalation_failed(self, outbox_id: int, error: str) -> None:
         """Count a failed delivery of an outbox entry; it stays pending."""
         self._write("escalation_failed", {"outbox_id": int(outbox_id), "error": error})
+
+    # --- escalation delivery (answers needed: raise LedgerUnavailable, never spooled) -------------
+
+    def due_escalations(
+        self, now: datetime, limit: int = 100, fingerprint: str | None = None
+    ) -> list[EscalationEntry]:
+        """Pending outbox entries whose retry time has come, oldest first."""
+        with self._reading() as conn:
+            return escalations.due(conn, now, limit, fingerprint)
+
+    def escalation_entry(self, outbox_id: int) -> EscalationEntry | None:
+        """The outbox entry ``outbox_id``."""
+        with self._reading() as conn:
+            return escalations.entry(conn, outbox_id)
+
+    def claim_escalation(self, fingerprint: str, owner: str, now: datetime, lease_seconds: float) -> bool:
+        """Take the delivery lease of ``fingerprint``: of any number of concurrent callers, one gets True."""
+        with self._writing() as conn:
+            return escalations.claim(conn, fingerprint, owner, now, lease_seconds)
+
+    def release_escalation(self, fingerprint: str, owner: str) -> None:
+        """Give back the delivery lease of ``fingerprint``."""
+        with self._writing() as conn:
+            escalations.release(conn, fingerprint, owner)
+
+    def escalation_issue(self, fingerprint: str) -> IssueRecord | None:
+        """What the ledger knows of the fingerprint's GitHub issue."""
+        with self._reading() as conn:
+            return escalations.issue(conn, fingerprint)
+
+    def update_escalation_issue(self, fingerprint: str, owner: str, now: datetime, **values: Any) -> bool:
+        """Record what a delivery did to the fingerprint's issue (only while ``owner`` holds its lease)."""
+        clean = cast("dict[str, Any]", redact_data(values))
+        with self._writing() as conn:
+            return escalations.update_issue(conn, fingerprint, owner, now, clean)
+
+    def escalation_summaries_due(self, cutoff: datetime, limit: int = 100) -> list[str]:
+        """Fingerprints with occurrences to report on their issue, last commented before ``cutoff``."""
+        with self._reading() as conn:
+            return escalations.summaries_due(conn, cutoff, limit)
+
+    def retry_escalation_later(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+        """Count a failed delivery; the entry stays pending until ``next_attempt_at``."""
+        with self._writing() as conn:
+            escalations.retry_later(conn, outbox_id, str(redact_data(error)), next_attempt_at)
 
     # --- shadow findings -------------------------------------------------------------------------
 

@@ -266,6 +266,7 @@ def enqueue_escalation(conn: Connection, payload: dict[str, Any]) -> int:
         status="pending",
         tries=0,
         created_at=datetime.fromisoformat(payload["created_at"]),
+        kind=str(payload.get("kind") or "escalate"),
     )
     return int(conn.execute(stmt.returning(t.escalation_outbox.c.id)).scalar_one())
 

@@ -53,6 +53,8 @@ class EscalationEntry(TypedDict):
     last_error: str | None
     created_at: str | None
     sent_at: str | None
+    kind: str
+    next_attempt_at: str | None
 
 
 class ShadowEntry(TypedDict):
@@ -98,6 +100,7 @@ class IncidentDetail(TypedDict, total=False):
     attempts: list[dict[str, Any]]
     escalations: list[EscalationEntry]
     checkpoints: list[CheckpointEntry]
+    github_issue: str | None
 
 
 # --- incidents ---------------------------------------------------------------------------------
@@ -154,8 +157,11 @@ def incident_detail(conn: Connection, key: str | int, limit: int) -> IncidentDet
         "diagnoses": [_diagnosis_entry(r) for r in diag_rows],
         "plans": [r.plan for r in conn.execute(plan_q.limit(limit))],
         "attempts": [_attempt(r).model_dump(mode="json") for r in conn.execute(attempt_q.limit(limit))],
-        "escalations": [_outbox(r) for r in conn.execute(outbox_q.limit(limit))],
+        "escalations": [outbox_entry(r) for r in conn.execute(outbox_q.limit(limit))],
         "checkpoints": _run_checkpoints(conn, diag_rows, limit),
+        "github_issue": conn.execute(
+            sa.select(t.escalation_issues.c.url).where(t.escalation_issues.c.fingerprint == fp)
+        ).scalar(),
     }
 
 
@@ -257,7 +263,7 @@ def pending_escalations(conn: Connection, limit: int) -> list[EscalationEntry]:
     """Escalations not sent yet, oldest first."""
     table = t.escalation_outbox
     query = sa.select(table).where(table.c.status == "pending").order_by(table.c.id).limit(limit)
-    return [_outbox(row) for row in conn.execute(query)]
+    return [outbox_entry(row) for row in conn.execute(query)]
 
 
 def shadow_errors(conn: Connection, since: datetime | None, limit: int) -> list[ShadowEntry]:
@@ -334,7 +340,8 @@ def _checkpoint(row: Row[Any]) -> CheckpointEntry:
     }
 
 
-def _outbox(row: Row[Any]) -> EscalationEntry:
+def outbox_entry(row: Row[Any]) -> EscalationEntry:
+    """An outbox row as an :class:`EscalationEntry`."""
     return {
         "id": row.id,
         "fingerprint": row.fingerprint,
@@ -347,6 +354,8 @@ def _outbox(row: Row[Any]) -> EscalationEntry:
         "last_error": row.last_error,
         "created_at": _iso(row.created_at),
         "sent_at": _iso(row.sent_at),
+        "kind": row.kind,
+        "next_attempt_at": _iso(row.next_attempt_at),
     }
 
 

@@ -171,6 +171,27 @@ escalation_outbox = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("kind", sa.String, nullable=False, server_default="escalate"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+)
+
+#: One row per escalated fingerprint: its GitHub issue, the comment rate limit and the claim that lets
+#: one outbox drain at a time deliver the fingerprint's entries.
+escalation_issues = sa.Table(
+    "qr_escalation_issues",
+    metadata,
+    _id(),
+    sa.Column("fingerprint", sa.String, nullable=False, unique=True),
+    sa.Column("number", sa.Integer, nullable=True),
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("state", sa.String, nullable=True),
+    sa.Column("occurrences", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("unreported", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_context", sa.Text, nullable=True),
+    sa.Column("last_comment_at", UTCDateTime, nullable=True),
+    sa.Column("claimed_by", sa.String, nullable=True),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 shadow_errors = sa.Table(

@@ -38,6 +38,8 @@ def test_the_scan_dag(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dag.get_task("list_host").is_mapped
     assert dag.get_task("start_recovery").is_mapped
     assert dag.get_task("scan").trigger_rule == "none_failed"
+    assert dag.get_task("deliver_escalations").trigger_rule == "all_done"
+    assert dag.get_task("deliver_escalations").upstream_task_ids == {"scan"}
 
 
 def test_the_scan_schedule_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -368,6 +368,7 @@ def run_dag_tests(
     scenarios: list[dict[str, Any]],
     dag_files: list[Path],
     timeout: float = 600,
+    extra_env: dict[str, str] | None = None,
 ) -> DagTestRuns:
     """Run ``scenarios`` (see ``tests/dags/dag_test_driver.py``) on a copy of ``dag_files``, in a new
     home that starts from the session's migrated database.
@@ -376,6 +377,7 @@ def run_dag_tests(
     :param scenarios: the scenarios
     :param dag_files: DAG files copied to the DAGs folder
     :param timeout: the bound, in seconds, on the driver
+    :param extra_env: more environment for the driver (connections, options)
     """
     base = tmp_path_factory.mktemp("dagtest")
     home, dags = base / "home", base / "dags"
@@ -388,7 +390,7 @@ def run_dag_tests(
     spec.write_text(json.dumps(scenarios))
     done = processes.run(
         [sys.executable, str(DRIVER), str(spec), str(results)],
-        env=airflow_test_env(home, dags),
+        env={**airflow_test_env(home, dags), **(extra_env or {})},
         timeout=timeout,
     )
     output = done.stdout + done.stderr

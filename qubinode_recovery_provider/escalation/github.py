@@ -1,0 +1,291 @@
+"""GitHub issues as the escalation sink, through PyGithub. Plain Python, no Airflow import.
+
+:class:`GitHubIssues` is the boundary: it finds a fingerprint's issue (by number, else by the hidden marker
+in its body through the search API), creates, comments, reopens and closes it. It takes a PyGithub
+``Github`` client built by an adapter: :func:`github_client` (token, base URL, timeout, no retries: the
+outbox retries) for the CLI and plain Python, or ``hooks/github.py`` from an Airflow ``github``
+connection. Every text it sends passes through :func:`~qubinode_recovery_provider.redaction.redact` and
+is cut to GitHub's limits (:func:`bounded`).
+
+A failed call becomes a :class:`DeliveryFailure` (:func:`classify`) with the wait GitHub asked for
+(``Retry-After``, or ``x-ratelimit-reset`` when the rate limit is used up); the outbox drain
+(:mod:`~qubinode_recovery_provider.escalation.delivery`) keeps the entry and tries again after it.
+PyGithub is imported only when a client is built or a failure classified.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.redaction import redact
+
+if TYPE_CHECKING:
+    from github import Github
+
+#: GitHub refuses issue and comment bodies longer than this (characters).
+BODY_LIMIT = 65536
+TITLE_LIMIT = 256
+#: Search results looked at for the marker.
+SEARCH_LIMIT = 5
+MARKER_PREFIX = "qubinode-recovery:fingerprint="
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_TIMEOUT_SECONDS = 15.0
+TRUNCATED_NOTE = "\n\n_… truncated: the full report is in the ledger (`qubinode-recovery incidents show`)._\n"
+
+
+class DeliveryFailure(Exception):
+    """A GitHub call that did not go through.
+
+    :param reason: one line: status and GitHub's message, or the connection error
+    :param retry_after: seconds GitHub asked to wait (``Retry-After``), or None
+    :param transient: the call may work later unchanged (5xx, rate limits, the network); False for
+        credentials, permissions, a missing repository or rejected input (still retried, with the longest
+        backoff, so that fixing the connection delivers the queue)
+    :param reset_at: when the used-up rate limit resets (``x-ratelimit-reset``), or None
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        transient: bool = True,
+        reset_at: datetime | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.transient = transient
+        self.reset_at = reset_at
+
+    def wait_seconds(self, now: datetime) -> float:
+        """Seconds GitHub asked to wait from ``now`` (0 when it did not say)."""
+        if self.retry_after is not None:
+            return self.retry_after
+        if self.reset_at is not None:
+            return max(0.0, (self.reset_at - now).total_seconds())
+        return 0.0
+
+
+@dataclass(frozen=True)
+class IssueRef:
+    """A GitHub issue as the drain needs it.
+
+    :param number: the issue number
+    :param url: its HTML URL
+    :param state: ``open`` or ``closed``
+    :param handle: the PyGithub ``Issue``
+    """
+
+    number: int
+    url: str
+    state: str
+    handle: Any = None
+
+
+def marker(fingerprint: str) -> str:
+    """The hidden line that ties an issue to ``fingerprint``."""
+    return f"<!-- {MARKER_PREFIX}{fingerprint} -->"
+
+
+def bounded(text: str, limit: int = BODY_LIMIT, note: str = TRUNCATED_NOTE) -> str:
+    """``text`` redacted and cut to ``limit`` characters, ending with ``note`` when cut."""
+    clean = redact(text)
+    if len(clean) <= limit:
+        return clean
+    return clean[: limit - len(note)] + note
+
+
+def issue_body(fingerprint: str, body: str) -> str:
+    """The issue body: the marker first (it survives truncation), then the report, bounded."""
+    head = marker(fingerprint) + "\n"
+    return head + bounded(body, BODY_LIMIT - len(head))
+
+
+def github_client(
+    token: str,
+    *,
+    base_url: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    seconds_between_requests: float | None = 0.25,
+    seconds_between_writes: float | None = 1.0,
+) -> Github:
+    """A PyGithub client for the outbox: token auth, ``base_url`` (GitHub Enterprise, a test server),
+    a timeout on every call and no retries of its own.
+
+    :param token: a personal access, fine-grained or Actions token
+    :param base_url: the REST API root; default ``https://api.github.com``
+    :param timeout: seconds per HTTP call
+    :param seconds_between_requests: PyGithub's spacing of requests (its default)
+    :param seconds_between_writes: PyGithub's spacing of writes (GitHub asks for one second)
+    """
+    from github import Auth, Github
+
+    return Github(
+        auth=Auth.Token(token),
+        base_url=(base_url or DEFAULT_API_URL).rstrip("/"),
+        timeout=int(max(1, timeout)),
+        retry=None,
+        seconds_between_requests=seconds_between_requests,
+        seconds_between_writes=seconds_between_writes,
+    )
+
+
+def without_retries(client: Github, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Github:
+    """The same client (auth, base URL) with the outbox's settings: a timeout and no retries, so a rate
+    limit is waited out by the outbox rather than inside a worker."""
+    from github import Github
+
+    settings = {**client.requester.kwargs, "retry": None, "timeout": int(max(1, timeout))}
+    return Github(**settings)
+
+
+class GitHubIssues:
+    """The escalation issues of one repository.
+
+    :param client: a PyGithub ``Github`` client (see :func:`github_client`)
+    :param repository: ``owner/name``
+    """
+
+    def __init__(self, client: Github, repository: str) -> None:
+        if repository.count("/") != 1 or not all(repository.split("/")):
+            raise ValueError(f"GitHub repository must be owner/name, got {repository!r}")
+        self.client = client
+        self.repository = repository
+        self._repo: Any = None
+
+    def __repr__(self) -> str:
+        return f"GitHubIssues({self.repository!r})"
+
+    def _repository(self) -> Any:
+        if self._repo is None:
+            self._repo = self._call(self.client.get_repo, self.repository)
+        return self._repo
+
+    def find(self, fingerprint: str, number: int | None = None) -> IssueRef | None:
+        """The issue of ``fingerprint``: issue ``number`` when given and it carries the marker, else the
+        first issue the search API finds with the marker; None when there is none."""
+        if number:
+            issue = self._call(self._get_issue, number)
+            if issue is not None and marker(fingerprint) in (issue.body or ""):
+                return _ref(issue)
+        query = f'"{MARKER_PREFIX}{fingerprint}" repo:{self.repository} is:issue in:body'
+        for issue in self._call(lambda: list(islice(self.client.search_issues(query), SEARCH_LIMIT))):
+            if marker(fingerprint) in (issue.body or ""):
+                return _ref(self._call(self._repository().get_issue, issue.number))
+        return None
+
+    def create(self, fingerprint: str, title: str, body: str, labels: list[str]) -> IssueRef:
+        """Open the issue of ``fingerprint`` (GitHub creates missing labels)."""
+        issue = self._call(
+            self._repository().create_issue,
+            title=bounded(" ".join(title.split()), TITLE_LIMIT, "…"),
+            body=issue_body(fingerprint, body),
+            labels=[bounded(label, 50, "") for label in labels if label],
+        )
+        return _ref(issue)
+
+    def comment(self, ref: IssueRef, text: str) -> None:
+        """Add a comment to the issue."""
+        self._call(ref.handle.create_comment, bounded(text))
+
+    def reopen(self, ref: IssueRef, text: str) -> IssueRef:
+        """Reopen a closed issue with a comment saying why."""
+        self._call(ref.handle.edit, state="open")
+        self.comment(ref, text)
+        return IssueRef(ref.number, ref.url, "open", ref.handle)
+
+    def close(self, ref: IssueRef, text: str) -> IssueRef:
+        """Close the issue as completed, with a comment saying why."""
+        self.comment(ref, text)
+        self._call(ref.handle.edit, state="closed", state_reason="completed")
+        return IssueRef(ref.number, ref.url, "closed", ref.handle)
+
+    def _get_issue(self, number: int) -> Any:
+        from github import UnknownObjectException
+
+        try:
+            return self._repository().get_issue(number)
+        except UnknownObjectException:
+            return None
+
+    @staticmethod
+    def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DeliveryFailure:
+            raise
+        except Exception as exc:
+            raise classify(exc) from None
+
+
+def _ref(issue: Any) -> IssueRef:
+    return IssueRef(int(issue.number), str(issue.html_url), str(issue.state), issue)
+
+
+def classify(exc: BaseException) -> DeliveryFailure:
+    """What a failed PyGithub call means for the outbox (see :class:`DeliveryFailure`)."""
+    from github import GithubException
+
+    if not isinstance(exc, GithubException):
+        return DeliveryFailure(f"{type(exc).__name__}: {one_line(exc)}")
+    headers = {str(k).lower(): str(v).strip() for k, v in (exc.headers or {}).items()}
+    message = _message(exc)
+    wait = float(headers["retry-after"]) if headers.get("retry-after", "").isdigit() else None
+    reset = headers.get("x-ratelimit-reset", "")
+    used_up = headers.get("x-ratelimit-remaining") == "0" and reset.isdigit()
+    reset_at = datetime.fromtimestamp(int(reset), UTC) if used_up else None
+    lowered = message.lower()
+    limited = exc.status == 429 or (
+        exc.status == 403 and (wait is not None or used_up or "rate limit" in lowered or "abuse" in lowered)
+    )
+    transient = limited or exc.status >= 500 or exc.status in (408, 409)
+    return DeliveryFailure(f"GitHub answered {exc.status}: {message}", wait, transient, reset_at)
+
+
+def issues_from_env(environ: Mapping[str, str] | None = None, **client_options: Any) -> GitHubIssues:
+    """The sink for a shell or a CI job: ``GITHUB_TOKEN``, ``GITHUB_REPOSITORY`` (``owner/name``) and
+    optional ``GITHUB_API_URL`` (GitHub Actions sets the last two).
+
+    :raises ValueError: when the token or the repository is missing (one line)
+    """
+    env = os.environ if environ is None else environ
+    token = env.get("GITHUB_TOKEN", "").strip()
+    repository = env.get("GITHUB_REPOSITORY", "").strip()
+    if not token:
+        raise ValueError("GITHUB_TOKEN is not set: the GitHub issue cannot be filed")
+    if not repository:
+        raise ValueError("GITHUB_REPOSITORY is not set (owner/name of the repository for issues)")
+    client = github_client(token, base_url=env.get("GITHUB_API_URL") or None, **client_options)
+    return GitHubIssues(client, repository)
+
+
+def _message(exc: Any) -> str:
+    data = exc.data
+    text = data.get("message") if isinstance(data, dict) else data
+    return one_line(redact(str(text or exc.message or "")))
+
+
+def one_line(exc: object) -> str:
+    """``exc`` (or any text) as one line of at most 300 characters."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+__all__ = [
+    "BODY_LIMIT",
+    "DeliveryFailure",
+    "GitHubIssues",
+    "IssueRef",
+    "bounded",
+    "classify",
+    "github_client",
+    "issue_body",
+    "issues_from_env",
+    "marker",
+    "one_line",
+    "without_retries",
+]

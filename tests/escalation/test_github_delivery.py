@@ -1,0 +1,259 @@
+"""The outbox delivers to GitHub once: under 10 concurrent drains, through 5xx and secondary rate limits,
+and without a secret in any request body. Real PyGithub, real SQLite ledger, local GitHub stand-in."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from support.canaries import all_canaries, assert_no_canary, combined_text
+from support.github_stub import Clock, GitHubStub, issues_for
+
+from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+from qubinode_recovery_provider.escalation import escalate
+from qubinode_recovery_provider.escalation.delivery import DeliverySettings, deliver_escalations
+from qubinode_recovery_provider.escalation.github import GitHubIssues
+from qubinode_recovery_provider.models import FailureEvent
+from qubinode_recovery_provider.recovery import RecoveryPlanner, TaskConfig
+from qubinode_recovery_provider.store import Ledger
+
+FP = "fp-vault-denied"
+WORKERS, PER_WORKER = 10, 100
+INTERVAL = timedelta(seconds=100)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]  # PostgreSQL: a server starts
+
+
+class TimedIssues(GitHubIssues):
+    """The real sink, noting the test clock's time of every comment."""
+
+    def __init__(self, inner: GitHubIssues, clock: Clock, times: list[datetime]) -> None:
+        super().__init__(inner.client, inner.repository)
+        self.clock, self.times = clock, times
+
+    def comment(self, ref, text):  # type: ignore[no-untyped-def]
+        self.times.append(self.clock())
+        super().comment(ref, text)
+
+
+def _count(comment: str) -> int:
+    if "(once more" in comment:
+        return 1
+    match = re.search(r"\((\d+) more times", comment)
+    assert match, comment
+    return int(match[1])
+
+
+@pytest.mark.slow  # about 20 s: a thousand ledger round trips under contention
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_thousand_failures_from_ten_drains_make_one_issue_and_paced_comments(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, github: GitHubStub, clock: Clock
+) -> None:
+    """Each worker queues an occurrence (one simulated second later than the previous one) and drains.
+    Exactly one issue; comments at least INTERVAL apart; every occurrence reported exactly once."""
+    ledger_url = request.getfixturevalue("pg_url" if backend == "postgresql" else "ledger_url")
+    settings = DeliverySettings(comment_interval=INTERVAL)
+    times: list[datetime] = []
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            with Ledger(ledger_url, tmp_path / f"spool-{n}") as ledger:
+                sink = TimedIssues(issues_for(github), clock, times)
+                for i in range(PER_WORKER):
+                    clock.advance(1)
+                    ledger.enqueue_escalation(FP, "vault denied", f"**Escalated:** occurrence {n}-{i}", ["q"])
+                    deliver_escalations(ledger, sink, settings=settings, clock=clock)
+                ledger.flush_spool()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    with Ledger(ledger_url, tmp_path / "spool") as ledger:
+        ledger.migrate()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors
+    assert not any(t.is_alive() for t in threads)
+
+    with Ledger(ledger_url, tmp_path / "spool") as ledger:
+        sink = TimedIssues(issues_for(github), clock, times)
+        deliver_escalations(ledger, sink, settings=settings, clock=clock)  # what arrived under a lease
+        clock.advance(INTERVAL.total_seconds())
+        deliver_escalations(ledger, sink, settings=settings, clock=clock)  # the counted rest
+        assert ledger.pending_escalations() == []
+        assert ledger.escalation_issue(FP)["unreported"] == 0  # type: ignore[index]
+
+    assert len(github.calls("POST", r"/issues$")) == 1
+    comments = github.comments[1]
+    assert 1 + sum(_count(c) for c in comments) == WORKERS * PER_WORKER
+    span = WORKERS * PER_WORKER + INTERVAL.total_seconds()
+    assert 1 <= len(comments) <= span // INTERVAL.total_seconds() + 1
+    assert all(later - earlier >= INTERVAL for earlier, later in itertools.pairwise(times))
+
+
+def test_an_outage_then_a_secondary_rate_limit_delivers_once_after_retry_after(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    settings = DeliverySettings(base_backoff_seconds=60)
+    outbox_id = ledger.enqueue_escalation(FP, "vault denied", "**Escalated:** vault denied", ["q"])
+    start = clock()
+
+    github.fail_next(502, "Server Error")
+    first = deliver_escalations(ledger, issues, settings=settings, clock=clock)
+    entry = ledger.escalation_entry(outbox_id)
+    assert (first.deferred, first.delivered) == (1, 0)
+    assert entry is not None
+    assert entry["tries"] == 1
+    assert "502" in (entry["last_error"] or "")
+    assert entry["next_attempt_at"] == (start + timedelta(seconds=60)).isoformat()
+
+    clock.advance(30)  # not due yet: nothing is sent
+    sent = len(github.requests)
+    assert deliver_escalations(ledger, issues, settings=settings, clock=clock).delivered == 0
+    assert len(github.requests) == sent
+
+    clock.advance(30)
+    github.fail_next(403, "You have exceeded a secondary rate limit.", {"Retry-After": "600"})
+    second = deliver_escalations(ledger, issues, settings=settings, clock=clock)
+    entry = ledger.escalation_entry(outbox_id)
+    assert second.deferred == 1
+    assert entry is not None
+    assert entry["tries"] == 2
+    assert entry["next_attempt_at"] == (clock() + timedelta(seconds=600)).isoformat()
+
+    clock.advance(599)
+    assert deliver_escalations(ledger, issues, settings=settings, clock=clock).delivered == 0
+    clock.advance(1)
+    third = deliver_escalations(ledger, issues, settings=settings, clock=clock)
+    assert (third.delivered, third.created, third.errors) == (1, 1, [])
+    assert deliver_escalations(ledger, issues, settings=settings, clock=clock).delivered == 0
+    assert [r.status for r in github.calls("POST", r"/issues$")] == [201]
+    assert len(github.issues) == 1
+
+
+def test_a_rate_limit_reset_without_retry_after_is_honoured(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    outbox_id = ledger.enqueue_escalation(FP, "t", "b", ["q"])
+    reset = int(clock().timestamp()) + 1800
+    github.fail_next(
+        403, "API rate limit exceeded", {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
+    )
+    deliver_escalations(ledger, issues, settings=DeliverySettings(), clock=clock)
+    entry = ledger.escalation_entry(outbox_id)
+    assert entry is not None
+    assert entry["next_attempt_at"] == datetime.fromtimestamp(reset, clock().tzinfo).isoformat()
+
+
+def test_no_request_body_holds_a_canary_secret(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock, tmp_path: Path, monkeypatch
+) -> None:
+    """Canaries in the failure text, the log tail, the context and the recovery run's details reach no
+    request."""
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_REPOSITORY", "acme/infra-incidents")
+    secrets = combined_text()
+    text = "vault: Error making API request. Code: 403. permission denied\n" + secrets
+    event = FailureEvent(
+        dag_id="build_vm", task_id="fetch", run_id="r1", exception_text=text, log_tail=secrets.splitlines()
+    )
+    diagnosis = FailureAnalyzer().analyze(event)
+    lines = secrets.splitlines()  # the context snapshot: what the probes saw
+    diagnosis = diagnosis.model_copy(update={"corroboration": lines, "contradictions": lines[:3]})
+    ledger.record_failure(event, diagnosis)
+    plan = RecoveryPlanner(events=None).plan_recovery(
+        diagnosis, TaskConfig(dag_id="build_vm", task_id="fetch", run_id="r1")
+    )
+    escalate(ledger, plan, [f"failed: {secrets}"], diagnosis=diagnosis, details=secrets, directory=tmp_path)
+    report = deliver_escalations(ledger, issues, settings=DeliverySettings(), clock=clock)
+    assert report.created == 1
+
+    ledger.enqueue_escalation(plan.fingerprint, "again", "**Escalated:** again\n" + secrets, ["q"])
+    clock.advance(7200)
+    assert deliver_escalations(ledger, issues, clock=clock).commented == 1
+    sent = "\n".join(github.bodies() + [r.path for r in github.requests])
+    assert "Diagnosis" in sent
+    assert "### Context" in sent
+    assert_no_canary(sent, all_canaries())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_of_ten_simultaneous_claims_one_wins_and_an_expired_lease_is_taken_over(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    ledger_url = request.getfixturevalue("pg_url" if backend == "postgresql" else "ledger_url")
+    with Ledger(ledger_url, tmp_path / "spool") as ledger:
+        ledger.migrate()
+    now = datetime.now().astimezone()
+    start = threading.Barrier(10)
+    won: list[str] = []
+
+    def claim(n: int) -> None:
+        with Ledger(ledger_url, tmp_path / f"spool-{n}") as ledger:
+            start.wait(30)
+            if ledger.claim_escalation(FP, f"worker-{n}", now, 300):
+                won.append(f"worker-{n}")
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(won) == 1
+    with Ledger(ledger_url, tmp_path / "spool") as ledger:
+        assert not ledger.claim_escalation(FP, "late", now + timedelta(seconds=299), 300)
+        assert not ledger.update_escalation_issue(FP, "late", now, unreported=5)  # fenced: not the holder
+        assert ledger.claim_escalation(FP, "late", now + timedelta(seconds=301), 300)  # the holder died
+        ledger.release_escalation(FP, "late")
+        assert ledger.claim_escalation(FP, "next", now, 300)
+
+
+def test_github_unreachable_keeps_the_entry_with_a_backoff(ledger: Ledger, clock: Clock) -> None:
+    from support.processes import free_port
+
+    from qubinode_recovery_provider.escalation.github import github_client
+
+    client = github_client(
+        "token", base_url=f"http://127.0.0.1:{free_port()}", timeout=5, seconds_between_requests=None
+    )
+    outbox_id = ledger.enqueue_escalation(FP, "t", "b", ["q"])
+    report = deliver_escalations(ledger, GitHubIssues(client, "acme/infra-incidents"), clock=clock)
+    entry = ledger.escalation_entry(outbox_id)
+    assert report.deferred == 1
+    assert "ConnectionError" in report.errors[0]
+    assert entry is not None
+    assert entry["status"] == "pending"
+    assert entry["next_attempt_at"] == (clock() + timedelta(seconds=60)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "headers", "wait"),
+    [
+        (429, "Too Many Requests", {"Retry-After": "900"}, 900),  # abuse / secondary limit
+        (403, "You have triggered an abuse detection mechanism.", {}, 60),  # no hint: the backoff
+        (401, "Bad credentials", {}, 3600),  # a retry cannot fix it: the longest backoff
+        (404, "Not Found", {}, 3600),
+    ],
+)
+def test_each_refusal_waits_as_long_as_it_should(
+    status: int,
+    message: str,
+    headers: dict[str, str],
+    wait: int,
+    ledger: Ledger,
+    issues: GitHubIssues,
+    github: GitHubStub,
+    clock: Clock,
+) -> None:
+    outbox_id = ledger.enqueue_escalation(FP, "t", "b", ["q"])
+    github.fail_next(status, message, headers)
+    report = deliver_escalations(ledger, issues, settings=DeliverySettings(), clock=clock)
+    entry = ledger.escalation_entry(outbox_id)
+    assert report.errors == [f"GitHub answered {status}: {message}"]
+    assert entry is not None
+    assert entry["next_attempt_at"] == (clock() + timedelta(seconds=wait)).isoformat()
