@@ -2,7 +2,7 @@
 passes on it (and fails on a broken copy, so it cannot pass by checking nothing), it follows our rules
 (inputs through the environment only, least privilege, pinned actions, artifacts between jobs), and every
 ``qubinode-recovery`` command line in it is a form our CLI accepts -- run here, in job order, on a sample
-failure, except ``escalate``, which needs GitHub and is only parsed."""
+failure, ``escalate`` against the local GitHub stand-in (the real PyGithub client)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from support import processes
+from support.github_stub import FULL_NAME, TOKEN, start_github_stub, stop_github_stub
 
 from qubinode_recovery_provider.cli import _build_parser, main
 from qubinode_recovery_provider.models import Diagnosis
@@ -27,9 +28,6 @@ BIN = Path(sys.executable).parent
 INPUTS = {"failed_job", "failure_message", "enable_auto_recovery"}
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
 DNS_FAILED = "curl: (6) Could not resolve host: mirror.example.com; Temporary failure in name resolution"
-#: Subcommands the workflow calls that another change of the same issue adds (the GitHub escalation);
-#: while one is absent here its command line cannot be checked, once present it is.
-ADDED_ELSEWHERE = {"escalate"}
 
 
 def load() -> dict[str, Any]:
@@ -195,23 +193,14 @@ def test_each_command_line_runs_here_on_a_sample_failure(
         "GITHUB_RUN_ID": "4242",
     }
     monkeypatch.chdir(tmp_path)
-    subcommands = _subcommands()
-    for job, argv, target in command_lines():
-        argv = [Template(word).substitute(env) for word in argv]
-        if argv[0] not in subcommands:
-            assert argv[0] in ADDED_ELSEWHERE, f"{job}: qubinode-recovery {argv[0]} does not exist"
-            continue
-        with pytest.raises(SystemExit) as parsed:
-            _build_parser().parse_args([*argv, "--help"])
-        assert parsed.value.code == 0  # every flag before --help was accepted
-        capsys.readouterr()
-        if argv[0] in ADDED_ELSEWHERE:
-            continue  # needs GitHub: its own tests run it against a stand-in server
-        code = main(argv)
-        out, err = capsys.readouterr()
-        assert code == 0, f"{job}: {' '.join(argv)}: {err}"
-        if target:
-            (tmp_path / target).write_text(out)
+    github = start_github_stub()  # what GitHub Actions sets for the report job
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_REPOSITORY", FULL_NAME)
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    try:
+        _run_each_command_line(env, tmp_path, capsys)
+    finally:
+        stop_github_stub(github)
 
     assert (
         Diagnosis.model_validate_json((tmp_path / "analysis.json").read_text()).dag_id
@@ -224,6 +213,26 @@ def test_each_command_line_runs_here_on_a_sample_failure(
     decision = json.loads((tmp_path / "decision.json").read_text())
     assert decision["decision"]["route"] == route  # what `jq -r .decision.route` reads
     assert decision["recommended"]["type"] == "retry"  # what `jq -r .recommended.type` reads
+    (issue,) = github.issues.values()  # the report job filed one deduplicated issue
+    assert issue["title"].startswith("[qubinode-recovery] network failure")
+    assert "qubinode-recovery:fingerprint=" in issue["body"]
+
+
+def _run_each_command_line(env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Run the workflow's command lines in job order, each output saved where the step saves it."""
+    subcommands = _subcommands()
+    for job, argv, target in command_lines():
+        argv = [Template(word).substitute(env) for word in argv]
+        assert argv[0] in subcommands, f"{job}: qubinode-recovery {argv[0]} does not exist"
+        with pytest.raises(SystemExit) as parsed:
+            _build_parser().parse_args([*argv, "--help"])
+        assert parsed.value.code == 0  # every flag before --help was accepted
+        capsys.readouterr()
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert code == 0, f"{job}: {' '.join(argv)}: {err}"
+        if target:
+            (tmp_path / target).write_text(out)
 
 
 def _subcommands() -> set[str]:
