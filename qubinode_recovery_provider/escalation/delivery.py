@@ -88,7 +88,9 @@ class DeliverySettings:
         asked = failure.wait_seconds(now)
         if not failure.transient:
             return max(self.max_backoff_seconds, asked)
-        exponential = min(self.max_backoff_seconds, self.base_backoff_seconds * float(2 ** max(0, tries - 1)))
+        exponential = min(
+            self.max_backoff_seconds, self.base_backoff_seconds * float(2 ** min(max(0, tries - 1), 32))
+        )
         return max(exponential, asked)
 
 

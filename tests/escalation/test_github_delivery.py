@@ -257,3 +257,17 @@ def test_each_refusal_waits_as_long_as_it_should(
     assert report.errors == [f"GitHub answered {status}: {message}"]
     assert entry is not None
     assert entry["next_attempt_at"] == (clock() + timedelta(seconds=wait)).isoformat()
+
+
+@pytest.mark.parametrize("tries", [1, 2, 7, 1100, 10**6])
+def test_the_backoff_doubles_up_to_its_bound_however_many_tries_failed(tries: int) -> None:
+    from qubinode_recovery_provider.escalation.github import DeliveryFailure
+
+    settings = DeliverySettings()
+    now = datetime(2026, 12, 3)
+    wait = settings.backoff(tries, DeliveryFailure("502 Bad Gateway"), now)
+    expected = min(settings.max_backoff_seconds, settings.base_backoff_seconds * 2 ** min(tries - 1, 32))
+    assert wait == expected
+    assert (
+        settings.backoff(tries, DeliveryFailure("401", transient=False), now) == settings.max_backoff_seconds
+    )
