@@ -367,6 +367,8 @@ class ShadowError(_Model):
     severity: Severity = Severity.HIGH
     evidence: list[str] = Field(default_factory=list)
     detected_at: datetime = Field(default_factory=utcnow)
+    inferred: bool = False
+    """True when the VM was inferred from the task's command line, lineage facets or log (no declaration)."""
 
     @property
     def dedup_key(self) -> str:

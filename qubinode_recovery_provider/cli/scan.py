@@ -107,6 +107,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help=f"per request (default 10, at most {MAX_CALL_TIMEOUT_SECONDS:g})",
     )
+    parser.add_argument(
+        "--explain",
+        metavar="RUN_ID",
+        help="also show which VMs were inferred for this run (from its command lines, lineage and log) "
+        "and why",
+    )
+    parser.add_argument(
+        "--no-infer",
+        action="store_true",
+        help="check only declared VMs (outlets, qubinode_vm), infer none from command lines",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON finding per line on stdout")
     parser.add_argument("--summary", action="store_true", help="also print a JSON summary on stderr")
     parser.add_argument("--record", action="store_true", help="record the findings in the ledger")
@@ -119,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
 
     :param args: the parsed arguments.
     """
-    from qubinode_recovery_provider.shadow import RunsSourceError, lineage_source_from, run_scan
+    from qubinode_recovery_provider.shadow import (
+        RunsSourceError,
+        ShadowErrorDetector,
+        lineage_source_from,
+        run_scan,
+    )
 
     since, until = _window(args)
     with contextlib.ExitStack() as stack:
@@ -135,8 +151,13 @@ def run(args: argparse.Namespace) -> int:
             workers=args.lineage_workers,
         )
         targets = _targets(args)
+        detector = ShadowErrorDetector(
+            infer=not args.no_infer, explain=[args.explain] if args.explain else ()
+        )
         try:
-            result = run_scan(runs_source, lineage, targets=targets, since=since, until=until)
+            result = run_scan(
+                runs_source, lineage, targets=targets, since=since, until=until, detector=detector
+            )
         except RunsSourceError as exc:
             raise UsageError(str(exc)) from None
         except RecursionError:  # safety net: a JSON document nested too deeply for a reader below
@@ -385,15 +406,32 @@ def _print(result: ScanResult, args: argparse.Namespace) -> None:
             f"{result.stats.get('runs_checked', 0)} successful runs, "
             f"{result.stats.get('domains_listed', 0)} domains on {result.stats.get('hosts', 0)} hosts\n"
         )
+    if args.explain:
+        _explain(result, args.explain, as_json=args.json)
     for warning in result.warnings:
         output.warn(warning)
     if args.summary:
         output.write_json(result.summary(), stream=sys.stderr)
 
 
+def _explain(result: ScanResult, run_id: str, as_json: bool) -> None:
+    """What was inferred for ``run_id`` (``--explain``): on stdout, or as one JSON line with ``--json``."""
+    found = {key: value for key, value in result.explanations.items() if key[1] == run_id}
+    if not found:
+        output.warn(f"--explain {run_id}: no successful run with this id in the scan window (see --since)")
+    for (dag_id, run), inference in sorted(found.items()):
+        if as_json:
+            output.write_json({"explain": {"dag_id": dag_id, "run_id": run, "lines": inference.lines()}})
+            continue
+        output.write(f"inferred VM contracts of {dag_id} / {run}:\n")
+        output.write("".join(f"  {line}\n" for line in inference.lines()))
+
+
 def _render(finding: ShadowError) -> str:
     where = " / ".join(p for p in (finding.dag_id, finding.run_id, finding.task_id) if p)
     head = f"{finding.type.value:<22} {finding.severity.value:<8} {finding.confidence:.2f}  {where}"
+    if finding.inferred:
+        head += "  (inferred)"
     if finding.resource:
         head += f"  {finding.resource}"
     return head + "\n" + "".join(f"    {line}\n" for line in finding.evidence)
