@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.models import ShadowError
     from qubinode_recovery_provider.shadow import InventoryTarget, ScanResult
     from qubinode_recovery_provider.shadow.scan import RunsSource
+    from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
     from qubinode_recovery_provider.store import Ledger
 
 DEFAULT_SINCE = "24h"
@@ -121,6 +122,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON finding per line on stdout")
     parser.add_argument("--summary", action="store_true", help="also print a JSON summary on stderr")
     parser.add_argument("--record", action="store_true", help="record the findings in the ledger")
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="read each source from its watermark in the ledger (what is new since the last incremental "
+        "scan, plus a 10-minute overlap); records the findings and stores the new watermarks",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="like --incremental, but read the whole window and store fresh watermarks (a rescan)",
+    )
     parser.add_argument("--ledger", metavar="URL", help="ledger URL for --record (default: configured)")
     parser.set_defaults(func=run)
 
@@ -136,11 +148,16 @@ def run(args: argparse.Namespace) -> int:
         lineage_source_from,
         run_scan,
     )
+    from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
 
     since, until = _window(args)
+    stateful = args.incremental or args.full
     with contextlib.ExitStack() as stack:
         runs_source = _runs_source(args, stack)
-        ledger = _ledger_to_record_in(args.ledger) if args.record else None
+        ledger = _ledger_to_record_in(args.ledger) if args.record or stateful else None
+        if stateful and ledger is None:
+            ledger = _configured_ledger()
+        incremental = IncrementalScan(ledger, full=args.full) if stateful and ledger is not None else None
         if args.marquez_url:
             _http_url(args.marquez_url, "--marquez-url")
         lineage = lineage_source_from(
@@ -156,7 +173,13 @@ def run(args: argparse.Namespace) -> int:
         )
         try:
             result = run_scan(
-                runs_source, lineage, targets=targets, since=since, until=until, detector=detector
+                runs_source,
+                lineage,
+                targets=targets,
+                since=since,
+                until=until,
+                detector=detector,
+                incremental=incremental,
             )
         except RunsSourceError as exc:
             raise UsageError(str(exc)) from None
@@ -164,8 +187,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 "an input document is nested too deeply to read (lineage or runs file)"
             ) from None
-    if args.record:
+    if args.record or stateful:
         _record(result.findings, ledger)
+    if incremental is not None and ledger is not None:
+        _commit(incremental, ledger)
     _print(result, args)
     return EXIT_PROBLEM if result.findings else EXIT_OK
 
@@ -379,14 +404,25 @@ def _ledger_to_record_in(url: str | None) -> Ledger | None:
         raise UsageError(f"cannot open the ledger: {exc}") from None
 
 
-def _record(findings: list[ShadowError], ledger: Ledger | None) -> None:
+def _configured_ledger() -> Ledger:
     from qubinode_recovery_provider.store import Ledger, LedgerError
 
+    try:
+        return Ledger.from_config()
+    except LedgerError as exc:
+        raise UsageError(f"cannot open the ledger: {exc}") from None
+
+
+def _commit(incremental: IncrementalScan, ledger: Ledger) -> None:
+    """Store the new watermarks in ``ledger`` (after the findings are recorded)."""
+    with ledger:
+        stored = incremental.commit()
+    output.notice(f"stored {stored} watermarks" + (" (full rescan)" if incremental.full else ""))
+
+
+def _record(findings: list[ShadowError], ledger: Ledger | None) -> None:
     if ledger is None:
-        try:
-            ledger = Ledger.from_config()
-        except LedgerError as exc:
-            raise UsageError(f"cannot open the ledger: {exc}") from None
+        ledger = _configured_ledger()
     with ledger:
         new = sum(1 for finding in findings if ledger.record_shadow_error(finding)[1])
     output.notice(f"recorded {len(findings)} findings ({new} new)")

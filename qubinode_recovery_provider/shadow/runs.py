@@ -288,6 +288,11 @@ class RunsFileSource:
     def __repr__(self) -> str:
         return f"RunsFileSource({str(self.path)!r})"
 
+    @property
+    def watermark_key(self) -> str:
+        """The key of this file's watermark in the ledger."""
+        return f"runs-file:{self.path.resolve()}"
+
     def fetch(self, since: datetime | None = None, until: datetime | None = None) -> list[RunRecord]:
         """The successful runs in the file that ended in ``[since, until)`` (all when both are None)."""
         try:
@@ -388,6 +393,11 @@ class AirflowRunsSource:
 
     def __repr__(self) -> str:
         return f"AirflowRunsSource({self.base_url!r})"
+
+    @property
+    def watermark_key(self) -> str:
+        """The key of this API server's watermark in the ledger (the latest run end date read)."""
+        return f"runs:{self.base_url}"
 
     def fetch(self, since: datetime | None = None, until: datetime | None = None) -> list[RunRecord]:
         """The successful runs that ended in ``[since, until)``, with their task instances.

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.shadow.inference import RunInference
     from qubinode_recovery_provider.shadow.lineage import LineageIndex, LineageSource, RunLineage
     from qubinode_recovery_provider.shadow.records import HostInventory, RunRecord, SourceReport, TaskRecord
+    from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -143,16 +144,21 @@ def run_scan(
     until: datetime | None = None,
     detector: ShadowErrorDetector | None = None,
     max_logs: int = DEFAULT_MAX_LOGS,
+    incremental: IncrementalScan | None = None,
 ) -> ScanResult:
     """Scan the runs that ended in ``[since, until)``.
 
     :param targets: libvirt hosts to list now (in parallel with reading the other sources)
     :param inventories: host listings made elsewhere (the scan DAG's mapped tasks)
     :param max_logs: the most task logs read for inferred VM contracts (0: none)
+    :param incremental: read from the sources' watermarks (the caller stores the new ones with
+        ``incremental.commit()`` once the findings are recorded)
     :raises RunsSourceError: when the runs cannot be read (nothing can be checked without them)
     """
     with _no_cyclic_gc():
-        return _run_scan(runs_source, lineage_source, targets, inventories, since, until, detector, max_logs)
+        return _run_scan(
+            runs_source, lineage_source, targets, inventories, since, until, detector, max_logs, incremental
+        )
 
 
 def _run_scan(
@@ -164,6 +170,7 @@ def _run_scan(
     until: datetime | None,
     detector: ShadowErrorDetector | None,
     max_logs: int,
+    incremental: IncrementalScan | None,
 ) -> ScanResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -172,23 +179,22 @@ def _run_scan(
     if not forks:  # list the hosts while the runs are read (no fork may follow a thread)
         listing.start()
 
+    if incremental is not None:
+        since = incremental.runs_since(runs_source, since)
     mark = time.perf_counter()
     runs = runs_source.fetch(since, until)
     timings["runs"] = time.perf_counter() - mark
+    if incremental is not None:
+        runs = incremental.new_runs(runs_source, runs, since)
+        incremental.resume_lineage(lineage_source, runs, since)
 
     lineage: LineageIndex | None = None
     if lineage_source is not None:
         mark = time.perf_counter()
-        wanted = {r.key for r in runs}
-        start = getattr(lineage_source, "start", None)
-        if start is not None:
-            pending = start(wanted, since)  # forks its workers, if any, before the listing threads
-            if forks:
-                listing.start()
-            lineage = pending.result()
-        else:
-            lineage = lineage_source.read(wanted, since)
+        lineage = _read_lineage(lineage_source, {r.key for r in runs}, since, listing if forks else None)
         timings["lineage"] = time.perf_counter() - mark
+        if incremental is not None:
+            incremental.stage_lineage(lineage_source)
 
     if max_logs > 0 and (detector is None or detector.infer):
         mark = time.perf_counter()
@@ -206,7 +212,7 @@ def _run_scan(
     timings["detect"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
 
-    warnings = [*runs_source.report.all_warnings()]
+    warnings = [*runs_source.report.all_warnings(), *(incremental.notes if incremental is not None else ())]
     stats: dict[str, Any] = {"runs_read": len(runs), "task_logs_read": stats_logs, **report.stats}
     if lineage is not None:
         warnings += lineage.report.all_warnings()
@@ -232,6 +238,23 @@ def _run_scan(
         until=until,
         explanations=report.explanations,
     )
+
+
+def _read_lineage(
+    source: LineageSource,
+    wanted: set[tuple[str, str]],
+    since: datetime | None,
+    listing: InventoryListing | None,
+) -> LineageIndex:
+    """Read the lineage of the ``wanted`` runs; start ``listing`` once the source's workers are forked."""
+    start = getattr(source, "start", None)
+    if start is None:
+        return source.read(wanted, since)
+    pending = start(wanted, since)  # forks its workers, if any, before the listing threads
+    if listing is not None:
+        listing.start()
+    result: LineageIndex = pending.result()
+    return result
 
 
 def attach_logs(
