@@ -24,7 +24,7 @@ EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_BAD_INPUT = 2
 
-SUBCOMMAND_MODULES = ("diagnose", "patterns", "plan", "incidents", "scan")
+SUBCOMMAND_MODULES = ("diagnose", "patterns", "plan", "incidents", "scan", "findings")
 
 
 class UsageError(Exception):

@@ -421,11 +421,17 @@ def _commit(incremental: IncrementalScan, ledger: Ledger) -> None:
 
 
 def _record(findings: list[ShadowError], ledger: Ledger | None) -> None:
+    """Record the findings and queue the escalation of raised ones (the shadow hand-off, without
+    starting recovery runs: that is the scan DAG's part)."""
+    from qubinode_recovery_provider.shadow.handoff import hand_off
+
     if ledger is None:
         ledger = _configured_ledger()
     with ledger:
-        new = sum(1 for finding in findings if ledger.record_shadow_error(finding)[1])
-    output.notice(f"recorded {len(findings)} findings ({new} new)")
+        result = hand_off(findings, ledger, start_recovery=False)
+    output.notice(
+        f"recorded {result.recorded} findings ({result.new} new or changed, {result.escalated} escalated)"
+    )
 
 
 def _print(result: ScanResult, args: argparse.Namespace) -> None:

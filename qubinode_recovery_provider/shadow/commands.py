@@ -23,6 +23,9 @@ MAX_DEPTH = 3
 #: Lines joined while a quote is open before the text is given up as unbalanced.
 MAX_JOINED_LINES = 50
 
+_SHLEX_NEEDED = frozenset("'\"\\$`#")
+_OPERATOR_CHARS = frozenset(";&|()<>")
+_NO_OPERATOR_CHARS = str.maketrans("", "", ";&|()<>")
 _OPERATORS = frozenset({";", "&&", "||", "|", "&", ";;", "|&", "(", ")", "{", "}"})
 _WRAPPERS = frozenset({"sudo", "env", "nohup", "exec", "time", "command", "nice", "stdbuf", "doas"})
 _WRAPPER_ARGS = {"sudo": {"-u", "-g", "-h", "-p", "-C", "-D"}, "nice": {"-n"}, "env": {"-u", "-C"}}
@@ -138,14 +141,47 @@ def _balanced(line: str) -> bool:
     return not quote
 
 
-def _simple_commands(line: str) -> Iterator[list[str]]:
+def _tokens(line: str) -> list[str] | None:
+    """The shell words and operators of one line; None when a quote is left open.
+
+    A line without quotes, escapes, expansions or comments (most rendered commands) is cut at blanks,
+    and words holding operator characters at their boundaries, which gives what :mod:`shlex` gives for
+    it at a fraction of the cost; any other line goes through :mod:`shlex`.
+    """
+    if not any(c in line for c in _SHLEX_NEEDED):
+        return _plain_tokens(line)
     lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()<>")
     lexer.whitespace_split = True
     lexer.commenters = "#"
-    words: list[str] = []
     try:
-        tokens = list(lexer)
+        return list(lexer)
     except ValueError:  # an unbalanced quote that survived joining: read no command from the line
+        return None
+
+
+def _plain_tokens(line: str) -> list[str]:
+    """Words and runs of operator characters of a line without quoting (one pass, no regex)."""
+    tokens: list[str] = []
+    for word in line.split():
+        if word.translate(_NO_OPERATOR_CHARS) == word:
+            tokens.append(word)
+            continue
+        current, in_operator = "", False
+        for char in word:
+            is_operator = char in _OPERATOR_CHARS
+            if current and is_operator != in_operator:
+                tokens.append(current)
+                current = ""
+            current += char
+            in_operator = is_operator
+        tokens.append(current)
+    return tokens
+
+
+def _simple_commands(line: str) -> Iterator[list[str]]:
+    words: list[str] = []
+    tokens = _tokens(line)
+    if tokens is None:
         return
     skip_next = False
     for token in tokens:

@@ -33,9 +33,6 @@ from typing import Any
 from qubinode_recovery_provider.redaction import redact
 from qubinode_recovery_provider.shadow.commands import Command, split_commands
 
-#: Words whose presence makes a text worth reading as commands (checked before any parsing).
-KEYWORDS = ("kcli", "virt-install", "virsh", "ansible-playbook", "libvirt.virt", "virt:")
-KEYWORDS_BYTES = tuple(k.encode() for k in KEYWORDS)
 #: Largest plan, playbook or domain XML file read from disk.
 MAX_FILE_BYTES = 1 << 20
 #: The most log characters read per task (the tail is what matters least: kcli prints names early).
@@ -94,12 +91,14 @@ class TaskInference:
 
 
 def mentions_vm_tool(text: str | bytes | None) -> bool:
-    """Cheap test before any parsing: does the text name one of the VM tools?"""
+    """Cheap test before any parsing: does the text name one of the VM tools (``kcli``, ``virsh``,
+    anything with ``virt``: virt-install, Ansible's virt modules; ``ansible-playbook``)? Called for every
+    lineage event, so four plain substring tests, no loop."""
     if not text:
         return False
     if isinstance(text, bytes):
-        return any(k in text for k in KEYWORDS_BYTES)
-    return any(k in text for k in KEYWORDS)
+        return b"kcli" in text or b"virt" in text or b"virsh" in text or b"ansible-playbook" in text
+    return "kcli" in text or "virt" in text or "virsh" in text or "ansible-playbook" in text
 
 
 # --- one task -------------------------------------------------------------------------------------
@@ -135,10 +134,10 @@ def infer_task(
                 _playbook_contracts(_load_yaml(text), f"{origin} (playbook)", result.notes)
             )
             continue
-        for command in split_commands(text, remote_host):
-            found = command_contracts(command, cwd, result.notes)
+        for command, quoted in _commands(text, remote_host):
+            found = _contracts_of(command, cwd, result.notes)
             for contract in found:
-                contract.evidence.insert(0, f"{origin}: {redact(command.text)[:300]}")
+                contract.evidence.insert(0, f"{origin}: {quoted}")
             result.contracts.extend(found)
     if log:
         result.sources.append("log")
@@ -160,6 +159,40 @@ def _merge_log(result: TaskInference, from_log: list[Contract]) -> None:
         else:
             result.contracts.append(contract)
             by_name[(contract.name, contract.negative)] = contract
+
+
+@functools.lru_cache(maxsize=4096)
+def _commands(text: str, remote_host: str | None) -> tuple[tuple[Command, str], ...]:
+    """The simple commands of a text with their redacted evidence text; cached, since the runs of one
+    DAG task mostly render the same text."""
+    return tuple(
+        (c, redact(c.text)[:300]) for c in split_commands(text, remote_host) if c.program in _READERS
+    )
+
+
+def _contracts_of(command: Command, cwd: str | None, notes: list[str]) -> list[Contract]:
+    """:func:`command_contracts`, from a cache for commands that read no file (same words, same result)."""
+    if _reads_files(command):
+        return command_contracts(command, cwd, notes)
+    found, new_notes = _pure_contracts(command)
+    notes.extend(new_notes)
+    return [replace(c, evidence=list(c.evidence)) for c in found]
+
+
+@functools.lru_cache(maxsize=4096)
+def _pure_contracts(command: Command) -> tuple[tuple[Contract, ...], tuple[str, ...]]:
+    notes: list[str] = []
+    return tuple(command_contracts(command, None, notes)), tuple(notes)
+
+
+def _reads_files(command: Command) -> bool:
+    """Whether reading ``command`` opens a file (a plan, a playbook, a domain XML)."""
+    words = command.words
+    return (
+        command.program == "ansible-playbook"
+        or (command.program == "kcli" and "plan" in words)
+        or (command.program == "virsh" and ("create" in words or "define" in words))
+    )
 
 
 # --- commands -------------------------------------------------------------------------------------
