@@ -352,6 +352,7 @@ class ShadowErrorType(enum.StrEnum):
     LINEAGE_INCOMPLETE = "lineage_incomplete"
     STATE_MISMATCH = "state_mismatch"
     INVENTORY_UNREACHABLE = "inventory_unreachable"
+    KCLI_CHECK_FAILED = "kcli_check_failed"
 
 
 class ShadowError(_Model):

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.airflow_api import APISettings
     from qubinode_recovery_provider.models import ShadowError
     from qubinode_recovery_provider.shadow import InventoryTarget, ScanResult
+    from qubinode_recovery_provider.shadow.kcli import KcliCheck
     from qubinode_recovery_provider.shadow.scan import RunsSource
     from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
     from qubinode_recovery_provider.store import Ledger
@@ -86,6 +87,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=20.0,
         metavar="SECONDS",
         help=f"per host (default 20, at most {MAX_CALL_TIMEOUT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--kcli-config",
+        metavar="PATH",
+        help="kcli's client config (default ~/.kcli/config.yml): its KVM clients are the hosts listed "
+        "when no --libvirt-uri or libvirt connection is given",
+    )
+    parser.add_argument(
+        "--kcli-check",
+        action="store_true",
+        help="also run `kcli -C CLIENT list vm` on each listed host that is a kcli client; kcli failing or "
+        "disagreeing with libvirt is a kcli_check_failed finding",
+    )
+    parser.add_argument(
+        "--kcli-command", metavar="PATH", default="kcli", help="the kcli program (default kcli)"
     )
     runs = parser.add_mutually_exclusive_group()
     runs.add_argument("--airflow-url", metavar="URL", help="Airflow api-server (http://user:pass@host:8080)")
@@ -167,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.http_timeout,
             workers=args.lineage_workers,
         )
+        kcli = _kcli_check(args)
         targets = _targets(args)
         detector = ShadowErrorDetector(
             infer=not args.no_infer, explain=[args.explain] if args.explain else ()
@@ -180,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
                 until=until,
                 detector=detector,
                 incremental=incremental,
+                kcli=kcli,
             )
         except RunsSourceError as exc:
             raise UsageError(str(exc)) from None
@@ -325,16 +343,62 @@ def _http_url(url: str, flag: str) -> urllib.parse.SplitResult:
 
 
 def _targets(args: argparse.Namespace) -> list[InventoryTarget]:
-    from qubinode_recovery_provider.shadow import InventoryTarget, parse_target
+    from qubinode_recovery_provider.shadow import parse_target
 
     if args.libvirt_uri:
         return [parse_target(spec, timeout=args.libvirt_timeout) for spec in args.libvirt_uri]
-    targets = []
+    targets, missing = _connection_targets(args)
+    if not targets:  # no usable libvirt connection: the hosts of kcli's config, if any
+        targets = _kcli_targets(args)
+        if targets:
+            return targets
+    for conn_id in missing:
+        env = f"AIRFLOW_CONN_{conn_id.upper()}"
+        output.warn(f"libvirt connection {conn_id} not found in {env}; give --libvirt-uri")
+    return targets
+
+
+def _kcli_clients(args: argparse.Namespace, required: bool) -> list[Any]:
+    """kcli's KVM clients from ``--kcli-config`` (else its default file, when it exists)."""
+    from qubinode_recovery_provider.shadow.kcli import DEFAULT_CONFIG, KcliConfigError, read_kcli_config
+
+    path = Path(args.kcli_config).expanduser() if args.kcli_config else DEFAULT_CONFIG.expanduser()
+    if not args.kcli_config and not required and not path.is_file():
+        return []
+    try:
+        return read_kcli_config(path)[1]
+    except KcliConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _kcli_targets(args: argparse.Namespace) -> list[InventoryTarget]:
+    from qubinode_recovery_provider.shadow import InventoryTarget
+
+    clients = _kcli_clients(args, required=False)
+    if clients:
+        output.notice(f"libvirt hosts from kcli's config: {', '.join(c.name for c in clients)}")
+    return [InventoryTarget(uri=c.uri, host=c.name, timeout=args.libvirt_timeout) for c in clients]
+
+
+def _kcli_check(args: argparse.Namespace) -> KcliCheck | None:
+    from qubinode_recovery_provider.shadow.kcli import KcliCheck
+
+    if not args.kcli_check:
+        return None
+    clients = [c.name for c in _kcli_clients(args, required=True)]
+    return KcliCheck(clients, command=(args.kcli_command,), timeout=args.libvirt_timeout)
+
+
+def _connection_targets(args: argparse.Namespace) -> tuple[list[InventoryTarget], list[str]]:
+    """The hosts of the ``libvirt_conn_ids`` connections, from ``AIRFLOW_CONN_<ID>``, and the ids of
+    the connections not found there."""
+    from qubinode_recovery_provider.shadow import InventoryTarget
+
+    targets, missing = [], []
     for conn_id in config.get_list("libvirt_conn_ids"):
         conn = connection_from_env(conn_id)
         if conn is None:
-            env = f"AIRFLOW_CONN_{conn_id.upper()}"
-            output.warn(f"libvirt connection {conn_id} not found in {env}; give --libvirt-uri")
+            missing.append(conn_id)
             continue
         extra = conn.get("extra") or {}
         targets.append(
@@ -345,7 +409,7 @@ def _targets(args: argparse.Namespace) -> list[InventoryTarget]:
                 timeout=_connection_timeout(conn_id, extra.get("timeout"), args.libvirt_timeout),
             )
         )
-    return targets
+    return targets, missing
 
 
 def _connection_timeout(conn_id: str, value: Any, default: float) -> float:

@@ -429,7 +429,7 @@ class AirflowRunsSource:
             self._dag_params({r.dag_id for r in found}, collector)
 
     def task_log(self, run: RunRecord, task: TaskRecord) -> str | None:
-        """The log of ``task``'s last try, or None when the API has none (or refuses)."""
+        """The log of ``task``'s last try, or None when the API has none (404) or refuses (a warning)."""
         from qubinode_recovery_provider.airflow_api import AirflowAPIError
 
         try:
@@ -437,7 +437,8 @@ class AirflowRunsSource:
                 run.dag_id, run.run_id, task.task_id, max(1, task.try_number), task.map_index
             )
         except AirflowAPIError as exc:
-            self.report.warn(f"{self.name}: log of {run.dag_id}/{task.task_id} unreadable: {exc}")
+            if exc.status_code != 404:  # 404: no log kept for that try, nothing to say
+                self.report.warn(f"{self.name}: log of {run.dag_id}/{task.task_id} unreadable: {exc}")
             return None
 
     def _task_instances(self, runs: Sequence[RunRecord], collector: RunCollector) -> None:

@@ -23,6 +23,7 @@ from qubinode_recovery_provider.shadow.inventory import InventoryListing, Invent
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import ShadowError
     from qubinode_recovery_provider.shadow.inference import RunInference
+    from qubinode_recovery_provider.shadow.kcli import KcliCheck
     from qubinode_recovery_provider.shadow.lineage import LineageIndex, LineageSource, RunLineage
     from qubinode_recovery_provider.shadow.records import HostInventory, RunRecord, SourceReport, TaskRecord
     from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
@@ -145,19 +146,31 @@ def run_scan(
     detector: ShadowErrorDetector | None = None,
     max_logs: int = DEFAULT_MAX_LOGS,
     incremental: IncrementalScan | None = None,
+    kcli: KcliCheck | None = None,
 ) -> ScanResult:
     """Scan the runs that ended in ``[since, until)``.
 
     :param targets: libvirt hosts to list now (in parallel with reading the other sources)
     :param inventories: host listings made elsewhere (the scan DAG's mapped tasks)
     :param max_logs: the most task logs read for inferred VM contracts (0: none)
+    :param kcli: also run ``kcli list vm`` on the hosts that are kcli clients and compare (a
+        ``kcli_check_failed`` finding when kcli fails or disagrees with libvirt)
     :param incremental: read from the sources' watermarks (the caller stores the new ones with
         ``incremental.commit()`` once the findings are recorded)
     :raises RunsSourceError: when the runs cannot be read (nothing can be checked without them)
     """
     with _no_cyclic_gc():
         return _run_scan(
-            runs_source, lineage_source, targets, inventories, since, until, detector, max_logs, incremental
+            runs_source,
+            lineage_source,
+            targets,
+            inventories,
+            since,
+            until,
+            detector,
+            max_logs,
+            incremental,
+            kcli,
         )
 
 
@@ -171,6 +184,7 @@ def _run_scan(
     detector: ShadowErrorDetector | None,
     max_logs: int,
     incremental: IncrementalScan | None,
+    kcli: KcliCheck | None = None,
 ) -> ScanResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -210,6 +224,11 @@ def _run_scan(
     mark = time.perf_counter()
     report = (detector or ShadowErrorDetector()).detect(runs, lineage, listed)
     timings["detect"] = time.perf_counter() - mark
+    if kcli is not None:
+        mark = time.perf_counter()
+        report.findings.extend(kcli.run(listed))
+        report.stats["kcli_hosts_checked"] = len(kcli.views)
+        timings["kcli"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
 
     warnings = [*runs_source.report.all_warnings(), *(incremental.notes if incremental is not None else ())]
