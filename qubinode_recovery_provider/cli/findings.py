@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.cli import EXIT_OK, EXIT_PROBLEM, UsageError, output
 from qubinode_recovery_provider.cli.common import MAX_INT, bounded_int
-from qubinode_recovery_provider.cli.incidents import MAX_LIST_LIMIT, _clip, _open, _read, _time
+from qubinode_recovery_provider.cli.incidents import (
+    MAX_LIST_LIMIT,
+    _clip,
+    _open,
+    _read,
+    _time,
+    render_table,
+    show_one,
+)
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.store import Ledger
@@ -107,13 +115,7 @@ def render_list(entries: list[ShadowEntry]) -> str:
         )
         for e in entries
     ]
-    widths = [max(len(row[col]) for row in [header, *rows]) for col in range(len(header) - 1)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        for row in [header, *rows]
-    ]
-    lines.append(f"{len(rows)} finding{'s' if len(rows) != 1 else ''}")
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return render_table(header, rows, "finding")
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -121,15 +123,12 @@ def run_show(args: argparse.Namespace) -> int:
 
     :param args: the parsed arguments.
     """
-    entry = _read(args.ledger, lambda ledger: ledger.shadow_error(args.finding))
-    if not entry:
-        output.notice(f"qubinode-recovery: no finding {args.finding} in the ledger")
-        return EXIT_PROBLEM
-    if args.json:
-        output.write_json(entry, indent=2)
-    else:
-        output.write(render_detail(entry))
-    return EXIT_OK
+    return show_one(
+        args,
+        lambda ledger: ledger.shadow_error(args.finding),
+        render_detail,
+        f"no finding {args.finding} in the ledger",
+    )
 
 
 def render_detail(entry: ShadowEntry) -> str:

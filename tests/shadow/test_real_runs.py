@@ -55,20 +55,24 @@ def _expected(runs: DagRuns) -> set[tuple[Any, ...]]:
     }
 
 
-def test_scan_flags_the_silent_vm_creation_and_spares_the_correct_run(
-    dag_runs: DagRuns, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, findings, err = _scan(
-        capsys,
+def _live_sources(runs: DagRuns, lab_xml: Path) -> list[str]:
+    """The real runs through the api-server, their lineage file, and ``lab_xml`` as host ``lab``."""
+    return [
         "--since",
         "2h",
         "--lineage-file",
-        str(dag_runs.events),
+        str(runs.events),
         "--libvirt-uri",
-        f"lab=test://{dag_runs.lab_xml}",
+        f"lab=test://{lab_xml}",
         "--airflow-url",
-        dag_runs.api_url_with_credentials,
-    )
+        runs.api_url_with_credentials,
+    ]
+
+
+def test_scan_flags_the_silent_vm_creation_and_spares_the_correct_run(
+    dag_runs: DagRuns, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, findings, err = _scan(capsys, *_live_sources(dag_runs, dag_runs.lab_xml))
     assert code == 1, err
     assert _keys(findings) == _expected(dag_runs)
     correct = dag_runs.run_of("example_kcli_deploy_web")["dag_run_id"]
@@ -249,19 +253,7 @@ def test_existing_style_dag_gets_inferred_findings_and_no_false_alarm(
     dag_runs: DagRuns, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lab = dag_runs.run_of("example_kcli_existing_lab")["dag_run_id"]
-    code, findings, err = _scan(
-        capsys,
-        "--since",
-        "2h",
-        "--lineage-file",
-        str(dag_runs.events),
-        "--libvirt-uri",
-        f"lab=test://{EXISTING_LAB_XML}",
-        "--airflow-url",
-        dag_runs.api_url_with_credentials,
-        "--explain",
-        lab,
-    )
+    code, findings, err = _scan(capsys, *_live_sources(dag_runs, EXISTING_LAB_XML), "--explain", lab)
     assert code == 1, err
     explain = [f for f in findings if "explain" in f]
     findings = [f for f in findings if "explain" not in f]

@@ -1,10 +1,10 @@
-"""Findings with a lifecycle: recorded once per (type, run, resource), acknowledged or resolved from the
-CLI, raised again only when they change, escalated through the same outbox as incidents."""
+"""Shadow findings with a lifecycle: recorded once per (type, run, resource), acknowledged or resolved
+from the CLI, raised again only when they change, escalated through the same outbox as incidents (on
+SQLite and on the real PostgreSQL server: the ``ledger`` fixtures of this folder)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,20 +35,6 @@ def _finding(state: str = "shut off", at: datetime = T0, listed: int = 3) -> Sha
         detected_at=at,
         inferred=True,
     )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A SQLite file, or a new database on the session's real PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def ledger(ledger_url: str, tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(ledger_url, tmp_path / "spool") as opened:
-        yield opened
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
