@@ -3,6 +3,8 @@
     python bench/bench_shadow.py             # base + growth per dimension -> bench/results/shadow.json
     python bench/bench_shadow.py --quick      # base estate only
     python bench/bench_shadow.py --workers 1  # lineage read in one process only
+    python bench/bench_shadow.py --steady     # scheduled incremental scan over a 5 GB history
+                                              # (bench/steady.py) -> bench/results/shadow_steady.json
 
 The base estate (bench/estate.py) is 10,000 finished runs with 40,000 task instances (REST API JSON),
 100,000 OpenLineage events (about 480 MB of JSON lines shaped like the Airflow provider's) and 2,000
@@ -145,7 +147,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="measured scans of the base estate")
     parser.add_argument("--workers", default="auto", help="--lineage-workers of the scan (auto or N)")
     parser.add_argument("--workdir", type=Path, default=None, help="where estates are written (temporary)")
+    parser.add_argument(
+        "--steady", action="store_true", help="the incremental steady state (bench/steady.py)"
+    )
+    parser.add_argument("--history-gb", type=float, default=5.0, help="lineage history of --steady (GB)")
     args = parser.parse_args()
+    if args.steady:
+        return steady_main(args)
     workdir = Path(tempfile.mkdtemp(prefix="shadow-bench-", dir=args.workdir))
     try:
         base = with_estate(workdir, BASE, args.repeats, args.workers)
@@ -173,6 +181,28 @@ def main() -> int:
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS / name}")
     return 0 if base["correct"] else 1
+
+
+def steady_main(args: argparse.Namespace) -> int:
+    import steady
+
+    result = steady.run(CLI, args.history_gb, args.repeats, args.workdir)
+    result = {
+        "command": f"python bench/bench_shadow.py --steady --history-gb {args.history_gb:g}",
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "budget_s": 0.3,
+        **result,
+    }
+    print(json.dumps(result, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    name = f"shadow_steady_{args.history_gb:g}gb.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {RESULTS / name}")
+    return 0 if result["correct"] else 1
 
 
 def measure_growth(workdir: Path, base: dict[str, Any], workers: str) -> dict[str, Any]:

@@ -5,7 +5,9 @@
 writes
 
 - ``runs.json``: the finished runs and their task instances exactly as Airflow's REST API v2 returns
-  them (``{"dag_runs": [...], "task_instances": [...], "dags": [...]}``, every response field);
+  them (``{"dag_runs": [...], "task_instances": [...], "dags": [...]}``, every response field; the
+  ``create_vm`` tasks' rendered ``bash_command`` is a real ``kcli create vm`` line, also in their
+  ``sourceCode`` facet, so the scan's contract inference runs on every run);
 - ``events.jsonl``: OpenLineage events shaped like the Airflow OpenLineage provider's (the same facets,
   about 5 KB each): per run a DAG-run START (with the ``airflow`` job facet listing the tasks), START
   and COMPLETE per task, and a DAG-run COMPLETE with ``airflowState``; ``create_vm`` declares its VM
@@ -86,8 +88,11 @@ class Estate:
 class EstateWriter:
     """Builds the estate run by run, streaming the events to disk."""
 
-    def __init__(self, runs: int, events: int, domains: int, hosts: int, seed: int = 7) -> None:
+    def __init__(
+        self, runs: int, events: int, domains: int, hosts: int, seed: int = 7, anchor: datetime = BASE_TIME
+    ) -> None:
         self.n_runs, self.n_events, self.n_domains, self.n_hosts = runs, events, domains, hosts
+        self.anchor = anchor
         self.random = random.Random(seed)
         self.hosts = [f"kvm-{i:02d}" for i in range(hosts)]
         self.domains = [(self.hosts[i % hosts], f"vm-{i:05d}") for i in range(domains)]
@@ -112,7 +117,7 @@ class EstateWriter:
         return f"kcli_deploy_{run % 50:02d}"
 
     def times(self, run: int) -> tuple[datetime, datetime]:
-        start = BASE_TIME + timedelta(seconds=run * 7)
+        start = self.anchor + timedelta(seconds=run * 7)
         return start, start + timedelta(seconds=60 + run % 120)
 
     def run_id(self, run: int) -> str:
@@ -125,6 +130,14 @@ class EstateWriter:
         if run in self.plan.ghost:
             return self.hosts[run % self.n_hosts], f"ghost-{run:06d}"
         return self.domains[run % self.n_domains]
+
+    def command(self, run: int, task_id: str) -> str:
+        """The task's rendered Bash command: ``create_vm`` runs kcli (the scan infers the same VM its
+        outlet declares, and the outlet wins), the others echo. Runs without lineage echo too."""
+        if task_id != "create_vm" or run in self.plan.no_events:
+            return f"echo {task_id}"
+        host, domain = self.declared(run)
+        return f"kcli -C {host} create vm {domain} -i centos9stream -P memory=4096 2>&1 || true"
 
     # --- REST JSON ----------------------------------------------------------------------------------
 
@@ -202,7 +215,7 @@ class EstateWriter:
             "executor_config": "{}",
             "note": None,
             "rendered_map_index": None,
-            "rendered_fields": {"bash_command": f"echo {task_id}", "env": None, "cwd": None},
+            "rendered_fields": {"bash_command": self.command(run, task_id), "env": None, "cwd": None},
             "trigger": None,
             "triggerer_job": None,
             "dag_version": None,
@@ -369,7 +382,7 @@ class EstateWriter:
             "eventTime": moment.isoformat(),
             "eventType": event_type,
             "inputs": [],
-            "job": self._job(f"{self.dag_of(run)}.{task_id}", "TASK", f"echo {task_id}"),
+            "job": self._job(f"{self.dag_of(run)}.{task_id}", "TASK", self.command(run, task_id)),
             "outputs": outputs,
             "producer": PRODUCER,
             "run": {"facets": facets, "runId": task_uuid},

@@ -2,7 +2,10 @@
 
 Every ``[qubinode_recovery] shadow_scan_schedule`` (default every 15 minutes) the scan checks the runs
 that ended in the run's data interval (shifted back two minutes, so that late lineage events have
-arrived). Triggered by hand, the **window** param (``2h``, ``1d``) scans that far back instead.
+arrived), incrementally: each source is read from its watermark in the ledger (the runs from the last
+end date seen, the lineage file from its last offset), so the cost follows new work, not history.
+Triggered by hand, the **window** param (``2h``, ``1d``) scans that far back instead (watermarks left
+as they are); **full_rescan** reads the whole window and stores fresh watermarks.
 
 1. ``list_host`` -- one mapped task per ``libvirt`` connection in ``libvirt_conn_ids``: a single bulk
    listing of the host's domains, abandoned after the connection's timeout (an unreachable host becomes
@@ -50,6 +53,13 @@ with DAG(
             title="Time window",
             description="Scan the runs that ended this far back: 15m, 2h, 1d. Empty: the run's data "
             "interval (one hour for a manual run).",
+        ),
+        "full_rescan": Param(
+            False,
+            type="boolean",
+            title="Full rescan",
+            description="Ignore the stored watermarks: read every source over the whole window, then "
+            "store fresh watermarks.",
         ),
         "start_recovery": Param(
             config.get_bool("auto_recovery_enabled"),
@@ -113,9 +123,13 @@ with DAG(
         from qubinode_recovery_provider.shadow import AirflowRunsSource, lineage_source_from, run_scan
         from qubinode_recovery_provider.shadow.handoff import hand_off
         from qubinode_recovery_provider.shadow.records import HostInventory
+        from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
         from qubinode_recovery_provider.store import Ledger
 
         params = get_current_context()["params"]
+        ledger = Ledger.from_config()
+        full = bool(params.get("full_rescan"))
+        incremental = IncrementalScan(ledger, full=full) if full or not params.get("window") else None
         with AirflowApiHook().get_client() as client:  # [qubinode_recovery] recovery_conn_id
             result = run_scan(
                 AirflowRunsSource(client),
@@ -123,6 +137,7 @@ with DAG(
                 inventories=[HostInventory.from_dict(inventories[i]) for i in range(len(inventories or ()))],
                 since=datetime.fromisoformat(window["since"]),
                 until=datetime.fromisoformat(window["until"]),
+                incremental=incremental,
             )
         for warning in result.warnings:
             log.warning("%s", warning)
@@ -136,13 +151,15 @@ with DAG(
                 finding.resource or "",
                 " | ".join(finding.evidence),
             )
-        with Ledger.from_config() as ledger:
+        with ledger:
             handoff = hand_off(
                 result.findings,
                 ledger,
                 start_recovery=bool(params.get("start_recovery")),
                 dry_run=config.get_bool("dry_run"),
             )
+            if incremental is not None:
+                incremental.commit()  # only once the findings are recorded
         log.info("Scan summary: %s; hand-off: %s", result.summary()["stats"], handoff.to_dict())
         return handoff.recovery_confs
 

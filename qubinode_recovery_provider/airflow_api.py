@@ -562,6 +562,41 @@ class AirflowAPIClient:
             if _last_page(page, len(items), offset, page_size):
                 return
 
+    def get_task_log(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        try_number: int,
+        map_index: int = -1,
+        max_chars: int = 262144,
+    ) -> str:
+        """The log of one try of a task instance as text (``GET .../taskInstances/{task_id}/logs/{try}``),
+        one line per log event, cut to ``max_chars``. One read, tried again after an unavailable answer.
+
+        :param dag_id: the DAG id.
+        :param run_id: the run id.
+        :param task_id: the task id.
+        :param try_number: the try.
+        :param map_index: the map index of a mapped task instance.
+        :param max_chars: the most characters returned.
+        """
+        task = f"/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances/{_seg(task_id)}"
+        path = f"{task}/logs/{int(try_number)}"
+        params = {"full_content": "true", "map_index": map_index}
+        answer = _object(self.request("GET", path, params=params, retries=IDEMPOTENT_RETRIES), path)
+        lines: list[str] = []
+        size = 0
+        for entry in _list(answer.get("content")):
+            text = entry.get("event") if isinstance(entry, dict) else entry
+            if not isinstance(text, str):
+                continue
+            lines.append(text)
+            size += len(text) + 1
+            if size >= max_chars:
+                break
+        return "\n".join(lines)[:max_chars]
+
 
 #: The REST API's limit on a note.
 MAX_NOTE_CHARS = 1000

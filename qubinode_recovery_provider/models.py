@@ -618,6 +618,7 @@ class ShadowErrorType(enum.StrEnum):
     LINEAGE_INCOMPLETE = "lineage_incomplete"
     STATE_MISMATCH = "state_mismatch"
     INVENTORY_UNREACHABLE = "inventory_unreachable"
+    KCLI_CHECK_FAILED = "kcli_check_failed"
 
 
 class ShadowError(_Model):
@@ -633,6 +634,8 @@ class ShadowError(_Model):
     severity: Severity = Severity.HIGH
     evidence: list[str] = Field(default_factory=list)
     detected_at: datetime = Field(default_factory=utcnow)
+    inferred: bool = False
+    """True when the VM was inferred from the task's command line, lineage facets or log (no declaration)."""
 
     @property
     def dedup_key(self) -> str:

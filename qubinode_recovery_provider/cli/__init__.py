@@ -24,7 +24,16 @@ EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_BAD_INPUT = 2
 
-SUBCOMMAND_MODULES = ("diagnose", "patterns", "plan", "incidents", "scan", "detect_shadows", "escalate")
+SUBCOMMAND_MODULES = (
+    "diagnose",
+    "patterns",
+    "plan",
+    "incidents",
+    "scan",
+    "detect_shadows",
+    "escalate",
+    "findings",
+)
 
 
 class UsageError(Exception):

@@ -132,12 +132,22 @@ def render_list(incidents: Sequence[Incident]) -> str:
         )
         for i in incidents
     ]
+    return render_table(header, rows, "incident")
+
+
+def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], noun: str) -> str:
+    """Aligned columns (the last one left free), then ``N <noun>s``.
+
+    :param header: the column titles.
+    :param rows: the cells.
+    :param noun: what a row is, for the count line.
+    """
     widths = [max(len(row[col]) for row in [header, *rows]) for col in range(len(header) - 1)]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
         for row in [header, *rows]
     ]
-    lines.append(f"{len(rows)} incident{'s' if len(rows) != 1 else ''}")
+    lines.append(f"{len(rows)} {noun}{'s' if len(rows) != 1 else ''}")
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
@@ -149,14 +159,31 @@ def run_show(args: argparse.Namespace) -> int:
 
     :param args: the parsed arguments.
     """
-    detail = _read(args.ledger, lambda ledger: ledger.incident_detail(args.incident))
-    if not detail:
-        output.notice(f"qubinode-recovery: no incident {args.incident!r} in the ledger")
+    return show_one(
+        args,
+        lambda ledger: ledger.incident_detail(args.incident),
+        render_detail,
+        f"no incident {args.incident!r} in the ledger",
+    )
+
+
+def show_one(args: argparse.Namespace, reader: Any, render: Any, missing: str) -> int:
+    """Read one record with ``reader(ledger)`` and print it (``render``, or JSON with ``--json``);
+    exit 1 with ``missing`` when there is none.
+
+    :param args: the parsed arguments (``ledger``, ``json``).
+    :param reader: ``ledger -> record or None``.
+    :param render: ``record -> text``.
+    :param missing: what to say when there is no such record.
+    """
+    record = _read(args.ledger, reader)
+    if not record:
+        output.notice(f"qubinode-recovery: {missing}")
         return EXIT_PROBLEM
     if args.json:
-        output.write_json(detail, indent=2)
+        output.write_json(record, indent=2)
     else:
-        output.write(render_detail(detail))
+        output.write(render(record))
     return EXIT_OK
 
 

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.airflow_api import APISettings
     from qubinode_recovery_provider.models import ShadowError
     from qubinode_recovery_provider.shadow import InventoryTarget, ScanResult
+    from qubinode_recovery_provider.shadow.kcli import KcliCheck
     from qubinode_recovery_provider.shadow.scan import RunsSource
+    from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
     from qubinode_recovery_provider.store import Ledger
 
 DEFAULT_SINCE = "24h"
@@ -86,6 +88,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help=f"per host (default 20, at most {MAX_CALL_TIMEOUT_SECONDS:g})",
     )
+    parser.add_argument(
+        "--kcli-config",
+        metavar="PATH",
+        help="kcli's client config (default ~/.kcli/config.yml): its KVM clients are the hosts listed "
+        "when no --libvirt-uri or libvirt connection is given",
+    )
+    parser.add_argument(
+        "--kcli-check",
+        action="store_true",
+        help="also run `kcli -C CLIENT list vm` on each listed host that is a kcli client; kcli failing or "
+        "disagreeing with libvirt is a kcli_check_failed finding",
+    )
+    parser.add_argument(
+        "--kcli-command", metavar="PATH", default="kcli", help="the kcli program (default kcli)"
+    )
     runs = parser.add_mutually_exclusive_group()
     runs.add_argument("--airflow-url", metavar="URL", help="Airflow api-server (http://user:pass@host:8080)")
     runs.add_argument(
@@ -107,9 +124,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help=f"per request (default 10, at most {MAX_CALL_TIMEOUT_SECONDS:g})",
     )
+    parser.add_argument(
+        "--explain",
+        metavar="RUN_ID",
+        help="also show which VMs were inferred for this run (from its command lines, lineage and log) "
+        "and why",
+    )
+    parser.add_argument(
+        "--no-infer",
+        action="store_true",
+        help="check only declared VMs (outlets, qubinode_vm), infer none from command lines",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON finding per line on stdout")
     parser.add_argument("--summary", action="store_true", help="also print a JSON summary on stderr")
     parser.add_argument("--record", action="store_true", help="record the findings in the ledger")
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="read each source from its watermark in the ledger (what is new since the last incremental "
+        "scan, plus a 10-minute overlap); records the findings and stores the new watermarks",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="like --incremental, but read the whole window and store fresh watermarks (a rescan)",
+    )
     parser.add_argument("--ledger", metavar="URL", help="ledger URL for --record (default: configured)")
     parser.set_defaults(func=run)
 
@@ -119,12 +158,22 @@ def run(args: argparse.Namespace) -> int:
 
     :param args: the parsed arguments.
     """
-    from qubinode_recovery_provider.shadow import RunsSourceError, lineage_source_from, run_scan
+    from qubinode_recovery_provider.shadow import (
+        RunsSourceError,
+        ShadowErrorDetector,
+        lineage_source_from,
+        run_scan,
+    )
+    from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
 
     since, until = _window(args)
+    stateful = args.incremental or args.full
     with contextlib.ExitStack() as stack:
         runs_source = _runs_source(args, stack)
-        ledger = _ledger_to_record_in(args.ledger) if args.record else None
+        ledger = _ledger_to_record_in(args.ledger) if args.record or stateful else None
+        if stateful and ledger is None:
+            ledger = _configured_ledger()
+        incremental = IncrementalScan(ledger, full=args.full) if stateful and ledger is not None else None
         if args.marquez_url:
             _http_url(args.marquez_url, "--marquez-url")
         lineage = lineage_source_from(
@@ -134,17 +183,32 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.http_timeout,
             workers=args.lineage_workers,
         )
+        kcli = _kcli_check(args)
         targets = _targets(args)
+        detector = ShadowErrorDetector(
+            infer=not args.no_infer, explain=[args.explain] if args.explain else ()
+        )
         try:
-            result = run_scan(runs_source, lineage, targets=targets, since=since, until=until)
+            result = run_scan(
+                runs_source,
+                lineage,
+                targets=targets,
+                since=since,
+                until=until,
+                detector=detector,
+                incremental=incremental,
+                kcli=kcli,
+            )
         except RunsSourceError as exc:
             raise UsageError(str(exc)) from None
         except RecursionError:  # safety net: a JSON document nested too deeply for a reader below
             raise UsageError(
                 "an input document is nested too deeply to read (lineage or runs file)"
             ) from None
-    if args.record:
+    if args.record or stateful:
         _record(result.findings, ledger)
+    if incremental is not None and ledger is not None:
+        _commit(incremental, ledger)
     _print(result, args)
     return EXIT_PROBLEM if result.findings else EXIT_OK
 
@@ -279,16 +343,62 @@ def _http_url(url: str, flag: str) -> urllib.parse.SplitResult:
 
 
 def _targets(args: argparse.Namespace) -> list[InventoryTarget]:
-    from qubinode_recovery_provider.shadow import InventoryTarget, parse_target
+    from qubinode_recovery_provider.shadow import parse_target
 
     if args.libvirt_uri:
         return [parse_target(spec, timeout=args.libvirt_timeout) for spec in args.libvirt_uri]
-    targets = []
+    targets, missing = _connection_targets(args)
+    if not targets:  # no usable libvirt connection: the hosts of kcli's config, if any
+        targets = _kcli_targets(args)
+        if targets:
+            return targets
+    for conn_id in missing:
+        env = f"AIRFLOW_CONN_{conn_id.upper()}"
+        output.warn(f"libvirt connection {conn_id} not found in {env}; give --libvirt-uri")
+    return targets
+
+
+def _kcli_clients(args: argparse.Namespace, required: bool) -> list[Any]:
+    """kcli's KVM clients from ``--kcli-config`` (else its default file, when it exists)."""
+    from qubinode_recovery_provider.shadow.kcli import DEFAULT_CONFIG, KcliConfigError, read_kcli_config
+
+    path = Path(args.kcli_config).expanduser() if args.kcli_config else DEFAULT_CONFIG.expanduser()
+    if not args.kcli_config and not required and not path.is_file():
+        return []
+    try:
+        return read_kcli_config(path)[1]
+    except KcliConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _kcli_targets(args: argparse.Namespace) -> list[InventoryTarget]:
+    from qubinode_recovery_provider.shadow import InventoryTarget
+
+    clients = _kcli_clients(args, required=False)
+    if clients:
+        output.notice(f"libvirt hosts from kcli's config: {', '.join(c.name for c in clients)}")
+    return [InventoryTarget(uri=c.uri, host=c.name, timeout=args.libvirt_timeout) for c in clients]
+
+
+def _kcli_check(args: argparse.Namespace) -> KcliCheck | None:
+    from qubinode_recovery_provider.shadow.kcli import KcliCheck
+
+    if not args.kcli_check:
+        return None
+    clients = [c.name for c in _kcli_clients(args, required=True)]
+    return KcliCheck(clients, command=(args.kcli_command,), timeout=args.libvirt_timeout)
+
+
+def _connection_targets(args: argparse.Namespace) -> tuple[list[InventoryTarget], list[str]]:
+    """The hosts of the ``libvirt_conn_ids`` connections, from ``AIRFLOW_CONN_<ID>``, and the ids of
+    the connections not found there."""
+    from qubinode_recovery_provider.shadow import InventoryTarget
+
+    targets, missing = [], []
     for conn_id in config.get_list("libvirt_conn_ids"):
         conn = connection_from_env(conn_id)
         if conn is None:
-            env = f"AIRFLOW_CONN_{conn_id.upper()}"
-            output.warn(f"libvirt connection {conn_id} not found in {env}; give --libvirt-uri")
+            missing.append(conn_id)
             continue
         extra = conn.get("extra") or {}
         targets.append(
@@ -299,7 +409,7 @@ def _targets(args: argparse.Namespace) -> list[InventoryTarget]:
                 timeout=_connection_timeout(conn_id, extra.get("timeout"), args.libvirt_timeout),
             )
         )
-    return targets
+    return targets, missing
 
 
 def _connection_timeout(conn_id: str, value: Any, default: float) -> float:
@@ -358,17 +468,34 @@ def _ledger_to_record_in(url: str | None) -> Ledger | None:
         raise UsageError(f"cannot open the ledger: {exc}") from None
 
 
-def _record(findings: list[ShadowError], ledger: Ledger | None) -> None:
+def _configured_ledger() -> Ledger:
     from qubinode_recovery_provider.store import Ledger, LedgerError
 
-    if ledger is None:
-        try:
-            ledger = Ledger.from_config()
-        except LedgerError as exc:
-            raise UsageError(f"cannot open the ledger: {exc}") from None
+    try:
+        return Ledger.from_config()
+    except LedgerError as exc:
+        raise UsageError(f"cannot open the ledger: {exc}") from None
+
+
+def _commit(incremental: IncrementalScan, ledger: Ledger) -> None:
+    """Store the new watermarks in ``ledger`` (after the findings are recorded)."""
     with ledger:
-        new = sum(1 for finding in findings if ledger.record_shadow_error(finding)[1])
-    output.notice(f"recorded {len(findings)} findings ({new} new)")
+        stored = incremental.commit()
+    output.notice(f"stored {stored} watermarks" + (" (full rescan)" if incremental.full else ""))
+
+
+def _record(findings: list[ShadowError], ledger: Ledger | None) -> None:
+    """Record the findings and queue the escalation of raised ones (the shadow hand-off, without
+    starting recovery runs: that is the scan DAG's part)."""
+    from qubinode_recovery_provider.shadow.handoff import hand_off
+
+    if ledger is None:
+        ledger = _configured_ledger()
+    with ledger:
+        result = hand_off(findings, ledger, start_recovery=False)
+    output.notice(
+        f"recorded {result.recorded} findings ({result.new} new or changed, {result.escalated} escalated)"
+    )
 
 
 def _print(result: ScanResult, args: argparse.Namespace) -> None:
@@ -385,15 +512,32 @@ def _print(result: ScanResult, args: argparse.Namespace) -> None:
             f"{result.stats.get('runs_checked', 0)} successful runs, "
             f"{result.stats.get('domains_listed', 0)} domains on {result.stats.get('hosts', 0)} hosts\n"
         )
+    if args.explain:
+        _explain(result, args.explain, as_json=args.json)
     for warning in result.warnings:
         output.warn(warning)
     if args.summary:
         output.write_json(result.summary(), stream=sys.stderr)
 
 
+def _explain(result: ScanResult, run_id: str, as_json: bool) -> None:
+    """What was inferred for ``run_id`` (``--explain``): on stdout, or as one JSON line with ``--json``."""
+    found = {key: value for key, value in result.explanations.items() if key[1] == run_id}
+    if not found:
+        output.warn(f"--explain {run_id}: no successful run with this id in the scan window (see --since)")
+    for (dag_id, run), inference in sorted(found.items()):
+        if as_json:
+            output.write_json({"explain": {"dag_id": dag_id, "run_id": run, "lines": inference.lines()}})
+            continue
+        output.write(f"inferred VM contracts of {dag_id} / {run}:\n")
+        output.write("".join(f"  {line}\n" for line in inference.lines()))
+
+
 def _render(finding: ShadowError) -> str:
     where = " / ".join(p for p in (finding.dag_id, finding.run_id, finding.task_id) if p)
     head = f"{finding.type.value:<22} {finding.severity.value:<8} {finding.confidence:.2f}  {where}"
+    if finding.inferred:
+        head += "  (inferred)"
     if finding.resource:
         head += f"  {finding.resource}"
     return head + "\n" + "".join(f"    {line}\n" for line in finding.evidence)

@@ -35,9 +35,16 @@ from typing import TYPE_CHECKING
 
 from qubinode_recovery_provider.models import Severity, ShadowError, ShadowErrorType, utcnow
 from qubinode_recovery_provider.redaction import redact
-from qubinode_recovery_provider.shadow.domains import PARAM_KEY, DomainURIError, declarations_from_params
+from qubinode_recovery_provider.shadow.domains import (
+    DEFAULT_HOST,
+    PARAM_KEY,
+    DomainURIError,
+    declarations_from_params,
+)
+from qubinode_recovery_provider.shadow.inference import RunInference, infer_run
 from qubinode_recovery_provider.shadow.records import (
     FAILED_TASK_STATES,
+    NEGATIVE_STATES,
     NOT_RUN_STATES,
     SUCCESS,
     DeclaredDomain,
@@ -58,6 +65,8 @@ CONFIDENCE = {
     "vm_not_created.param": 0.85,
     "vm_not_running.outlet": 0.9,
     "vm_not_running.param": 0.8,
+    "vm_not_created.inferred": 0.8,  # the contract's own confidence is used; this is its ceiling
+    "vm_not_running.inferred": 0.7,
     "lineage_missing.run": 0.9,
     "lineage_missing.task": 0.85,
     "lineage_missing.dag_event": 0.6,
@@ -92,6 +101,7 @@ class DetectionReport:
     findings: list[ShadowError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
+    explanations: dict[tuple[str, str], RunInference] = field(default_factory=dict)
 
     def by_type(self) -> dict[str, int]:
         return dict(Counter(f.type.value for f in self.findings))
@@ -104,6 +114,11 @@ class ShadowErrorDetector:
         ``EmptyOperator`` tasks successful without running them)
     :param ignore_dags: DAG ids not checked at all
     :param now: the detection time stamped on findings (default: the current time)
+    :param infer: infer the VMs of runs from their tasks' command lines, lineage facets and logs
+        (:mod:`~qubinode_recovery_provider.shadow.inference`); explicit declarations win
+    :param default_host: the host of inferred VMs whose command names none (default: the one listed
+        host when there is exactly one, else ``localhost``)
+    :param explain: run ids whose inference is kept in :attr:`DetectionReport.explanations`
     """
 
     def __init__(
@@ -111,10 +126,16 @@ class ShadowErrorDetector:
         ignore_operators: Iterable[str] = DEFAULT_IGNORED_OPERATORS,
         ignore_dags: Iterable[str] = (),
         now: datetime | None = None,
+        infer: bool = True,
+        default_host: str | None = None,
+        explain: Iterable[str] = (),
     ) -> None:
         self.ignore_operators = frozenset(ignore_operators)
         self.ignore_dags = frozenset(ignore_dags)
         self.now = now
+        self.infer = infer
+        self.default_host = default_host
+        self.explain = frozenset(explain)
 
     def detect(
         self,
@@ -125,6 +146,8 @@ class ShadowErrorDetector:
         """Check every successful run; ``lineage`` None (or unavailable) skips the lineage checks."""
         report = DetectionReport()
         self._stamp = self.now or utcnow()
+        inventories = list(inventories)
+        self._host = self.default_host or _single_host(inventories)
         usable = lineage if lineage is not None and lineage.report.available else None
         promises: dict[str, list[Promise]] = {}
         for run in runs:
@@ -140,7 +163,7 @@ class ShadowErrorDetector:
             report.findings.extend(self._failed_task_findings(run, run_lineage))
             for declared in self._declarations(run, run_lineage, report):
                 promises.setdefault(declared.uri, []).append(Promise(declared, run))
-        self._check_promises(promises, list(inventories), report)
+        self._check_promises(promises, inventories, report)
         report.stats.update({f"findings_{k}": v for k, v in report.by_type().items()})
         return report
 
@@ -297,6 +320,15 @@ class ShadowErrorDetector:
                         found.setdefault(declared.uri, declared)
             for declared in lineage.conf_declared:
                 found.setdefault(declared.uri, declared)
+        self._param_declarations(run, found, report)
+        report.stats["declarations"] += len(found)
+        if self.infer:
+            self._inferred(run, lineage, found, report)
+        return list(found.values())
+
+    def _param_declarations(
+        self, run: RunRecord, found: dict[str, DeclaredDomain], report: DetectionReport
+    ) -> None:
         for source in (run.conf, run.dag_params or {}):
             if PARAM_KEY not in source:
                 continue
@@ -306,8 +338,24 @@ class ShadowErrorDetector:
             except DomainURIError as exc:
                 report.warnings.append(f"run {run.run_id} of {run.dag_id}: {PARAM_KEY} ignored: {exc}")
             break  # the run's conf overrides the DAG's default params
-        report.stats["declarations"] += len(found)
-        return list(found.values())
+
+    def _inferred(
+        self,
+        run: RunRecord,
+        lineage: RunLineage | None,
+        found: dict[str, DeclaredDomain],
+        report: DetectionReport,
+    ) -> None:
+        """Add the inferred contracts of ``run`` that no explicit declaration names."""
+        inference = infer_run(run, lineage, self._host)
+        for declared in inference.declared:
+            if declared.uri in found:
+                inference.notes.append(f"{declared.uri}: declared explicitly; the declaration wins")
+                continue
+            found[declared.uri] = declared
+            report.stats["declarations_inferred"] += 1
+        if run.run_id in self.explain:
+            report.explanations[run.key] = inference
 
     def _check_promises(
         self,
@@ -348,13 +396,14 @@ class ShadowErrorDetector:
         self, promise: Promise, earlier: list[Promise], inventory: HostInventory
     ) -> ShadowError | None:
         declared, run = promise.declared, promise.run
+        if declared.expected_state in NEGATIVE_STATES:
+            return None  # the latest run stopped or deleted it on purpose
         domain = inventory.domains.get(declared.name)
         if domain is not None and domain.satisfies(declared.expected_state):
             return None
-        who = f"task {declared.task_id}" if declared.task_id else f"the run's {PARAM_KEY} param"
         evidence = [
             f"Airflow: run {run.run_id} of {run.dag_id} succeeded (ended {run.end_date or 'unknown'})",
-            f"declared by {who}: {declared.uri} expected {declared.expected_state}",
+            *_declared_by(declared),
         ]
         listed = f"libvirt: {inventory.uri} listed {len(inventory.domains)} domains at {inventory.listed_at}"
         if earlier:
@@ -366,7 +415,12 @@ class ShadowErrorDetector:
             reason = f" (reason: {domain.reason})" if domain.reason else ""
             evidence.append(f"{listed}; {declared.name!r} is {domain.state}{reason}")
             kind, key = T.VM_NOT_RUNNING, f"vm_not_running.{declared.source}"
-        return self._finding(kind, key, evidence, run, declared.task_id, declared.uri)
+        finding = self._finding(kind, key, evidence, run, declared.task_id, declared.uri)
+        if declared.source == "inferred":
+            ceiling = CONFIDENCE[key]
+            finding.confidence = min(ceiling, declared.confidence or ceiling)
+            finding.inferred = True
+        return finding
 
     def _unreachable(self, inventory: HostInventory, unverified: list[str]) -> ShadowError:
         reason = redact(inventory.error or "no reason given")
@@ -383,6 +437,19 @@ class ShadowErrorDetector:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _single_host(inventories: Sequence[HostInventory]) -> str:
+    """The host of inferred VMs whose command names none: the only listed host, else localhost."""
+    return inventories[0].host if len(inventories) == 1 else DEFAULT_HOST
+
+
+def _declared_by(declared: DeclaredDomain) -> list[str]:
+    if declared.source == "inferred":
+        head = f"inferred from task {declared.task_id}: {declared.uri} expected {declared.expected_state}"
+        return [head, *(f"  {line}" for line in declared.evidence[:6])]
+    who = f"task {declared.task_id}" if declared.task_id else f"the run's {PARAM_KEY} param"
+    return [f"declared by {who}: {declared.uri} expected {declared.expected_state}"]
 
 
 def _tasks_of(run: RunRecord, lineage: RunLineage | None) -> list[TaskRecord]:

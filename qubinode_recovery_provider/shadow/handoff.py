@@ -1,7 +1,8 @@
 """Handing findings on: record them in the ledger, queue escalations, build recovery-run confs.
 
 The ledger deduplicates findings (``ShadowError.dedup_key``): a finding seen again only bumps its
-count, so only new findings are escalated (by the escalation package:
+count, so only raised findings are escalated -- new ones, and ones a person acknowledged or resolved
+(``qubinode-recovery findings ack|resolve``) that changed since (by the escalation package:
 :func:`~qubinode_recovery_provider.escalation.findings.queue_finding_escalation`). Which ones start a
 recovery run is the intake's rule (:func:`~qubinode_recovery_provider.recovery.intake.finding_starts_run`:
 new critical ones, up to a cap).
@@ -63,9 +64,9 @@ def hand_off(
     dry_run: bool = False,
     max_recovery_runs: int = MAX_RECOVERY_RUNS,
 ) -> Handoff:
-    """Record every finding; escalate new ones of high severity or worse; return the confs of the
-    recovery runs the intake starts (new critical findings when ``start_recovery``, at most
-    ``max_recovery_runs``)."""
+    """Record every finding; escalate raised ones (new, or changed since acknowledged/resolved) of high
+    severity or worse; return the confs of the recovery runs the intake starts (raised critical findings
+    when ``start_recovery``, at most ``max_recovery_runs``)."""
     result = Handoff()
     for finding in findings:
         result.recorded += 1

@@ -48,6 +48,7 @@ class LineageRecord:
     error: str | None = None
     ol_run_id: str | None = None
     parent_run_id: str | None = None
+    source_code: str | None = None
 
 
 @dataclass(slots=True)
@@ -59,6 +60,7 @@ class TaskLineage:
     outputs: dict[str, DeclaredDomain] = field(default_factory=dict)
     error: str | None = None
     events: int = 0
+    source_code: str | None = None  # the sourceCode facet, when it names a VM tool
 
     def take_terminal(self, record: LineageRecord) -> None:
         """Keep the latest terminal event (highest try, then latest time)."""
@@ -77,18 +79,19 @@ class TaskLineage:
         outputs = tuple(
             (d.host, d.name, d.expected_state, d.task_id, d.source) for d in self.outputs.values()
         )
-        return (tuple(self.types), self.terminal, outputs, self.error, self.events)
+        return (tuple(self.types), self.terminal, outputs, self.error, self.events, self.source_code)
 
     @classmethod
     def load(cls, data: tuple[Any, ...]) -> TaskLineage:
-        types, terminal, outputs, error, events = data
+        types, terminal, outputs, error, events, source_code = data
         declared = (DeclaredDomain(*d) for d in outputs)
-        return cls(set(types), terminal, {d.uri: d for d in declared}, error, events)
+        return cls(set(types), terminal, {d.uri: d for d in declared}, error, events, source_code)
 
     def merge(self, other: TaskLineage) -> None:
         """Fold in what another reader saw of the same task."""
         self.events += other.events
         self.types |= other.types
+        self.source_code = self.source_code or other.source_code
         for uri, declared in other.outputs.items():
             self.outputs.setdefault(uri, declared)
         if other.terminal is not None and (self.terminal is None or other.terminal[:2] >= self.terminal[:2]):
@@ -122,6 +125,8 @@ class RunLineage:
             task = self.tasks[key] = TaskLineage()
         task.events += 1
         task.types.add(record.event_type)
+        if record.source_code is not None:
+            task.source_code = record.source_code
         if record.outputs:
             for declared in record.outputs:
                 task.outputs.setdefault(declared.uri, declared)

@@ -30,12 +30,14 @@ import os
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from qubinode_recovery_provider.shadow.lineage import LineageIndex, RunKey
 from qubinode_recovery_provider.shadow.olevents import EventError, decode_event
+from qubinode_recovery_provider.shadow.runs import parse_time
+from qubinode_recovery_provider.shadow.watermarks import checkpoint_before, prune_checkpoints
 
 _ROTATED = re.compile(r"^\.(\d+)(\.gz)?$|^\.gz$")
 _ONE_EVENT = re.compile(r"^-\d{8}-\d{6}\.\d+.*\.json$|^-\d{6}T\d{6}\.\d+.*\.json$")
@@ -79,6 +81,32 @@ class FileLineageSource:
         self.path = str(path)
         self.lookback = lookback
         self.workers = max(1, workers)
+        self._resume: Resume | None = None
+        self._checkpoint: list[Any] | None = None
+        self.resume_note: str | None = None
+
+    @property
+    def watermark_key(self) -> str:
+        """The key of this file's watermark in the ledger."""
+        return f"lineage-file:{os.path.abspath(self.path)}"
+
+    def resume(
+        self, position: dict[str, Any] | None, from_time: datetime | None, now: datetime | None
+    ) -> None:
+        """Read only what was written since the checkpoint before ``from_time`` (see
+        :mod:`~qubinode_recovery_provider.shadow.watermarks`); a directory or a glob is read whole."""
+        self._resume = Resume(
+            list((position or {}).get("checkpoints") or []), from_time, now or datetime.now(UTC)
+        )
+
+    def position(self) -> dict[str, Any] | None:
+        """The watermark after a read: the previous checkpoints and this scan's."""
+        if self._resume is None or self._checkpoint is None:
+            return None
+        checkpoints = [*self._resume.checkpoints, self._checkpoint]
+        checkpoints = prune_checkpoints(checkpoints, self._resume.now)
+        inode, offset = self._checkpoint[1], self._checkpoint[2]
+        return {"inode": inode, "offset": offset, "checkpoints": checkpoints}
 
     def __repr__(self) -> str:
         return f"FileLineageSource({self.path!r})"
@@ -117,6 +145,15 @@ class FileLineageSource:
             index.add(record)
 
 
+@dataclass
+class Resume:
+    """An incremental read: the stored checkpoints, the earliest event time needed, the scan's clock."""
+
+    checkpoints: list[list[Any]]
+    from_time: datetime | None
+    now: datetime
+
+
 class PendingRead:
     """A lineage read under way: worker processes for the ranges of large files already run."""
 
@@ -128,12 +165,50 @@ class PendingRead:
         self.all_files = source.files()
         cutoff = (since - source.lookback).timestamp() if since is not None else None
         self.files = [p for p in self.all_files if cutoff is None or _mtime(p) >= cutoff]
+        self.offsets: dict[Path, int] = {}
+        if source._resume is not None:
+            self._plan_resume(source._resume)
         self.forked: dict[Path, _Forked] = {}
         if source.workers > 1:
             for path in self.files:
                 size = _size(path)
-                if path.suffix not in (".gz", ".json") and size >= PARALLEL_MIN_BYTES:
+                if (
+                    path.suffix not in (".gz", ".json")
+                    and size >= PARALLEL_MIN_BYTES
+                    and path not in self.offsets
+                ):
                     self.forked[path] = _Forked.start(path, size, source.workers, wanted)
+
+    def _plan_resume(self, resume: Resume) -> None:
+        """Choose the files and offsets of an incremental read; record this scan's checkpoint."""
+        source = self.source
+        main = Path(source.path)
+        try:
+            stat = main.stat()
+        except OSError:
+            return  # a directory, a glob or a missing file: read as without a watermark
+        if not main.is_file():
+            return
+        source._checkpoint = [resume.now.isoformat(), stat.st_ino, stat.st_size]
+        chosen = checkpoint_before(resume.checkpoints, resume.from_time)
+        if chosen is None:
+            source.resume_note = f"{source.name}: no checkpoint before the runs' start: read the window"
+            return
+        taken, inode, offset = parse_time(chosen[0]), int(chosen[1]), int(chosen[2])
+        siblings = [p for p in self.all_files if p != main]
+        since_checkpoint = [p for p in siblings if taken is None or _mtime(p) >= taken.timestamp()]
+        if inode == stat.st_ino and stat.st_size >= offset:
+            self.files, self.offsets = [main], {main: offset}
+            source.resume_note = f"{source.name}: read from byte {offset} of {stat.st_size} (incremental)"
+        elif inode == stat.st_ino:  # truncated in place: its old content went to a sibling (copytruncate)
+            self.files = [*since_checkpoint, main]
+            self.offsets = {p: offset for p in since_checkpoint if p.suffix != ".gz" and _size(p) >= offset}
+            source.resume_note = f"{source.name}: truncated since the last scan: read it whole and its copies"
+        else:  # rotated: the old inode lives on in a sibling
+            moved = [p for p in siblings if _inode(p) == inode]
+            self.files = [*dict.fromkeys([*moved, *since_checkpoint]), main]
+            self.offsets = {p: offset for p in moved if _size(p) >= offset}
+            source.resume_note = f"{source.name}: rotated since the last scan: read {len(self.files)} files"
 
     def result(self) -> LineageIndex:
         index, report = self.index, self.index.report
@@ -152,6 +227,11 @@ class PendingRead:
 
     def _read_file(self, path: Path) -> None:
         index = self.index
+        if self.offsets.get(path):
+            begin = _line_start(path, self.offsets[path])  # a line being written at the checkpoint
+            chunk = _read_range(str(path), begin, _size(path), index.wanted)
+            _merge_chunks(path, [chunk], index)
+            return
         if path in self.forked:
             _merge_chunks(path, self.forked.pop(path).finish(), index)
             return
@@ -297,6 +377,23 @@ def _siblings(base: Path) -> Iterator[Path]:
         rest = name[len(prefix) :]
         if _ROTATED.match(rest) or _ONE_EVENT.match(rest):
             yield candidate
+
+
+def _line_start(path: Path, offset: int) -> int:
+    """The start of the line that holds byte ``offset - 1`` (``offset`` itself when a line ends there)."""
+    begin = max(0, offset - _BUFFER)
+    with open(path, "rb") as handle:
+        handle.seek(begin)
+        block = handle.read(offset - begin)
+    cut = block.rfind(b"\n")
+    return begin + cut + 1 if cut >= 0 else begin
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
 
 
 def _size(path: Path) -> int:

@@ -11,7 +11,9 @@ on a thin attribute view of the dicts. The fields read:
 - DAG-run events: run facets ``airflowDagRun`` and ``airflowState`` (``dagRunState``, ``tasksState``),
   job facet ``airflow`` (``tasks`` with ``operator`` and ``emits_ol_events``, DAG START only);
 - ``errorMessage.message``; ``outputs`` with namespace ``libvirt://<host>`` (and their
-  ``libvirtDomain`` facet).
+  ``libvirtDomain`` facet);
+- task events: job facet ``sourceCode.sourceCode`` (the rendered Bash command), kept only when it
+  names a VM tool (checked on the raw bytes), for the inferred VM contracts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.shadow.contracts import mentions_vm_tool
 from qubinode_recovery_provider.shadow.domains import (
     PARAM_KEY,
     DomainURIError,
@@ -98,9 +101,13 @@ if msgspec is not None:
     class _JobType(msgspec.Struct):
         jobType: str | None = None
 
+    class _SourceCode(msgspec.Struct):
+        sourceCode: msgspec.Raw = msgspec.Raw()
+
     class _JobFacets(msgspec.Struct):
         airflow: _AirflowJobFacet | None = None
         jobType: _JobType | None = None
+        sourceCode: _SourceCode | None = None
 
     class _Job(msgspec.Struct):
         namespace: str | None = None
@@ -238,7 +245,22 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
         error=_error(facets) if facets.errorMessage is not None else None,
         ol_run_id=event.run.runId,
         parent_run_id=parent.run.runId if parent is not None and parent.run is not None else None,
+        source_code=_source_code(job),
     )
+
+
+def _source_code(job: Any) -> str | None:
+    """The task's ``sourceCode`` job facet when it names a VM tool (other tasks' code is not decoded)."""
+    facet = job.facets.sourceCode if job.facets is not None else None
+    code = facet.sourceCode if facet is not None else None
+    if code is None:
+        return None
+    if is_raw(code):
+        raw = bytes(code)
+        if not raw or not mentions_vm_tool(raw):
+            return None
+        code = msgspec.json.decode(raw)
+    return code[:65536] if isinstance(code, str) and mentions_vm_tool(code) else None
 
 
 def _task_from_job_name(job_name: str | None, dag_id: str | None) -> str | None:

@@ -15,6 +15,9 @@ from qubinode_recovery_provider.redaction import redact
 EXPECTED_STATES = ("running", "defined")
 """What a task can promise about a VM: it runs, or it merely exists (in any state)."""
 
+NEGATIVE_STATES = frozenset({"stopped", "absent"})
+"""What an inferred ``stop`` or ``delete`` leaves: it cancels an earlier promise, nothing is checked."""
+
 DEFAULT_EXPECTED_STATE = "running"
 
 # Domain states that count as "running": a blocked vCPU is still a running guest.
@@ -35,7 +38,10 @@ class DeclaredDomain:
     :param name: the libvirt domain name
     :param expected_state: ``running`` (default) or ``defined``
     :param task_id: the task that made the promise (None: the run as a whole, param convention)
-    :param source: ``outlet`` (an OpenLineage output dataset) or ``param`` (the run's conf or params)
+    :param source: ``outlet`` (an OpenLineage output dataset), ``param`` (the run's conf or params) or
+        ``inferred`` (read from the task's command line, lineage facets or log)
+    :param confidence: how sure an inferred contract is (None for declarations)
+    :param evidence: where an inferred contract was read
     """
 
     host: str
@@ -44,6 +50,8 @@ class DeclaredDomain:
     task_id: str | None = None
     source: str = "outlet"
     uri: str = field(init=False, repr=False, compare=False)
+    confidence: float | None = field(default=None, compare=False)
+    evidence: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # the asset URI (libvirt://host/name), computed once: it keys every lookup of the promise
@@ -52,7 +60,11 @@ class DeclaredDomain:
 
 @dataclass(slots=True)
 class TaskRecord:
-    """One Airflow task instance of a finished run, as the REST API reports it."""
+    """One Airflow task instance of a finished run, as the REST API reports it.
+
+    ``rendered`` holds its rendered template fields (text values only, and only when one of them names
+    a VM tool); ``log`` the log of its last try when the scan fetched it.
+    """
 
     task_id: str
     map_index: int = -1
@@ -60,13 +72,16 @@ class TaskRecord:
     try_number: int = 0
     operator: str | None = None
     end_date: str | None = None
+    rendered: dict[str, str] | None = None
+    log: str | None = None
 
 
 @dataclass(slots=True)
 class RunRecord:
     """One finished DAG run, with its task instances when the source knows them (``tasks`` None: unknown).
 
-    ``conf`` is the run's conf; ``dag_params`` the DAG's default params when the source resolved them.
+    ``conf`` is the run's conf; ``dag_params`` the DAG's default params when the source resolved them;
+    ``dag_tags`` the DAG's tags when it did.
     """
 
     dag_id: str
@@ -78,6 +93,7 @@ class RunRecord:
     conf: dict[str, Any] = field(default_factory=dict)
     dag_params: dict[str, Any] | None = None
     tasks: list[TaskRecord] | None = None
+    dag_tags: tuple[str, ...] | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from qubinode_recovery_provider.airflow_api import AirflowAPIClient
+from qubinode_recovery_provider.shadow.contracts import mentions_vm_tool
 from qubinode_recovery_provider.shadow.domains import PARAM_KEY
-from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, mapping, msgspec
+from qubinode_recovery_provider.shadow.inference import OPT_OUT_PARAM, rendered_subset
+from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, is_raw, mapping, msgspec
 from qubinode_recovery_provider.shadow.records import RunRecord, SourceReport, TaskRecord
 
 
@@ -54,10 +56,12 @@ if msgspec is not None:
         try_number: int = 0
         operator: str | None = None
         end_date: str | None = None
+        rendered_fields: msgspec.Raw = msgspec.Raw()
 
     class _DagIn(msgspec.Struct):
         dag_id: Any = None
         params: msgspec.Raw = msgspec.Raw()
+        tags: Any = None
 
     class _Page(msgspec.Struct):
         dag_runs: list[_RunIn] | None = None
@@ -73,12 +77,26 @@ else:  # pragma: no cover
     _TYPED_TASK = type(None)
 
 
+_READ_KEYS = (PARAM_KEY, OPT_OUT_PARAM)
+
+
 def _conf_subset(conf: Any) -> dict[str, Any]:
-    """Only the part of a run's conf the scan reads (the ``qubinode_vm`` key)."""
+    """Only the part of a run's conf (or a DAG's params) the scan reads (``qubinode_vm`` and
+    ``qubinode_infer_vms``)."""
     if conf is None:
         return {}
     data = mapping(conf) if not isinstance(conf, dict) else conf
-    return {PARAM_KEY: data[PARAM_KEY]} if data and PARAM_KEY in data else {}
+    return {key: data[key] for key in _READ_KEYS if key in data} if data else {}
+
+
+def _rendered(fields: Any) -> dict[str, str] | None:
+    """A task's rendered template fields, kept only when one names a VM tool (checked on the raw
+    bytes first, so the fields of other tasks are never decoded)."""
+    if fields is None:
+        return None
+    if is_raw(fields) and not mentions_vm_tool(bytes(fields)):
+        return None
+    return rendered_subset(mapping(fields))
 
 
 def _as_object(item: Any) -> Any:
@@ -116,7 +134,13 @@ def task_from(item: Any) -> tuple[tuple[str, str], TaskRecord] | None:
         if not item.dag_id or not item.dag_run_id or not item.task_id:
             return None
         record = TaskRecord(
-            item.task_id, item.map_index, item.state, item.try_number, item.operator, item.end_date
+            item.task_id,
+            item.map_index,
+            item.state,
+            item.try_number,
+            item.operator,
+            item.end_date,
+            _rendered(item.rendered_fields),
         )
         return (item.dag_id, item.dag_run_id), record
     item = _as_object(item)
@@ -132,7 +156,18 @@ def task_from(item: Any) -> tuple[tuple[str, str], TaskRecord] | None:
         try_number=as_int(item.try_number, 0),
         operator=as_str(item.operator),
         end_date=as_str(item.end_date),
+        rendered=_rendered(item.rendered_fields),
     )
+
+
+def dag_tags_from(item: Any) -> tuple[str, tuple[str, ...]] | None:
+    """``(dag_id, tags)`` from a DAG details object (tags as ``{"name": ...}`` objects or strings)."""
+    item = _as_object(item)
+    if item is None or not as_str(item.dag_id):
+        return None
+    tags = item.tags if isinstance(item.tags, list) else []
+    names = [as_str(t.get("name")) if isinstance(t, dict) else as_str(t) for t in tags]
+    return str(as_str(item.dag_id)), tuple(n for n in names if n)
 
 
 def dag_params_from(item: Any) -> tuple[str, dict[str, Any]] | None:
@@ -142,9 +177,10 @@ def dag_params_from(item: Any) -> tuple[str, dict[str, Any]] | None:
         return None
     dag_id = as_str(item.dag_id)
     params = mapping(item.params)
-    if not dag_id or not params or PARAM_KEY not in params:
+    subset = {key: params[key] for key in _READ_KEYS if key in params} if params else {}
+    if not dag_id or not subset:
         return None
-    return dag_id, {PARAM_KEY: params[PARAM_KEY]}
+    return dag_id, subset
 
 
 # --- assembling runs ----------------------------------------------------------------------------
@@ -159,6 +195,7 @@ class RunCollector:
         self.runs: dict[tuple[str, str], RunRecord] = {}
         self.tasks: dict[tuple[str, str], list[TaskRecord]] = {}
         self.dag_params: dict[str, dict[str, Any]] = {}
+        self.dag_tags: dict[str, tuple[str, ...]] = {}
         self.report = SourceReport("runs")
 
     def add_page(self, page: Any) -> None:
@@ -167,9 +204,16 @@ class RunCollector:
         for item in _items(page, "task_instances"):
             self.add_task(item)
         for item in _items(page, "dags"):
-            found = dag_params_from(item)
-            if found:
-                self.dag_params[found[0]] = found[1]
+            self.add_dag(item)
+
+    def add_dag(self, item: Any) -> None:
+        """One DAG's details: its params (``qubinode_vm``, ``qubinode_infer_vms``) and tags."""
+        found = dag_params_from(item)
+        if found:
+            self.dag_params[found[0]] = found[1]
+        tags = dag_tags_from(item)
+        if tags:
+            self.dag_tags[tags[0]] = tags[1]
 
     def add_run(self, item: Any) -> None:
         run = run_from(item)
@@ -195,6 +239,7 @@ class RunCollector:
                 continue
             run.tasks = self.tasks.get(key)
             run.dag_params = self.dag_params.get(run.dag_id)
+            run.dag_tags = self.dag_tags.get(run.dag_id)
             runs.append(run)
         self.report.items = len(runs)
         return runs
@@ -242,6 +287,11 @@ class RunsFileSource:
 
     def __repr__(self) -> str:
         return f"RunsFileSource({str(self.path)!r})"
+
+    @property
+    def watermark_key(self) -> str:
+        """The key of this file's watermark in the ledger."""
+        return f"runs-file:{self.path.resolve()}"
 
     def fetch(self, since: datetime | None = None, until: datetime | None = None) -> list[RunRecord]:
         """The successful runs in the file that ended in ``[since, until)`` (all when both are None)."""
@@ -344,6 +394,11 @@ class AirflowRunsSource:
     def __repr__(self) -> str:
         return f"AirflowRunsSource({self.base_url!r})"
 
+    @property
+    def watermark_key(self) -> str:
+        """The key of this API server's watermark in the ledger (the latest run end date read)."""
+        return f"runs:{self.base_url}"
+
     def fetch(self, since: datetime | None = None, until: datetime | None = None) -> list[RunRecord]:
         """The successful runs that ended in ``[since, until)``, with their task instances.
 
@@ -372,6 +427,19 @@ class AirflowRunsSource:
         self._task_instances(found, collector)
         if self.resolve_dag_params:
             self._dag_params({r.dag_id for r in found}, collector)
+
+    def task_log(self, run: RunRecord, task: TaskRecord) -> str | None:
+        """The log of ``task``'s last try, or None when the API has none (404) or refuses (a warning)."""
+        from qubinode_recovery_provider.airflow_api import AirflowAPIError
+
+        try:
+            return self.client.get_task_log(
+                run.dag_id, run.run_id, task.task_id, max(1, task.try_number), task.map_index
+            )
+        except AirflowAPIError as exc:
+            if exc.status_code != 404:  # 404: no log kept for that try, nothing to say
+                self.report.warn(f"{self.name}: log of {run.dag_id}/{task.task_id} unreadable: {exc}")
+            return None
 
     def _task_instances(self, runs: Sequence[RunRecord], collector: RunCollector) -> None:
         """The task instances of ``runs``, ``runs_per_batch`` runs a request; the batch endpoint matches
@@ -402,9 +470,7 @@ class AirflowRunsSource:
                     f"{self.name}: params of DAG {dag_id} unreadable (HTTP {exc.status_code})"
                 )
                 continue
-            found = dag_params_from(details)
-            if found:
-                collector.dag_params[found[0]] = found[1]
+            collector.add_dag(details)
 
 
 def _task_key(item: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -22,11 +22,16 @@ from qubinode_recovery_provider.shadow.inventory import InventoryListing, Invent
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import ShadowError
-    from qubinode_recovery_provider.shadow.lineage import LineageIndex, LineageSource
-    from qubinode_recovery_provider.shadow.records import HostInventory, RunRecord, SourceReport
+    from qubinode_recovery_provider.shadow.inference import RunInference
+    from qubinode_recovery_provider.shadow.kcli import KcliCheck
+    from qubinode_recovery_provider.shadow.lineage import LineageIndex, LineageSource, RunLineage
+    from qubinode_recovery_provider.shadow.records import HostInventory, RunRecord, SourceReport, TaskRecord
+    from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The most task logs one scan reads for inferred VM contracts (one REST request each).
+DEFAULT_MAX_LOGS = 100
 
 
 class RunsSource(Protocol):
@@ -99,6 +104,7 @@ class ScanResult:
     inventories: list[HostInventory] = field(default_factory=list)
     since: datetime | None = None
     until: datetime | None = None
+    explanations: dict[tuple[str, str], RunInference] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (counts, timings, warnings) without the findings."""
@@ -138,15 +144,34 @@ def run_scan(
     since: datetime | None = None,
     until: datetime | None = None,
     detector: ShadowErrorDetector | None = None,
+    max_logs: int = DEFAULT_MAX_LOGS,
+    incremental: IncrementalScan | None = None,
+    kcli: KcliCheck | None = None,
 ) -> ScanResult:
     """Scan the runs that ended in ``[since, until)``.
 
     :param targets: libvirt hosts to list now (in parallel with reading the other sources)
     :param inventories: host listings made elsewhere (the scan DAG's mapped tasks)
+    :param max_logs: the most task logs read for inferred VM contracts (0: none)
+    :param kcli: also run ``kcli list vm`` on the hosts that are kcli clients and compare (a
+        ``kcli_check_failed`` finding when kcli fails or disagrees with libvirt)
+    :param incremental: read from the sources' watermarks (the caller stores the new ones with
+        ``incremental.commit()`` once the findings are recorded)
     :raises RunsSourceError: when the runs cannot be read (nothing can be checked without them)
     """
     with _no_cyclic_gc():
-        return _run_scan(runs_source, lineage_source, targets, inventories, since, until, detector)
+        return _run_scan(
+            runs_source,
+            lineage_source,
+            targets,
+            inventories,
+            since,
+            until,
+            detector,
+            max_logs,
+            incremental,
+            kcli,
+        )
 
 
 def _run_scan(
@@ -157,6 +182,9 @@ def _run_scan(
     since: datetime | None,
     until: datetime | None,
     detector: ShadowErrorDetector | None,
+    max_logs: int,
+    incremental: IncrementalScan | None,
+    kcli: KcliCheck | None = None,
 ) -> ScanResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -165,23 +193,29 @@ def _run_scan(
     if not forks:  # list the hosts while the runs are read (no fork may follow a thread)
         listing.start()
 
+    if incremental is not None:
+        since = incremental.runs_since(runs_source, since)
     mark = time.perf_counter()
     runs = runs_source.fetch(since, until)
     timings["runs"] = time.perf_counter() - mark
+    if incremental is not None:
+        runs = incremental.new_runs(runs_source, runs, since)
+        incremental.resume_lineage(lineage_source, runs, since)
 
     lineage: LineageIndex | None = None
     if lineage_source is not None:
         mark = time.perf_counter()
-        wanted = {r.key for r in runs}
-        start = getattr(lineage_source, "start", None)
-        if start is not None:
-            pending = start(wanted, since)  # forks its workers, if any, before the listing threads
-            if forks:
-                listing.start()
-            lineage = pending.result()
-        else:
-            lineage = lineage_source.read(wanted, since)
+        lineage = _read_lineage(lineage_source, {r.key for r in runs}, since, listing if forks else None)
         timings["lineage"] = time.perf_counter() - mark
+        if incremental is not None:
+            incremental.stage_lineage(lineage_source)
+
+    if max_logs > 0 and (detector is None or detector.infer):
+        mark = time.perf_counter()
+        stats_logs = attach_logs(runs_source, runs, lineage, max_logs)
+        timings["logs"] = time.perf_counter() - mark
+    else:
+        stats_logs = 0
 
     mark = time.perf_counter()
     listed = [*inventories, *listing.collect()]
@@ -190,10 +224,15 @@ def _run_scan(
     mark = time.perf_counter()
     report = (detector or ShadowErrorDetector()).detect(runs, lineage, listed)
     timings["detect"] = time.perf_counter() - mark
+    if kcli is not None:
+        mark = time.perf_counter()
+        report.findings.extend(kcli.run(listed))
+        report.stats["kcli_hosts_checked"] = len(kcli.views)
+        timings["kcli"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
 
-    warnings = [*runs_source.report.all_warnings()]
-    stats: dict[str, Any] = {"runs_read": len(runs), **report.stats}
+    warnings = [*runs_source.report.all_warnings(), *(incremental.notes if incremental is not None else ())]
+    stats: dict[str, Any] = {"runs_read": len(runs), "task_logs_read": stats_logs, **report.stats}
     if lineage is not None:
         warnings += lineage.report.all_warnings()
         stats.update(
@@ -216,4 +255,50 @@ def _run_scan(
         inventories=listed,
         since=since,
         until=until,
+        explanations=report.explanations,
     )
+
+
+def _read_lineage(
+    source: LineageSource,
+    wanted: set[tuple[str, str]],
+    since: datetime | None,
+    listing: InventoryListing | None,
+) -> LineageIndex:
+    """Read the lineage of the ``wanted`` runs; start ``listing`` once the source's workers are forked."""
+    start = getattr(source, "start", None)
+    if start is None:
+        return source.read(wanted, since)
+    pending = start(wanted, since)  # forks its workers, if any, before the listing threads
+    if listing is not None:
+        listing.start()
+    result: LineageIndex = pending.result()
+    return result
+
+
+def attach_logs(
+    runs_source: RunsSource, runs: Sequence[RunRecord], lineage: LineageIndex | None, max_logs: int
+) -> int:
+    """Fetch the logs of successful tasks whose command names a VM tool (at most ``max_logs``), for the
+    inferred contracts; a source without logs (a runs file) is skipped."""
+    fetch = getattr(runs_source, "task_log", None)
+    if fetch is None:
+        return 0
+    read = 0
+    for run in runs:
+        run_lineage = lineage.get(run.dag_id, run.run_id) if lineage is not None else None
+        for task in run.tasks or ():
+            if read >= max_logs:
+                return read
+            if task.state != "success" or not _names_vm_tool(task, run_lineage):
+                continue
+            task.log = fetch(run, task)
+            read += 1
+    return read
+
+
+def _names_vm_tool(task: TaskRecord, lineage: RunLineage | None) -> bool:
+    if task.rendered:
+        return True
+    seen = lineage.tasks.get((task.task_id, task.map_index)) if lineage is not None else None
+    return bool(seen is not None and seen.source_code)

@@ -647,16 +647,52 @@ class Ledger:
     # --- shadow findings -------------------------------------------------------------------------
 
     def record_shadow_error(self, finding: ShadowError) -> tuple[int, bool]:
-        """Store a finding, deduplicated by ``finding.dedup_key``; returns (row id, first time seen).
-        When the ledger is unavailable the finding is spooled and ``(0, True)`` returned, so that the
-        caller escalates rather than stays silent."""
+        """Store a finding, deduplicated by ``finding.dedup_key`` (type, run, task, resource); returns
+        (row id, raised). Raised: seen for the first time, or acknowledged/resolved before and changed
+        since (:func:`~qubinode_recovery_provider.store.ops.finding_signature`: severity and evidence,
+        numbers aside), which opens it again. When the ledger is unavailable the finding is spooled and
+        ``(0, True)`` returned, so that the caller escalates rather than stays silent."""
         written, result = self._write("record_shadow_error", {"finding": finding.model_dump(mode="json")})
         return result if written else (0, True)
 
-    def shadow_errors(self, since: datetime | None = None, limit: int = 50) -> list[ShadowEntry]:
-        """Recorded findings, most recently seen first."""
+    def shadow_errors(
+        self,
+        since: datetime | None = None,
+        limit: int = 50,
+        state: str | None = None,
+        finding_type: str | None = None,
+    ) -> list[ShadowEntry]:
+        """Recorded findings, most recently seen first (only those in ``state`` / of ``finding_type``)."""
         with self._reading() as conn:
-            return queries.shadow_errors(conn, since, limit)
+            return queries.shadow_errors(conn, since, limit, state, finding_type)
+
+    def shadow_error(self, finding_id: int) -> ShadowEntry | None:
+        """One recorded finding by its id."""
+        with self._reading() as conn:
+            return queries.shadow_error(conn, finding_id)
+
+    def set_finding_state(self, finding_id: int, state: str, note: str | None = None) -> bool:
+        """Acknowledge (``acknowledged``), resolve (``resolved``) or reopen (``open``) a finding; False
+        when there is no such finding. Not spooled: the person asking sees at once whether it worked.
+
+        :raises LedgerUnavailable: when the ledger cannot be written.
+        """
+        if state not in ops.FINDING_STATES:
+            raise ValueError(f"state must be one of {', '.join(ops.FINDING_STATES)}")
+        payload = {"id": int(finding_id), "state": state, "note": note, "at": utcnow().isoformat()}
+        with self._writing() as conn:
+            return bool(ops.set_finding_state(conn, payload))
+
+    # --- scan watermarks -------------------------------------------------------------------------
+
+    def watermark(self, source: str) -> dict[str, Any] | None:
+        """Where the scan of ``source`` stopped last time (None: never scanned, or unreadable)."""
+        with self._reading() as conn:
+            return queries.watermark(conn, source)
+
+    def set_watermark(self, source: str, position: dict[str, Any]) -> None:
+        """Remember where the scan of ``source`` stopped (spooled when the ledger is down)."""
+        self._write("set_watermark", {"source": source, "position": position, "at": utcnow().isoformat()})
 
     # --- retention -------------------------------------------------------------------------------
 

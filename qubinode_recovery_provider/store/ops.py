@@ -300,9 +300,31 @@ def dedup_hash(finding: ShadowError) -> str:
     return hashlib.sha256(finding.dedup_key.encode("utf-8")).hexdigest()
 
 
+FINDING_STATES = ("open", "acknowledged", "resolved")
+
+
+def finding_signature(finding: ShadowError) -> str:
+    """What makes a finding "changed": its severity and its evidence with every number (counts, times,
+    sizes) blanked, so that a later scan seeing the same problem again is not a change."""
+    text = "\n".join([finding.severity.value, *finding.evidence])
+    blanked = []
+    previous_digit = False
+    for char in text:  # one pass: each run of digits becomes one '#'
+        digit = char.isdigit()
+        if not digit:
+            blanked.append(char)
+        elif not previous_digit:
+            blanked.append("#")
+        previous_digit = digit
+    return hashlib.sha256("".join(blanked).encode("utf-8")).hexdigest()[:24]
+
+
 def record_shadow_error(conn: Connection, payload: dict[str, Any]) -> tuple[int, bool]:
+    """Insert a finding or count it again; returns (row id, raised). Raised: seen for the first time, or
+    acknowledged/resolved before and changed since (it is open again then)."""
     finding = ShadowError.model_validate(payload["finding"])
     table = t.shadow_errors
+    signature = finding_signature(finding)
     stmt = upsert(conn, table).values(
         dedup_hash=dedup_hash(finding),
         dedup_key=finding.dedup_key,
@@ -317,8 +339,13 @@ def record_shadow_error(conn: Connection, payload: dict[str, Any]) -> tuple[int,
         first_seen=finding.detected_at,
         last_seen=finding.detected_at,
         finding=finding.model_dump(mode="json"),
+        state="open",
+        signature=signature,
+        raise_count=1,
+        last_raised=finding.detected_at,
     )
     new, cur = stmt.excluded, table.c
+    reopen = sa.and_(cur.state != "open", sa.func.coalesce(cur.signature, "") != new.signature)
     stmt = stmt.on_conflict_do_update(
         index_elements=[cur.dedup_hash],
         set_={
@@ -326,10 +353,50 @@ def record_shadow_error(conn: Connection, payload: dict[str, Any]) -> tuple[int,
             "last_seen": _later(new.last_seen, cur.last_seen),
             "confidence": _later(new.confidence, cur.confidence),
             "finding": sa.case((new.last_seen >= cur.last_seen, new.finding), else_=cur.finding),
+            "signature": new.signature,
+            "state": sa.case((reopen, "open"), else_=cur.state),
+            "state_changed_at": sa.case((reopen, new.last_seen), else_=cur.state_changed_at),
+            "state_note": sa.case((reopen, "changed since it was set aside"), else_=cur.state_note),
+            "raise_count": cur.raise_count + sa.case((reopen, 1), else_=0),
+            "last_raised": sa.case((reopen, new.last_seen), else_=cur.last_raised),
         },
-    ).returning(cur.id, cur.seen_count)
+    ).returning(cur.id, cur.seen_count, cur.raise_count, cur.last_raised)
     row = conn.execute(stmt).one()
-    return int(row.id), row.seen_count == 1
+    raised = row.seen_count == 1 or (row.raise_count > 1 and row.last_raised == finding.detected_at)
+    return int(row.id), bool(raised)
+
+
+def set_finding_state(conn: Connection, payload: dict[str, Any]) -> int:
+    """Acknowledge, resolve or reopen a finding (by row id); the number of rows changed (0: no such id)."""
+    state = payload["state"]
+    if state not in FINDING_STATES:
+        raise ValueError(f"unknown finding state {state!r}")
+    table = t.shadow_errors
+    stmt = (
+        table.update()
+        .where(table.c.id == int(payload["id"]))
+        .values(
+            state=state,
+            state_changed_at=datetime.fromisoformat(payload["at"]),
+            state_note=payload.get("note"),
+        )
+    )
+    return conn.execute(stmt).rowcount
+
+
+def set_watermark(conn: Connection, payload: dict[str, Any]) -> None:
+    """Store where a scan source stopped (``source`` -> ``position``)."""
+    table = t.scan_watermarks
+    stmt = upsert(conn, table).values(
+        source=payload["source"],
+        position=payload["position"],
+        updated_at=datetime.fromisoformat(payload["at"]),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.source],
+        set_={"position": stmt.excluded.position, "updated_at": stmt.excluded.updated_at},
+    )
+    conn.execute(stmt)
 
 
 OPS: dict[str, Op] = {
@@ -343,4 +410,6 @@ OPS: dict[str, Op] = {
     "mark_escalated": mark_escalated,
     "escalation_failed": escalation_failed,
     "record_shadow_error": record_shadow_error,
+    "set_finding_state": set_finding_state,
+    "set_watermark": set_watermark,
 }

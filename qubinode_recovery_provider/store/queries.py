@@ -72,6 +72,11 @@ class ShadowEntry(TypedDict):
     first_seen: str | None
     last_seen: str | None
     evidence: list[Any]
+    inferred: bool
+    state: str
+    state_changed_at: str | None
+    state_note: str | None
+    raise_count: int
 
 
 class DiagnosisEntry(TypedDict):
@@ -266,13 +271,36 @@ def pending_escalations(conn: Connection, limit: int) -> list[EscalationEntry]:
     return [outbox_entry(row) for row in conn.execute(query)]
 
 
-def shadow_errors(conn: Connection, since: datetime | None, limit: int) -> list[ShadowEntry]:
+def shadow_errors(
+    conn: Connection,
+    since: datetime | None,
+    limit: int,
+    state: str | None = None,
+    finding_type: str | None = None,
+) -> list[ShadowEntry]:
     """Recorded findings, most recently seen first."""
     table = t.shadow_errors
     query = sa.select(table).order_by(table.c.last_seen.desc(), table.c.id.desc()).limit(limit)
     if since is not None:
         query = query.where(table.c.last_seen >= since)
+    if state is not None:
+        query = query.where(table.c.state == state)
+    if finding_type is not None:
+        query = query.where(table.c.type == finding_type)
     return [_shadow(row) for row in conn.execute(query)]
+
+
+def shadow_error(conn: Connection, finding_id: int) -> ShadowEntry | None:
+    """One recorded finding."""
+    row = conn.execute(sa.select(t.shadow_errors).where(t.shadow_errors.c.id == finding_id)).first()
+    return _shadow(row) if row is not None else None
+
+
+def watermark(conn: Connection, source: str) -> dict[str, Any] | None:
+    """A scan source's stored position."""
+    table = t.scan_watermarks
+    value = conn.execute(sa.select(table.c.position).where(table.c.source == source)).scalar()
+    return value if isinstance(value, dict) else None
 
 
 # --- retention -----------------------------------------------------------------------------------
@@ -373,6 +401,11 @@ def _shadow(row: Row[Any]) -> ShadowEntry:
         "first_seen": _iso(row.first_seen),
         "last_seen": _iso(row.last_seen),
         "evidence": (row.finding or {}).get("evidence", []),
+        "inferred": bool((row.finding or {}).get("inferred", False)),
+        "state": row.state,
+        "state_changed_at": _iso(row.state_changed_at),
+        "state_note": row.state_note,
+        "raise_count": row.raise_count,
     }
 
 

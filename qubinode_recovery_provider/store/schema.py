@@ -211,6 +211,21 @@ shadow_errors = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("last_seen", UTCDateTime, nullable=False, index=True),
     sa.Column("finding", sa.JSON, nullable=False),
+    # lifecycle: open -> acknowledged | resolved; back to open when the finding changes
+    sa.Column("state", sa.String, nullable=False, server_default="open", index=True),
+    sa.Column("state_changed_at", UTCDateTime, nullable=True),
+    sa.Column("state_note", sa.Text, nullable=True),
+    sa.Column("signature", sa.String, nullable=True),
+    sa.Column("raise_count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_raised", UTCDateTime, nullable=True),
+)
+
+scan_watermarks = sa.Table(
+    "qr_scan_watermarks",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("position", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 applied_events = sa.Table(

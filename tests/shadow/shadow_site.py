@@ -10,6 +10,9 @@ libvirt test driver's ``lab_node.xml``, then serves their runs with a real ``air
 - ``example_kcli_deploy_db``: its ``kcli create vm db1 || echo`` silently does nothing -- vm_not_created;
 - ``example_kcli_start_cache``: names lab/cache1 by the ``qubinode_vm`` param; cache1 is shut off;
 - ``example_kcli_snapshot_lab``: green run with a failed task -- state_mismatch;
+- ``example_kcli_existing_lab``: declares nothing; kcli/virt-install/virsh command lines -- inferred
+  vm_not_created (idm; and logs1 on lab_node.xml) or, against ``data/existing_lab_node.xml``,
+  vm_not_running (logs1); nothing for web1 or the deleted oldvm;
 - ``example_kcli_deploy_web`` again with OpenLineage disabled -- lineage_missing.
 """
 
@@ -34,12 +37,14 @@ VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 LAB_XML = REPO / "dags" / "examples" / "lab_node.xml"
 REAL_EVENTS = DATA / "airflow_dags_test_events.jsonl"
+EXISTING_LAB_XML = DATA / "existing_lab_node.xml"
 OL_NAMESPACE = "qubinode-test"
 EXAMPLE_DAGS = [
     "example_kcli_deploy_web",
     "example_kcli_deploy_db",
     "example_kcli_start_cache",
     "example_kcli_snapshot_lab",
+    "example_kcli_existing_lab",
 ]
 
 

@@ -170,8 +170,8 @@ def test_record_twice_counts_each_finding_once(
     argv = ["--runs-file", str(runs_file), "--lineage-file", str(REAL_EVENTS), "--libvirt-uri", LAB]
     _, _, first = scan(capsys, *argv, "--record", "--ledger", ledger)
     _, _, second = scan(capsys, *argv, "--record", "--ledger", ledger)
-    assert "recorded 3 findings (3 new)" in first
-    assert "recorded 3 findings (0 new)" in second
+    assert "recorded 3 findings (3 new or changed, 3 escalated)" in first
+    assert "recorded 3 findings (0 new or changed, 0 escalated)" in second
 
 
 def configure_sources(monkeypatch: pytest.MonkeyPatch, api_url: str, libvirt_conn_ids: str) -> None:

@@ -34,7 +34,7 @@ def test_the_scan_dag(monkeypatch: pytest.MonkeyPatch) -> None:
     dag = _load(DAG_FILES[0])["qubinode_shadow_scan"]
     assert dag.schedule == "*/15 * * * *"
     assert dag.max_active_runs == 1
-    assert set(dag.params) == {"window", "start_recovery"}
+    assert set(dag.params) == {"window", "full_rescan", "start_recovery"}
     assert dag.get_task("list_host").is_mapped
     assert dag.get_task("start_recovery").is_mapped
     assert dag.get_task("scan").trigger_rule == "none_failed"

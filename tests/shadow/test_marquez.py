@@ -137,3 +137,27 @@ def test_a_broken_run_is_skipped_and_counted(marquez: MarquezServer) -> None:
     assert index.report.available
     assert index.report.skipped == 1
     assert "skipped" in json.dumps(index.report.warnings)
+
+
+def test_incremental_marquez_walks_back_only_to_the_runs_start_and_keeps_the_last_event_per_namespace(
+    marquez: MarquezServer,
+) -> None:
+    key = ("example_kcli_deploy_db", "manual__2026-11-28T06:55:07.194990+00:00")
+    started = datetime(2026, 11, 28, 6, 55, 6, tzinfo=UTC)
+    with serve(marquez.handle) as served:
+        window = MarquezLineageSource(served.url)
+        window.resume({"namespaces": {"other-ns": "2026-11-01T00:00:00+00:00"}}, None, None)
+        whole = window.read({key}, since=started)
+        resumed = MarquezLineageSource(served.url)
+        resumed.resume(None, started, None)
+        index = resumed.read({key}, since=started)
+        after = MarquezLineageSource(served.url)
+        after.resume(None, datetime(2027, 1, 1, tzinfo=UTC), None)
+        nothing = after.read({key}, since=started)
+    assert _summary(index) == _summary(whole)  # the run's START and COMPLETE are both found
+    assert nothing.runs == {}  # walking back to a later moment finds none of them
+    position = window.position()
+    assert position is not None
+    assert position["namespaces"]["other-ns"] == "2026-11-01T00:00:00+00:00"
+    assert position["namespaces"]["qubinode-test"].startswith("2026-11-28T06:55")
+    assert resumed.watermark_key == f"marquez:{resumed.base_url}"

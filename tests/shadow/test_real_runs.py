@@ -12,7 +12,16 @@ from typing import Any
 import httpx
 import pytest
 from shadow_fakes import MarquezServer, serve
-from shadow_site import EXAMPLE_DAGS, REPO, DagRuns, airflow_env, clone_home, lab_conn, run_airflow
+from shadow_site import (
+    EXAMPLE_DAGS,
+    EXISTING_LAB_XML,
+    REPO,
+    DagRuns,
+    airflow_env,
+    clone_home,
+    lab_conn,
+    run_airflow,
+)
 
 from qubinode_recovery_provider.cli import main
 from qubinode_recovery_provider.store import Ledger
@@ -35,7 +44,10 @@ def _expected(runs: DagRuns) -> set[tuple[Any, ...]]:
     cache = runs.run_of("example_kcli_start_cache")["dag_run_id"]
     snapshot = runs.run_of("example_kcli_snapshot_lab")["dag_run_id"]
     dark = runs.run_of("example_kcli_deploy_web", lineage=False)["dag_run_id"]
+    lab = runs.run_of("example_kcli_existing_lab")["dag_run_id"]
     return {
+        ("vm_not_created", "example_kcli_existing_lab", lab, "deploy_idm", "libvirt://lab/idm"),
+        ("vm_not_created", "example_kcli_existing_lab", lab, "install_logs", "libvirt://lab/logs1"),
         ("vm_not_created", "example_kcli_deploy_db", db, "create_vm", "libvirt://lab/db1"),
         ("vm_not_running", "example_kcli_start_cache", cache, None, "libvirt://lab/cache1"),
         ("state_mismatch", "example_kcli_snapshot_lab", snapshot, "snapshot_vms", None),
@@ -43,20 +55,24 @@ def _expected(runs: DagRuns) -> set[tuple[Any, ...]]:
     }
 
 
-def test_scan_flags_the_silent_vm_creation_and_spares_the_correct_run(
-    dag_runs: DagRuns, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, findings, err = _scan(
-        capsys,
+def _live_sources(runs: DagRuns, lab_xml: Path) -> list[str]:
+    """The real runs through the api-server, their lineage file, and ``lab_xml`` as host ``lab``."""
+    return [
         "--since",
         "2h",
         "--lineage-file",
-        str(dag_runs.events),
+        str(runs.events),
         "--libvirt-uri",
-        f"lab=test://{dag_runs.lab_xml}",
+        f"lab=test://{lab_xml}",
         "--airflow-url",
-        dag_runs.api_url_with_credentials,
-    )
+        runs.api_url_with_credentials,
+    ]
+
+
+def test_scan_flags_the_silent_vm_creation_and_spares_the_correct_run(
+    dag_runs: DagRuns, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, findings, err = _scan(capsys, *_live_sources(dag_runs, dag_runs.lab_xml))
     assert code == 1, err
     assert _keys(findings) == _expected(dag_runs)
     correct = dag_runs.run_of("example_kcli_deploy_web")["dag_run_id"]
@@ -220,3 +236,82 @@ def test_the_benchmark_estate_is_shaped_like_the_real_thing(dag_runs: DagRuns) -
     assert set(synthetic_task["run"]["facets"]["airflow"]) == set(real_task["run"]["facets"]["airflow"])
     assert set(synthetic_dag["run"]["facets"]) == set(real_dag["run"]["facets"])
     assert set(synthetic_task["outputs"][0]["facets"]) == set(real_task["outputs"][0]["facets"])
+
+
+def _existing_lab(findings: list[dict[str, Any]], runs: DagRuns) -> set[tuple[Any, ...]]:
+    lab = runs.run_of("example_kcli_existing_lab")["dag_run_id"]
+    return {(f["type"], f["task_id"], f["resource"], f["inferred"]) for f in findings if f["run_id"] == lab}
+
+
+INFERRED_ON_EXISTING_LAB = {
+    ("vm_not_created", "deploy_idm", "libvirt://lab/idm", True),
+    ("vm_not_running", "install_logs", "libvirt://lab/logs1", True),
+}
+
+
+def test_existing_style_dag_gets_inferred_findings_and_no_false_alarm(
+    dag_runs: DagRuns, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = dag_runs.run_of("example_kcli_existing_lab")["dag_run_id"]
+    code, findings, err = _scan(capsys, *_live_sources(dag_runs, EXISTING_LAB_XML), "--explain", lab)
+    assert code == 1, err
+    explain = [f for f in findings if "explain" in f]
+    findings = [f for f in findings if "explain" not in f]
+    assert _existing_lab(findings, dag_runs) == INFERRED_ON_EXISTING_LAB
+    # web1 runs (started by this run, declared by example_kcli_deploy_web); oldvm was deleted on purpose
+    assert not [f for f in findings if f["resource"] in ("libvirt://lab/web1", "libvirt://lab/oldvm")]
+    # the declared VMs of the other DAGs are not marked inferred
+    assert all(not f["inferred"] for f in findings if f["run_id"] != lab)
+    missing = next(f for f in findings if f["resource"] == "libvirt://lab/idm")
+    assert 0.6 <= missing["confidence"] <= 0.8
+    assert any("kcli create vm idm -i centos9stream" in line for line in missing["evidence"])
+    assert any(line.startswith("inferred from task deploy_idm") for line in missing["evidence"])
+    lines = explain[0]["explain"]["lines"]
+    print("\n".join(lines))
+    assert lines[0].startswith(
+        "task deploy_idm: read rendered bash_command, OpenLineage sourceCode (the same"
+    )
+    assert any(line.strip().startswith("delete oldvm (kcli") for line in lines)
+    assert "contract: libvirt://lab/logs1 expected running (task install_logs)" in lines
+
+
+@pytest.mark.parametrize("source", ["rendered", "lineage"])
+def test_each_source_alone_gives_the_inferred_findings(
+    dag_runs: DagRuns, source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pages = _rest_pages(dag_runs)
+    if source == "lineage":  # task instances without rendered fields: the sourceCode facet alone
+        for ti in pages[1]["task_instances"]:
+            ti.pop("rendered_fields", None)
+    runs_file = tmp_path / "runs.json"
+    runs_file.write_text(json.dumps(pages))
+    argv = ["--runs-file", str(runs_file), "--libvirt-uri", f"lab=test://{EXISTING_LAB_XML}"]
+    if source == "lineage":
+        argv += ["--lineage-file", str(dag_runs.events)]
+    code, findings, err = _scan(capsys, *argv)
+    assert code == 1, err
+    assert _existing_lab(findings, dag_runs) == INFERRED_ON_EXISTING_LAB
+
+
+def test_a_dag_opts_out_with_its_tag(
+    dag_runs: DagRuns, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pages = _rest_pages(dag_runs)
+    for details in pages[2]["dags"]:
+        if details["dag_id"] == "example_kcli_existing_lab":
+            details["tags"].append({"name": "qubinode-no-infer", "dag_id": details["dag_id"]})
+    runs_file = tmp_path / "runs.json"
+    runs_file.write_text(json.dumps(pages))
+    _, findings, _ = _scan(
+        capsys, "--runs-file", str(runs_file), "--libvirt-uri", f"lab=test://{EXISTING_LAB_XML}"
+    )
+    assert _existing_lab(findings, dag_runs) == set()
+    _, findings, _ = _scan(
+        capsys,
+        "--runs-file",
+        str(runs_file),
+        "--libvirt-uri",
+        f"lab=test://{EXISTING_LAB_XML}",
+        "--no-infer",
+    )
+    assert not [f for f in findings if f["inferred"]]

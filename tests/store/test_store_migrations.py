@@ -15,7 +15,13 @@ from store_workers import make_diagnosis, make_event
 from support import processes
 
 from qubinode_recovery_provider.store import Ledger, head_revision
-from qubinode_recovery_provider.store.migrate import MIGRATIONS_DIR, VERSION_TABLE, current_revision, upgrade
+from qubinode_recovery_provider.store.migrate import (
+    HEAD_REVISION,
+    MIGRATIONS_DIR,
+    VERSION_TABLE,
+    current_revision,
+    upgrade,
+)
 from qubinode_recovery_provider.store.schema import metadata
 
 
@@ -36,7 +42,7 @@ def test_migrate_again_is_a_no_op_that_keeps_rows(ledger: Ledger, ledger_url: st
     for n in range(3):
         ledger.record_failure(make_event(), make_diagnosis(f"fp-{n}"))
     ledger.record_failure(make_event(), make_diagnosis("fp-0"))
-    assert current_revision(ledger.engine) == head_revision() == "0002"
+    assert current_revision(ledger.engine) == head_revision() == HEAD_REVISION
 
     again = Ledger(ledger_url, spool_dir)
     assert again.migrate() is False
@@ -47,15 +53,15 @@ def test_migrate_again_is_a_no_op_that_keeps_rows(ledger: Ledger, ledger_url: st
 NEXT_REVISION = '''
 """A later release: incidents get an owner, filled in for existing rows.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0099
+Revises: {head}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0099"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -75,18 +81,20 @@ def downgrade() -> None:
 
 
 def test_upgrade_to_a_new_release_keeps_incidents(ledger: Ledger, tmp_path: Path) -> None:
-    """Simulate the next release: the shipped migrations plus a 0003 that rebuilds the incidents table
+    """Simulate the next release: the shipped migrations plus a 0099 that rebuilds the incidents table
     (a batch operation on SQLite). Every stored incident, its DAGs and diagnoses are still there."""
     for n in range(5):
         ledger.record_failure(make_event(dag_id=f"dag_{n}"), make_diagnosis(f"fp-{n % 2}"))
     before = {i.fingerprint: (i.id, i.occurrences, i.dag_ids) for i in ledger.list_incidents()}
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0003_owner.py").write_text(textwrap.dedent(NEXT_REVISION))
+    (scripts / "versions" / "0099_owner.py").write_text(
+        textwrap.dedent(NEXT_REVISION).replace("{head}", HEAD_REVISION)
+    )
 
     assert upgrade(ledger.engine, script_location=scripts) is True
     assert upgrade(ledger.engine, script_location=scripts) is False
-    assert current_revision(ledger.engine) == "0003"
+    assert current_revision(ledger.engine) == "0099"
     after = {i.fingerprint: (i.id, i.occurrences, i.dag_ids) for i in ledger.list_incidents()}
     assert after == before
     with ledger.engine.connect() as conn:

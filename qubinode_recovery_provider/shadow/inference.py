@@ -1,0 +1,177 @@
+"""The VMs a successful run meant to leave behind, inferred when its DAG declares none.
+
+For every successful task of a run, :func:`infer_run` reads its rendered template fields (REST API),
+the ``sourceCode`` facet of its OpenLineage events and, when the scan fetched it, its log
+(:mod:`~qubinode_recovery_provider.shadow.contracts`), and turns the last action on each domain into a
+:class:`~qubinode_recovery_provider.shadow.records.DeclaredDomain` with ``source="inferred"``, its
+confidence and its evidence. Explicit declarations (outlets, ``qubinode_vm``) win over inferred ones
+for the same domain (the detector applies that rule).
+
+A DAG opts out with the tag :data:`OPT_OUT_TAG` or the param :data:`OPT_OUT_PARAM` set to false (in
+its params or a run's conf).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qubinode_recovery_provider.shadow.contracts import (
+    Contract,
+    TaskInference,
+    infer_task,
+    last_actions,
+    mentions_vm_tool,
+)
+from qubinode_recovery_provider.shadow.domains import DomainURIError, check_host
+from qubinode_recovery_provider.shadow.records import SUCCESS, DeclaredDomain
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.shadow.lineage import RunLineage
+    from qubinode_recovery_provider.shadow.records import RunRecord, TaskRecord
+
+OPT_OUT_TAG = "qubinode-no-infer"
+OPT_OUT_PARAM = "qubinode_infer_vms"
+SOURCE = "inferred"
+#: Rendered fields that are not command text (read for context only).
+_CONTEXT_FIELDS = frozenset({"cwd", "remote_host", "env", "environment"})
+
+
+@dataclass
+class RunInference:
+    """What inference found for one run: the inferred declarations, per-task detail, notes."""
+
+    declared: list[DeclaredDomain] = field(default_factory=list)
+    tasks: list[TaskInference] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    opted_out: str | None = None
+
+    def lines(self) -> list[str]:
+        """A readable account (``scan --explain``)."""
+        if self.opted_out:
+            return [f"inference off: {self.opted_out}"]
+        out: list[str] = []
+        for task in self.tasks:
+            out.append(f"task {task.task_id}: read {', '.join(task.sources) or 'nothing'}")
+            for contract in task.contracts:
+                where = f" on {contract.host}" if contract.host else ""
+                out.append(
+                    f"  {contract.action} {contract.name}{where} ({contract.tool}, confidence "
+                    f"{contract.confidence:.2f})"
+                )
+                out.extend(f"    {line}" for line in contract.evidence)
+            out.extend(f"  note: {note}" for note in task.notes)
+        for declared in self.declared:
+            out.append(
+                f"contract: {declared.uri} expected {declared.expected_state} (task {declared.task_id})"
+            )
+        out.extend(f"note: {note}" for note in self.notes)
+        return out or ["no task of this run names a VM tool (kcli, virt-install, virsh, Ansible virt)"]
+
+
+def opted_out(run: RunRecord) -> str | None:
+    """Why inference is off for ``run`` (its DAG's tag or param), or None."""
+    if run.dag_tags and OPT_OUT_TAG in run.dag_tags:
+        return f"DAG {run.dag_id} has the tag {OPT_OUT_TAG}"
+    for where, source in (("run conf", run.conf), ("DAG params", run.dag_params or {})):
+        if OPT_OUT_PARAM in source:
+            value = source[OPT_OUT_PARAM]
+            if isinstance(value, dict) and "value" in value:  # a Param, as DAG details serialize it
+                value = value["value"]
+            if value is False or str(value).strip().lower() in ("false", "no", "0", "off"):
+                return f"{where}: {OPT_OUT_PARAM} is false"
+            return None
+    return None
+
+
+def infer_run(run: RunRecord, lineage: RunLineage | None, default_host: str) -> RunInference:
+    """The inferred contracts of ``run``'s successful tasks (in the order they ended).
+
+    :param default_host: the inventory host of commands that name none
+    """
+    result = RunInference()
+    reason = opted_out(run)
+    if reason:
+        result.opted_out = reason
+        return result
+    contracts: list[Contract] = []
+    for task_id, texts, log, context in _task_texts(run, lineage):
+        inference = infer_task(task_id, texts, log, context.get("remote_host"), context.get("cwd"))
+        if inference.sources:
+            result.tasks.append(inference)
+        contracts.extend(inference.contracts)
+    for contract in last_actions(contracts):
+        if contract.negative:
+            result.notes.append(
+                f"{contract.name}: the run's last action is {contract.action} (task "
+                f"{contract.task_id}); nothing to check"
+            )
+        declared = _declared(contract, contract.task_id, default_host, result.notes)
+        if declared is not None:
+            result.declared.append(declared)
+    return result
+
+
+def _declared(contract: Contract, task_id: str, default_host: str, notes: list[str]) -> DeclaredDomain | None:
+    try:
+        host = check_host(contract.host) if contract.host else default_host
+    except DomainURIError:
+        notes.append(f"{contract.name}: host {contract.host!r} is not a host name; not inferred")
+        return None
+    return DeclaredDomain(
+        host,
+        contract.name,
+        contract.expected_state,
+        task_id,
+        SOURCE,
+        confidence=round(contract.confidence, 2),
+        evidence=tuple(contract.evidence),
+    )
+
+
+def _task_texts(
+    run: RunRecord, lineage: RunLineage | None
+) -> list[tuple[str, dict[str, str], str | None, dict[str, str]]]:
+    """``(task_id, {origin: text}, log, context)`` of each successful task that names a VM tool."""
+    found: dict[tuple[str, int], tuple[str, dict[str, str], str | None, dict[str, str]]] = {}
+    order: dict[tuple[str, int], str] = {}
+    for task in run.tasks or ():
+        if task.state != SUCCESS:
+            continue
+        texts, context = _rendered_texts(task)
+        found[(task.task_id, task.map_index)] = (task.task_id, texts, task.log, context)
+        order[(task.task_id, task.map_index)] = task.end_date or ""
+    if lineage is not None:
+        for key, seen in lineage.tasks.items():
+            if not seen.source_code:
+                continue
+            entry = found.get(key) or found.get((key[0], -1))
+            if entry is None:
+                if run.tasks is not None or seen.terminal_type != "COMPLETE":
+                    continue  # not a successful task
+                entry = found[key] = (key[0], {}, None, {})
+                order[key] = seen.terminal[1] if seen.terminal else ""
+            entry[1]["OpenLineage sourceCode"] = seen.source_code
+    keys = sorted((k for k, v in found.items() if v[1] or v[2]), key=lambda k: (order.get(k, ""), k))
+    return [found[k] for k in keys]
+
+
+def _rendered_texts(task: TaskRecord) -> tuple[dict[str, str], dict[str, str]]:
+    texts: dict[str, str] = {}
+    context: dict[str, str] = {}
+    for name, value in (task.rendered or {}).items():
+        if name in _CONTEXT_FIELDS:
+            context[name] = value
+        elif mentions_vm_tool(value):
+            texts[f"rendered {name}"] = value
+    return texts, context
+
+
+def rendered_subset(fields: Any) -> dict[str, str] | None:
+    """The text values of a task's rendered fields, when one of them names a VM tool (else None)."""
+    if not isinstance(fields, dict):
+        return None
+    texts = {str(k): v for k, v in fields.items() if isinstance(v, str)}
+    if not any(mentions_vm_tool(v) for v in texts.values()):
+        return None
+    return {k: v[:65536] for k, v in texts.items()}

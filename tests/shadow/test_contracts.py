@@ -1,0 +1,231 @@
+"""Inferred VM contracts read from real kcli, virt-install, virsh and Ansible command lines and output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qubinode_recovery_provider.shadow.commands import MAX_TEXT_CHARS, split_commands
+from qubinode_recovery_provider.shadow.contracts import infer_task, last_actions, log_contracts, substitute
+from qubinode_recovery_provider.shadow.inference import infer_run
+from qubinode_recovery_provider.shadow.records import RunRecord, TaskRecord
+
+
+def _contracts(text: str, log: str | None = None, cwd: str | None = None) -> list[tuple[object, ...]]:
+    found = infer_task("t", {"rendered bash_command": text}, log, cwd=cwd).contracts
+    return [(c.name, c.action, c.host, c.tool) for c in found]
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        # kcli, as Qubinode Navigator DAGs call it
+        (
+            "kcli create vm freeipa -i centos9stream -P memory=4096 -P numcpus=2 -P disks=[50]",
+            [("freeipa", "create", None, "kcli")],
+        ),
+        (
+            "sudo -E kcli create vm -p rhel9 -P nets=[qubinet] -P reservedns=yes idm 2>&1 | tee /tmp/idm.log",
+            [("idm", "create", None, "kcli")],
+        ),
+        ("kcli -C kvm2 create vm -i fedora39 -P start=false golden", [("golden", "define", "kvm2", "kcli")]),
+        ("kcli delete vm -y web1 web2", [("web1", "delete", None, "kcli"), ("web2", "delete", None, "kcli")]),
+        (
+            "kcli stop vm db1 && kcli start vm db1",
+            [("db1", "stop", None, "kcli"), ("db1", "start", None, "kcli")],
+        ),
+        ("export VM=idm; kcli create vm $VM -i centos9stream", []),
+        ('kcli start vm "$(basename lab/cache1)" 2>&1 || true', []),
+        ("echo 'kcli create vm ghost -i x'", []),
+        ("kcli list vm", []),
+        # virt-install and virsh
+        (
+            "virt-install --name=rhel9-vm --memory 4096 --vcpus 2 --disk size=20 --cdrom rhel9.iso "
+            "--os-variant rhel9.0 --noautoconsole",
+            [("rhel9-vm", "create", None, "virt-install")],
+        ),
+        (
+            "virt-install --connect qemu+ssh://root@kvm3.lab/system -n bastion --import --disk b.qcow2 "
+            "--noreboot",
+            [("bastion", "define", "kvm3.lab", "virt-install")],
+        ),
+        ("virt-install --name x --print-xml > x.xml", []),
+        (
+            "virsh -c qemu:///system start idm; virsh --connect qemu+ssh://kvm1/system destroy old",
+            [("idm", "start", None, "virsh"), ("old", "stop", "kvm1", "virsh")],
+        ),
+        ("virsh undefine --remove-all-storage --domain legacy", [("legacy", "delete", None, "virsh")]),
+        # wrappers: ssh, bash -c, timeout, env
+        (
+            "ssh -o StrictHostKeyChecking=no root@kvm4 'kcli create vm -i centos9stream ipa'",
+            [("ipa", "create", "kvm4", "kcli")],
+        ),
+        ('timeout 900 bash -c "kcli create vm web9 -i centos9stream"', [("web9", "create", None, "kcli")]),
+        (
+            "env LIBVIRT_DEFAULT_URI=qemu:///system /usr/bin/virsh start cache1",
+            [("cache1", "start", None, "virsh")],
+        ),
+        ("kcli create vm \\\n  -i centos9stream \\\n  multiline1", [("multiline1", "create", None, "kcli")]),
+        ("kcli create vm 'unbalanced", []),
+    ],
+)
+def test_command_lines(command: str, expected: list[tuple[object, ...]]) -> None:
+    assert _contracts(command) == expected
+
+
+def test_the_log_confirms_and_adds() -> None:
+    log = "\n".join(
+        [
+            "[2026-12-03, 10:00:01 UTC] {subprocess.py:93} INFO - "
+            "Deploying vm idm from image centos9stream...",
+            "INFO - idm created on local",
+            "INFO - Domain 'extra1' created from /tmp/extra1.xml",
+        ]
+    )
+    found = infer_task("t", {"rendered bash_command": "kcli create vm idm -i centos9stream"}, log).contracts
+    idm = next(c for c in found if c.name == "idm")
+    assert idm.confidence == pytest.approx(0.9)
+    assert any(line.startswith("log: ") and "Deploying vm idm" in line for line in idm.evidence)
+    extra = next(c for c in found if c.name == "extra1")
+    assert (extra.action, extra.tool, extra.confidence) == ("create", "virsh", 0.6)
+
+
+def test_log_patterns_are_linear_and_quiet_on_other_text() -> None:
+    assert log_contracts("x" * 200_000 + "\nDomain " + "a" * 100_000) == []
+    assert [c.name for c in log_contracts("Domain 'web1' started\n")] == ["web1"]
+
+
+def test_plan_file_with_parameters_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "lab.yml").write_text(
+        "parameters:\n  prefix: lab\n  image: centos9stream\n"
+        "'{{ prefix }}-idm':\n  image: '{{ image }}'\n  memory: 4096\n"
+        "'{{ prefix }}-bastion':\n  image: '{{ image }}'\n  start: false\n"
+        "labnet:\n  type: network\n  cidr: 192.168.10.0/24\n"
+    )
+    found = _contracts(f"cd {tmp_path} && kcli create plan -f lab.yml -P prefix=prod myplan")
+    assert found == [("prod-idm", "create", None, "kcli"), ("prod-bastion", "define", None, "kcli")]
+
+
+def test_unreadable_plan_is_a_note_and_its_log_names_the_vms() -> None:
+    inference = infer_task(
+        "t",
+        {"rendered bash_command": "kcli create plan -f /nonexistent/plan.yml lab"},
+        "Deploying vm lab-ctl from image rhel9\nDeploying vm lab-wrk from image rhel9",
+    )
+    assert [c.name for c in inference.contracts] == ["lab-ctl", "lab-wrk"]
+    assert any("not readable here" in note for note in inference.notes)
+
+
+def test_virsh_define_reads_the_domain_name_from_the_xml(tmp_path: Path) -> None:
+    (tmp_path / "vm.xml").write_text("<domain type='kvm'><name>golden-img</name><memory>1</memory></domain>")
+    assert _contracts(f"virsh define {tmp_path}/vm.xml && virsh start golden-img") == [
+        ("golden-img", "define", None, "virsh"),
+        ("golden-img", "start", None, "virsh"),
+    ]
+
+
+def test_ansible_playbook_with_virt_tasks(tmp_path: Path) -> None:
+    (tmp_path / "vms.yml").write_text(
+        "- hosts: kvm5\n  vars:\n    vm: satellite\n  tasks:\n"
+        "    - name: define\n      community.libvirt.virt:\n        command: define\n        xml: x\n"
+        "        name: '{{ vm }}'\n"
+        "    - name: start it\n      community.libvirt.virt:\n"
+        "        name: '{{ vm }}'\n        state: running\n"
+        "    - block:\n        - virt:\n            name: old-sat\n            command: undefine\n"
+        "    - community.libvirt.virt:\n        name: '{{ unknown_var }}'\n        state: running\n"
+    )
+    inference = infer_task("t", {"rendered bash_command": f"ansible-playbook -i inv {tmp_path}/vms.yml"})
+    assert [(c.name, c.action, c.host, c.tool) for c in inference.contracts] == [
+        ("satellite", "define", "kvm5", "ansible"),
+        ("satellite", "start", "kvm5", "ansible"),
+        ("old-sat", "delete", "kvm5", "ansible"),
+    ]
+    assert any("not a literal name" in note for note in inference.notes)
+
+
+def test_a_rendered_playbook_text_is_read_as_yaml() -> None:
+    playbook = (
+        "---\n- hosts: localhost\n  tasks:\n"
+        "    - community.libvirt.virt:\n        name: vm7\n        state: running\n"
+    )
+    assert _contracts(playbook) == [("vm7", "start", None, "ansible")]
+
+
+def test_the_last_action_wins() -> None:
+    found = infer_task(
+        "t", {"rendered bash_command": "kcli create vm a -i x; kcli delete vm -y a; kcli create vm b -i x"}
+    )
+    final = last_actions(found.contracts)
+    assert [(c.name, c.action) for c in final] == [("a", "delete"), ("b", "create")]
+
+
+def test_run_level_inference_orders_tasks_and_resolves_hosts() -> None:
+    run = RunRecord(
+        "d",
+        "r",
+        "success",
+        tasks=[
+            TaskRecord(
+                "remove",
+                state="success",
+                end_date="2026-01-01T00:02:00Z",
+                rendered={"bash_command": "kcli delete vm -y tmp1"},
+            ),
+            TaskRecord(
+                "make",
+                state="success",
+                end_date="2026-01-01T00:01:00Z",
+                rendered={"bash_command": "kcli create vm tmp1 -i x && kcli create vm keep1 -i x"},
+            ),
+            TaskRecord("failed", state="failed", rendered={"bash_command": "kcli create vm never -i x"}),
+            TaskRecord(
+                "ssh",
+                state="success",
+                end_date="2026-01-01T00:03:00Z",
+                rendered={"command": "kcli create vm far -i x", "remote_host": "kvm9"},
+            ),
+        ],
+    )
+    inference = infer_run(run, None, "lab")
+    assert {(d.uri, d.expected_state, d.task_id) for d in inference.declared} == {
+        ("libvirt://lab/tmp1", "absent", "remove"),
+        ("libvirt://lab/keep1", "running", "make"),
+        ("libvirt://kvm9/far", "running", "ssh"),
+    }
+    assert all(d.source == "inferred" and d.confidence for d in inference.declared)
+
+
+@pytest.mark.parametrize("value", [False, "false", {"value": False, "schema": {"type": "boolean"}}])
+def test_opt_out_param(value: object) -> None:
+    run = RunRecord(
+        "d",
+        "r",
+        "success",
+        dag_params={"qubinode_infer_vms": value},
+        tasks=[TaskRecord("t", state="success", rendered={"bash_command": "kcli create vm a -i x"})],
+    )
+    inference = infer_run(run, None, "lab")
+    assert inference.declared == []
+    assert inference.lines() == ["inference off: DAG params: qubinode_infer_vms is false"]
+
+
+def test_bounded_input() -> None:
+    text = "kcli create vm a -i x;" * (MAX_TEXT_CHARS // 10)
+    assert len(list(split_commands(text))) <= 500
+    assert substitute("{{ a }}-{{ b }}-{{", {"a": "1"}) == "1-{{ b }}-{{"
+
+
+def test_evidence_and_explain_leak_no_canary() -> None:
+    from support.canaries import all_canaries, assert_no_canary, canary_items
+
+    for text, _ in canary_items():
+        quoted = text.replace("'", "")
+        command = f"kcli create vm idm -i centos9stream -P note='\n{quoted}'"
+        log = f"Deploying vm idm from image centos9stream\n{text}\nDomain 'idm' created\n{text}"
+        inference = infer_task("t", {"rendered bash_command": command}, log)
+        assert [c.name for c in inference.contracts] == ["idm"]
+        run = RunRecord("d", "r", "success", tasks=[TaskRecord("t", state="success")])
+        lines = [*inference.notes, *(line for c in inference.contracts for line in c.evidence)]
+        assert_no_canary("\n".join(lines), all_canaries())
+        assert infer_run(run, None, "lab").declared == []
