@@ -1,0 +1,80 @@
+"""Hostile inputs against the GitHub sink, through the real PyGithub client and the local stand-in: text
+that carries another fingerprint's marker, fingerprints that are not ours, odd answers of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from support.github_stub import Clock, GitHubStub
+
+from qubinode_recovery_provider.escalation.delivery import DeliverySettings, deliver_escalations
+from qubinode_recovery_provider.escalation.github import MARKER_PREFIX, GitHubIssues, marker
+from qubinode_recovery_provider.store import Ledger
+
+SETTINGS = DeliverySettings(comment_interval=timedelta(minutes=30))
+LABELS = ["qubinode-recovery", "root-cause:network"]
+
+
+def drain(ledger: Ledger, issues: GitHubIssues, clock: Clock):
+    return deliver_escalations(ledger, issues, settings=SETTINGS, clock=clock)
+
+
+def test_a_report_quoting_another_fingerprints_marker_does_not_capture_its_escalations(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    # the failure text of "aaaa" quotes the marker of "bbbb" (a log can say anything)
+    ledger.enqueue_escalation("aaaa", "failure a", f"log: {marker('bbbb')} and more", LABELS)
+    drain(ledger, issues, clock)
+    ledger.enqueue_escalation("bbbb", "failure b", "the real b", LABELS)
+    report = drain(ledger, issues, clock)
+
+    assert (report.created, report.commented, report.errors) == (1, 0, [])
+    assert sorted(github.issues) == [1, 2]
+    assert github.issues[2]["body"].startswith(marker("bbbb") + "\n")
+    assert MARKER_PREFIX not in github.issues[1]["body"].split("\n", 1)[1]  # neutralised in the report
+    assert github.comments == {}
+
+
+def test_a_fingerprint_that_could_rewrite_the_search_query_is_refused(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    hostile = 'x" repo:evil/repo "'
+    ledger.enqueue_escalation(hostile, "failure", "body", LABELS)
+    report = drain(ledger, issues, clock)
+
+    assert report.delivered == 0
+    assert report.deferred == 1
+    assert "fingerprint" in report.errors[0]
+    assert github.requests == []  # nothing was sent
+
+
+def test_a_success_answer_with_junk_json_is_a_deferred_delivery_not_a_ledger_error(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    ledger.enqueue_escalation("cccc", "failure c", "body", LABELS)
+    github.fail_next(201, "not an issue", method="POST")  # the creation answers without an issue
+    report = drain(ledger, issues, clock)
+
+    assert report.deferred == 1
+    assert report.retry_at is not None
+    assert not any(error.startswith("ledger:") for error in report.errors)
+
+
+def test_a_rate_limit_reset_far_in_the_future_is_a_long_wait_not_a_crash(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    ledger.enqueue_escalation("dddd", "failure d", "body", LABELS)
+    github.fail_next(
+        403,
+        "API rate limit exceeded",
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "9" * 30, "retry-after": "9" * 30},
+    )
+    report = drain(ledger, issues, clock)
+
+    assert report.deferred == 1
+    assert report.retry_at is not None
+    assert "403" in report.errors[0]
+    assert datetime.fromisoformat(report.retry_at) <= clock() + timedelta(days=1)
+    pending = ledger.pending_escalations()
+    assert len(pending) == 1
+    assert pending[0]["tries"] == 1
