@@ -40,6 +40,8 @@ DEFAULT_TIMEOUT_SECONDS = 15.0
 MAX_WAIT_SECONDS = 24 * 3600.0
 #: A fingerprint the sink accepts: it goes into the marker and the search query unquoted.
 _FINGERPRINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: ``owner/name`` as GitHub allows them; it goes into API paths and the search query.
+_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 #: A word joiner: breaks a quoted marker (or an HTML comment) in report text without showing.
 _JOINER = "\u2060"
 TRUNCATED_NOTE = "\n\n_… truncated: the full report is in the ledger (`qubinode-recovery incidents show`)._\n"
@@ -135,6 +137,17 @@ def checked_fingerprint(fingerprint: str) -> str:
     return fingerprint
 
 
+def repository_name(text: str) -> str:
+    """``text`` stripped when it is a repository's ``owner/name``.
+
+    :raises ValueError: (one line) for anything else: spaces, more slashes, ``..``, a leading ``-``
+    """
+    name = (text or "").strip()
+    if not _REPOSITORY.fullmatch(name) or name.split("/")[1] in (".", ".."):
+        raise ValueError(f"GitHub repository must be owner/name, got {one_line(repr(text))[:120]}")
+    return name
+
+
 def issue_body(fingerprint: str, body: str) -> str:
     """The issue body: the marker first (it survives truncation), then the report, bounded."""
     head = marker(fingerprint) + "\n"
@@ -187,10 +200,8 @@ class GitHubIssues:
     """
 
     def __init__(self, client: Github, repository: str) -> None:
-        if repository.count("/") != 1 or not all(repository.split("/")):
-            raise ValueError(f"GitHub repository must be owner/name, got {repository!r}")
         self.client = client
-        self.repository = repository
+        self.repository = repository_name(repository)
         self._repo: Any = None
 
     def __repr__(self) -> str:
@@ -340,5 +351,6 @@ __all__ = [
     "issues_from_env",
     "marker",
     "one_line",
+    "repository_name",
     "without_retries",
 ]

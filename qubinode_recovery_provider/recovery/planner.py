@@ -71,6 +71,7 @@ class RecoveryPlanner:
         token is given
     :param github_api_url: the REST API root (GitHub Enterprise); default ``GITHUB_API_URL`` or
         ``https://api.github.com``
+    :raises ValueError: when ``github_repo`` (or ``GITHUB_REPOSITORY``) is not ``owner/name``
     """
 
     def __init__(
@@ -313,12 +314,17 @@ class GitHubSettings:
 
     @classmethod
     def of(cls, token: str | None, repository: str | None, api_url: str | None) -> GitHubSettings | None:
-        """The settings, or None (no GitHub) without a token or a repository."""
+        """The settings, or None (no GitHub) without a token or a repository.
+
+        :raises ValueError: for a repository that is not ``owner/name`` (before any recovery runs)
+        """
+        from qubinode_recovery_provider.escalation.github import repository_name
+
         token = (token or "").strip()
         repository = (repository or os.environ.get("GITHUB_REPOSITORY", "") if token else "").strip()
         if not (token and repository):
             return None
-        return cls(token, repository, api_url or os.environ.get("GITHUB_API_URL") or None)
+        return cls(token, repository_name(repository), api_url or os.environ.get("GITHUB_API_URL") or None)
 
     def __repr__(self) -> str:  # never print the token
         return f"GitHubSettings(repository={self.repository!r}, api_url={self.api_url!r})"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from support.github_stub import Clock, GitHubStub
+import pytest
+from support.github_stub import TOKEN, Clock, GitHubStub, issues_for
 
 from qubinode_recovery_provider.escalation.delivery import DeliverySettings, deliver_escalations
-from qubinode_recovery_provider.escalation.github import MARKER_PREFIX, GitHubIssues, marker
+from qubinode_recovery_provider.escalation.github import MARKER_PREFIX, GitHubIssues, issues_from_env, marker
+from qubinode_recovery_provider.recovery.planner import GitHubSettings, RecoveryPlanner
 from qubinode_recovery_provider.store import Ledger
 
 SETTINGS = DeliverySettings(comment_interval=timedelta(minutes=30))
@@ -78,3 +80,32 @@ def test_a_rate_limit_reset_far_in_the_future_is_a_long_wait_not_a_crash(
     pending = ledger.pending_escalations()
     assert len(pending) == 1
     assert pending[0]["tries"] == 1
+
+
+@pytest.mark.parametrize(
+    "repository",
+    ["acme", "acme/infra incidents", "acme/..", "acme/infra is:pr", "-acme/infra", "acme/inf\nra", "a/b/c"],
+)
+def test_a_repository_that_is_not_owner_name_is_refused_before_anything_is_sent(
+    github: GitHubStub, repository: str
+) -> None:
+    with pytest.raises(ValueError, match="owner/name"):
+        issues_for(github, repository)
+    with pytest.raises(ValueError, match="owner/name"):
+        issues_from_env(
+            {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": repository, "GITHUB_API_URL": github.url}
+        )
+    with pytest.raises(ValueError, match="owner/name"):  # when it is made, not after a recovery ran
+        RecoveryPlanner(github_token=TOKEN, github_repo=repository)
+    assert github.requests == []
+
+
+def test_the_guide_planner_and_the_cli_read_the_same_environment(
+    github: GitHubStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/from-env")
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    settings = GitHubSettings.of(TOKEN, None, None)
+    assert settings is not None
+    assert (settings.repository, settings.api_url) == ("acme/from-env", github.url)
+    assert GitHubSettings.of(None, "acme/x", None) is None
