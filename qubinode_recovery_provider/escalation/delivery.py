@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 ESCALATE = "escalate"
 RESOLVE = "resolve"
 CONTEXT_CHARS = 500
+#: The longest ``github_comment_interval_minutes`` taken (a year); longer values are clipped to it.
+MAX_INTERVAL_MINUTES = 366 * 24 * 60
 #: A time after every retry time: with it, ``due_escalations`` lists every pending entry.
 EVERY_PENDING = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -78,8 +80,11 @@ class DeliverySettings:
 
     @classmethod
     def from_config(cls) -> DeliverySettings:
-        """The settings with ``[qubinode_recovery] github_comment_interval_minutes``."""
-        minutes = max(0, config.get_int("github_comment_interval_minutes"))
+        """The settings with ``[qubinode_recovery] github_comment_interval_minutes`` (0 .. a year).
+
+        :raises config.ConfigError: when it is not an integer
+        """
+        minutes = min(max(0, config.get_int("github_comment_interval_minutes")), MAX_INTERVAL_MINUTES)
         return cls(comment_interval=timedelta(minutes=minutes))
 
     def backoff(self, tries: int, failure: DeliveryFailure, now: datetime) -> float:
@@ -149,7 +154,11 @@ def deliver_escalations(
     :param fingerprint: deliver only this fingerprint's entries
     :param owner: this drain's name in the lease; default :func:`default_owner`
     """
-    drain = _Drain(ledger, sink, settings or DeliverySettings.from_config(), clock, owner or default_owner())
+    try:
+        pacing = settings or DeliverySettings.from_config()
+    except config.ConfigError as exc:  # nothing is sent; the entries stay pending
+        return DeliveryReport(errors=[f"configuration: {one_line(exc)}"])
+    drain = _Drain(ledger, sink, pacing, clock, owner or default_owner())
     try:
         drain.run(fingerprint)
     except Exception as exc:  # the ledger could not answer: nothing is lost, the entries stay pending

@@ -3,6 +3,7 @@ that carries another fingerprint's marker, fingerprints that are not ours, odd a
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -109,3 +110,28 @@ def test_the_guide_planner_and_the_cli_read_the_same_environment(
     assert settings is not None
     assert (settings.repository, settings.api_url) == ("acme/from-env", github.url)
     assert GitHubSettings.of(None, "acme/x", None) is None
+
+
+def test_a_malformed_comment_interval_is_a_reported_error_not_an_exception(
+    ledger: Ledger, github: GitHubStub, monkeypatch: pytest.MonkeyPatch, isolated_config: None
+) -> None:
+    from qubinode_recovery_provider.hooks.github import deliver_pending
+
+    conn = {"conn_type": "github", "host": github.url, "password": TOKEN}
+    monkeypatch.setenv("AIRFLOW_CONN_GITHUB_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_REPOSITORY", github.full_name)
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_COMMENT_INTERVAL_MINUTES", "soon")
+    ledger.enqueue_escalation("eeee", "failure e", "body", LABELS)
+
+    report = deliver_pending(ledger)  # what the recovery DAG's escalate step calls: it must not fail
+
+    assert report is not None
+    assert any("github_comment_interval_minutes" in error for error in report.errors)
+    assert len(ledger.pending_escalations()) == 1
+    assert github.requests == []
+
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__GITHUB_COMMENT_INTERVAL_MINUTES", "9" * 20)
+    report = deliver_pending(ledger)  # clipped to a year (it overflowed a timedelta)
+    assert report is not None
+    assert (report.created, report.errors) == (1, [])
+    assert DeliverySettings.from_config().comment_interval == timedelta(days=366)
