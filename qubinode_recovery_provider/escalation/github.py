@@ -328,12 +328,13 @@ def issues_from_env(environ: Mapping[str, str] | None = None, **client_options: 
 def _message(exc: Any) -> str:
     data = exc.data
     text = data.get("message") if isinstance(data, dict) else data
-    return one_line(redact(str(text or exc.message or "")))
+    return one_line(str(text or exc.message or ""))
 
 
 def one_line(exc: object) -> str:
-    """``exc`` (or any text) as one line of at most 300 characters."""
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    """``exc`` (or any text) as one redacted line of at most 300 characters (it goes to the ledger, the
+    delivery report and stderr)."""
+    return " ".join(redact(str(exc)).split())[:300] or type(exc).__name__
 
 
 __all__ = [

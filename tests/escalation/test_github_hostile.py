@@ -7,10 +7,17 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
+from support.canaries import assert_no_canary, canary_items
 from support.github_stub import TOKEN, Clock, GitHubStub, issues_for
 
 from qubinode_recovery_provider.escalation.delivery import DeliverySettings, deliver_escalations
-from qubinode_recovery_provider.escalation.github import MARKER_PREFIX, GitHubIssues, issues_from_env, marker
+from qubinode_recovery_provider.escalation.github import (
+    MARKER_PREFIX,
+    GitHubIssues,
+    classify,
+    issues_from_env,
+    marker,
+)
 from qubinode_recovery_provider.recovery.planner import GitHubSettings, RecoveryPlanner
 from qubinode_recovery_provider.store import Ledger
 
@@ -135,3 +142,10 @@ def test_a_malformed_comment_interval_is_a_reported_error_not_an_exception(
     assert report is not None
     assert (report.created, report.errors) == (1, [])
     assert DeliverySettings.from_config().comment_interval == timedelta(days=366)
+
+
+def test_a_connection_error_that_quotes_a_secret_is_redacted_in_the_reason() -> None:
+    """The reason goes to the ledger (``last_error``), the drain's report and the command's stderr."""
+    for text, canaries in canary_items():
+        failure = classify(ConnectionError(f"proxy refused: {text}"))
+        assert_no_canary(failure.reason, canaries)
