@@ -39,7 +39,7 @@ DEFAULT_TIMEOUT_SECONDS = 15.0
 #: The longest wait taken from GitHub's headers (its rate limits reset within the hour).
 MAX_WAIT_SECONDS = 24 * 3600.0
 #: A fingerprint the sink accepts: it goes into the marker and the search query unquoted.
-_FINGERPRINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_FINGERPRINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}")
 #: ``owner/name`` as GitHub allows them; it goes into API paths and the search query.
 _REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
 #: A word joiner: breaks a quoted marker (or an HTML comment) in report text without showing.
@@ -133,7 +133,8 @@ def checked_fingerprint(fingerprint: str) -> str:
     """
     if not _FINGERPRINT.fullmatch(fingerprint or ""):
         shown = one_line(repr(fingerprint))[:80]
-        raise DeliveryFailure(f"fingerprint {shown} is not letters, digits, '.', '_', '-'", transient=False)
+        reason = f"fingerprint {shown} is not letters, digits, ':', '.', '_', '-'"
+        raise DeliveryFailure(reason, transient=False)
     return fingerprint
 
 

@@ -149,3 +149,15 @@ def test_a_connection_error_that_quotes_a_secret_is_redacted_in_the_reason() -> 
     for text, canaries in canary_items():
         failure = classify(ConnectionError(f"proxy refused: {text}"))
         assert_no_canary(failure.reason, canaries)
+
+
+def test_an_issue_of_a_longer_fingerprint_with_the_same_prefix_is_not_taken(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    ledger.enqueue_escalation("abc1234", "longer", "the longer one", LABELS)
+    drain(ledger, issues, clock)
+    ledger.enqueue_escalation("abc123", "shorter", "the shorter one", LABELS)
+    report = drain(ledger, issues, clock)
+
+    assert (report.created, report.commented) == (1, 0)
+    assert github.issues[2]["body"].startswith(marker("abc123") + "\n")
