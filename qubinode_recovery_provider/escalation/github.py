@@ -263,12 +263,18 @@ class GitHubIssues:
         return ref
 
     def _get_issue(self, number: int) -> Any:
-        from github import UnknownObjectException
+        """The issue ``number``; None when it is not there (404), or was deleted (410 Gone), so that the
+        fingerprint gets a new issue rather than a failure on every try."""
+        from github import GithubException, UnknownObjectException
 
         try:
             return self._repository().get_issue(number)
         except UnknownObjectException:
             return None
+        except GithubException as exc:
+            if exc.status == 410:
+                return None
+            raise
 
     @staticmethod
     def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:

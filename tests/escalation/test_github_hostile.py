@@ -161,3 +161,19 @@ def test_an_issue_of_a_longer_fingerprint_with_the_same_prefix_is_not_taken(
 
     assert (report.created, report.commented) == (1, 0)
     assert github.issues[2]["body"].startswith(marker("abc123") + "\n")
+
+
+def test_a_deleted_issue_gone_410_gets_a_new_issue_instead_of_wedging_the_fingerprint(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    ledger.enqueue_escalation("ffff", "failure f", "first", LABELS)
+    drain(ledger, issues, clock)
+    with github.lock:  # an admin deleted the issue: GitHub answers 410 Gone for its number
+        github.issues.clear()
+    github.fail_next(410, "This issue was deleted", method="GET")
+    clock.advance(31 * 60)
+    ledger.enqueue_escalation("ffff", "failure f", "again", LABELS)
+    report = drain(ledger, issues, clock)
+
+    assert (report.created, report.errors, report.deferred) == (1, [], 0)
+    assert ledger.pending_escalations() == []
