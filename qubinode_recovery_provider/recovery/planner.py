@@ -333,8 +333,13 @@ class GitHubSettings:
         """Deliver the fingerprint's queued escalations to its issue now; True when none is left."""
         from qubinode_recovery_provider import runtime
         from qubinode_recovery_provider.escalation.delivery import deliver_escalations
-        from qubinode_recovery_provider.escalation.github import GitHubIssues, github_client
+        from qubinode_recovery_provider.escalation.github import issues_from_env
 
-        sink = GitHubIssues(github_client(self.token, base_url=self.api_url), self.repository)
+        env = {
+            "GITHUB_TOKEN": self.token,
+            "GITHUB_REPOSITORY": self.repository,
+            "GITHUB_API_URL": self.api_url or "",
+        }
+        sink = issues_from_env(env)  # the CLI's sink, with this planner's settings
         report = deliver_escalations(runtime.current().ledger, sink, fingerprint=fingerprint)
         return not report.errors and not report.deferred
