@@ -217,9 +217,13 @@ class _Drain:
 
     def _deliver_fingerprint(self, fingerprint: str) -> None:
         now = self.clock()
-        for entry in self.ledger.due_escalations(EVERY_PENDING, self.settings.limit, fingerprint):
+        for n, entry in enumerate(
+            self.ledger.due_escalations(EVERY_PENDING, self.settings.limit, fingerprint)
+        ):
             if entry["next_attempt_at"] and datetime.fromisoformat(entry["next_attempt_at"]) > now:
                 return  # in order: a later entry (a resolution) never overtakes one waiting to retry
+            if n and not self._renew(fingerprint):
+                return  # the lease ran out and another drain holds the fingerprint: it carries on
             try:
                 reference = self._deliver(entry)
             except DeliveryFailure as failure:
@@ -228,6 +232,20 @@ class _Drain:
             self.ledger.mark_escalated(entry["id"], reference)
             self.report.delivered += 1
             self.report.references[entry["id"]] = reference
+
+    def _renew(self, fingerprint: str) -> bool:
+        """Extend this drain's lease before the next entry (many entries and a slow GitHub can outlast
+        one lease); False when another drain took the fingerprint meanwhile."""
+        try:
+            renewed = bool(
+                self.ledger.claim_escalation(fingerprint, self.owner, utcnow(), self.settings.lease_seconds)
+            )
+        except Exception as exc:
+            log.info("escalation lease for %s not renewed: %s", fingerprint, one_line(exc))
+            return False
+        if not renewed:
+            log.warning("escalation lease for %s lost to another drain", fingerprint)
+        return renewed
 
     def _deliver(self, entry: EscalationEntry) -> str:
         fingerprint = entry["fingerprint"]

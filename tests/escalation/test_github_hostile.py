@@ -18,6 +18,7 @@ from qubinode_recovery_provider.escalation.github import (
     issues_from_env,
     marker,
 )
+from qubinode_recovery_provider.models import utcnow
 from qubinode_recovery_provider.recovery.planner import GitHubSettings, RecoveryPlanner
 from qubinode_recovery_provider.store import Ledger
 
@@ -177,3 +178,51 @@ def test_a_deleted_issue_gone_410_gets_a_new_issue_instead_of_wedging_the_finger
 
     assert (report.created, report.errors, report.deferred) == (1, [], 0)
     assert ledger.pending_escalations() == []
+
+
+class _Intruding:
+    """The real sink, and a second drain that tries to take the fingerprint while the first is busy."""
+
+    def __init__(self, sink: GitHubIssues, ledger: Ledger, lease: float) -> None:
+        self.sink, self.ledger, self.lease = sink, ledger, lease
+        self.after_first_call: datetime | None = None
+        self.comments = 0
+        self.intruder_won: bool | None = None
+
+    def find(self, fingerprint: str, number: int | None = None):  # type: ignore[no-untyped-def]
+        return self.sink.find(fingerprint, number)
+
+    def create(self, fingerprint: str, title: str, body: str, labels: list[str]):  # type: ignore[no-untyped-def]
+        ref = self.sink.create(fingerprint, title, body, labels)
+        self.after_first_call = utcnow()
+        return ref
+
+    def comment(self, ref, text: str) -> None:  # type: ignore[no-untyped-def]
+        self.comments += 1
+        if self.comments == 2:  # the third entry: a lease taken at the start would have expired by now
+            assert self.after_first_call is not None
+            now = self.after_first_call + timedelta(seconds=self.lease)
+            self.intruder_won = self.ledger.claim_escalation("gggg", "intruder", now, self.lease)
+        self.sink.comment(ref, text)
+
+    def reopen(self, ref, text: str):  # type: ignore[no-untyped-def]
+        return self.sink.reopen(ref, text)
+
+    def close(self, ref, text: str):  # type: ignore[no-untyped-def]
+        return self.sink.close(ref, text)
+
+
+def test_a_drain_keeps_its_lease_from_entry_to_entry(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    """A long drain (many entries, a slow GitHub) renews the fingerprint's lease before each entry, so a
+    second drain never takes the fingerprint in the middle and comments or creates beside it."""
+    lease = 300.0
+    for n in range(3):
+        ledger.enqueue_escalation("gggg", "failure g", f"occurrence {n}", LABELS)
+    sink = _Intruding(issues, ledger, lease)
+    settings = DeliverySettings(comment_interval=timedelta(0), lease_seconds=lease)
+    report = deliver_escalations(ledger, sink, settings=settings, clock=clock)
+
+    assert (report.created, report.commented, report.errors) == (1, 2, [])
+    assert sink.intruder_won is False
