@@ -13,6 +13,7 @@ it won and why the preferred ones did not.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Collection, Iterable
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.recovery.playbooks import Playbook
 
 DEFAULT_ACTIONS = frozenset({RETRY_FROM_FAILURE, WAIT_FOR_SERVICE, RUN_HANDLER})
+
+log = logging.getLogger(__name__)
 
 
 class RecoveryPlanner:
@@ -322,6 +325,8 @@ class GitHubSettings:
 
         token = (token or "").strip()
         repository = (repository or os.environ.get("GITHUB_REPOSITORY", "") if token else "").strip()
+        if token and not repository:  # never a silent no-op: the caller meant GitHub
+            log.warning("github_token given without github_repo or GITHUB_REPOSITORY: no GitHub issues")
         if not (token and repository):
             return None
         return cls(token, repository_name(repository), api_url or os.environ.get("GITHUB_API_URL") or None)

@@ -226,3 +226,13 @@ def test_a_drain_keeps_its_lease_from_entry_to_entry(
 
     assert (report.created, report.commented, report.errors) == (1, 2, [])
     assert sink.intruder_won is False
+
+
+def test_a_guide_planner_with_a_token_but_no_repository_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
+    with caplog.at_level("WARNING", logger="qubinode_recovery_provider.recovery.planner"):
+        assert GitHubSettings.of(TOKEN, None, None) is None
+    assert "GITHUB_REPOSITORY" in caplog.text
+    assert TOKEN not in caplog.text
