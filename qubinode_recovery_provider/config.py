@@ -170,8 +170,8 @@ OPTIONS: dict[str, Option] = {
         "my-org/infra-incidents",
     ),
     "github_comment_interval_minutes": Option(
-        "At most one comment per escalation issue in this many minutes; occurrences in between are "
-        "counted into the next comment.",
+        "At most one comment per escalation issue in this many minutes (0 to a year; longer is clipped); "
+        "occurrences in between are counted into the next comment.",
         "integer",
         "60",
     ),

@@ -82,9 +82,14 @@ def run_escalate(args: argparse.Namespace) -> int:
     """
     from qubinode_recovery_provider.escalation import escalate
     from qubinode_recovery_provider.escalation.delivery import deliver_escalations
+    from qubinode_recovery_provider.escalation.github import DeliveryFailure, checked_fingerprint
 
     sink = _env_sink()
     diagnosis = read_analysis(args.analysis_file)
+    try:
+        checked_fingerprint(diagnosis.fingerprint)
+    except DeliveryFailure as exc:
+        raise UsageError(f"{args.analysis_file}: not a diagnosis: {exc.reason}") from None
     if args.run_id:
         diagnosis = diagnosis.model_copy(update={"run_id": args.run_id})
     plan = read_plan(args.plan_file, diagnosis) if args.plan_file else _plan(diagnosis)

@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
@@ -64,6 +65,10 @@ MAX_LINE_CHARS = 300
 MAX_RAW_CHARS = 2000
 MAX_ACTIONS = 5
 MAX_TEXT_CHARS = 1500
+#: Advice items an answer keeps (before the shell-syntax filter and :data:`MAX_ACTIONS`).
+MAX_ANSWER_ACTIONS = 20
+#: The longest ``llm_timeout_seconds``: one call never holds a task or a shell longer.
+MAX_TIMEOUT_SECONDS = 600.0
 #: The most an opinion that agrees with the patterns adds to their confidence.
 AGREE_BONUS = 0.1
 #: The most confidence an opinion reaches where no pattern names a cause, or where it contradicts them:
@@ -78,7 +83,11 @@ MEMORY_CACHE_SIZE = 256
 RESERVE_SECONDS = 1.0
 APPLIED, FALLBACK, DEFERRED = "applied", "fallback", "deferred"
 #: Advice that carries shell syntax is dropped: advice is for a person to read, and nothing in it runs.
-_SHELL_SYNTAX = re.compile(r"`|\$\(|&&|\|\||;\s|\|\s|\s>{1,2}\s|^\s*(?:\$|#|sudo)\s")
+#: So is advice that names a destructive command with its arguments (``rm -rf``, ``dd if=``, ``mkfs``).
+_SHELL_SYNTAX = re.compile(
+    r"`|\$\(|&&|\|\||;\s|\|\s|\s>{1,2}\s|^\s*(?:\$|#|sudo)\s"
+    r"|(?i:\b(?:rm|chmod|chown)\s+-|\bdd\s+\S*=|\b(?:mkfs|shred|wipefs)\b)"
+)
 
 INSTRUCTIONS = """\
 You give a second opinion on the diagnosis of a failed infrastructure task (KVM/libvirt VMs, kcli,
@@ -105,6 +114,17 @@ class LLMAnswer(BaseModel):
     summary: str = ""
     reasoning: str = ""
     recommended_actions: list[str] = Field(default_factory=list)
+
+    @field_validator("retryable_reason", "summary", "reasoning")
+    @classmethod
+    def _bounded_text(cls, value: str) -> str:
+        """Cut here, before anything keeps it (the cache, the memory): a model may answer with megabytes."""
+        return value[: MAX_TEXT_CHARS * 2]
+
+    @field_validator("recommended_actions")
+    @classmethod
+    def _bounded_actions(cls, value: list[str]) -> list[str]:
+        return [item[:MAX_RAW_CHARS] for item in value[:MAX_ANSWER_ACTIONS]]
 
 
 @dataclass(frozen=True)
@@ -138,9 +158,14 @@ class LLMSettings:
         """
         threshold = config.get_float("llm_confidence_threshold")
         timeout = config.get_float("llm_timeout_seconds")
-        if not 0.0 <= threshold <= 1.0 or timeout <= 0:
+        if not 0.0 <= threshold <= 1.0:
             raise config.ConfigError(
-                "[qubinode_recovery] llm_confidence_threshold must be 0..1 and llm_timeout_seconds above 0"
+                f"[qubinode_recovery] llm_confidence_threshold must be 0..1, got {threshold}"
+            )
+        if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_SECONDS):
+            raise config.ConfigError(
+                "[qubinode_recovery] llm_timeout_seconds must be above 0 and at most "
+                f"{MAX_TIMEOUT_SECONDS:g}, got {timeout}"
             )
         conn_id = config.get("llm_conn_id").strip()
         if conn_id:
@@ -549,7 +574,7 @@ class SecondOpinion:
             if not entry or time.time() - float(entry["created"]) > CACHE_TTL_SECONDS:
                 return None
             answer = LLMAnswer.model_validate(entry["answer"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return None
         self._remember(key, answer)
         return answer

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 ESCALATE = "escalate"
 RESOLVE = "resolve"
 CONTEXT_CHARS = 500
+#: The longest ``github_comment_interval_minutes`` taken (a year); longer values are clipped to it.
+MAX_INTERVAL_MINUTES = 366 * 24 * 60
 #: A time after every retry time: with it, ``due_escalations`` lists every pending entry.
 EVERY_PENDING = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -78,8 +80,11 @@ class DeliverySettings:
 
     @classmethod
     def from_config(cls) -> DeliverySettings:
-        """The settings with ``[qubinode_recovery] github_comment_interval_minutes``."""
-        minutes = max(0, config.get_int("github_comment_interval_minutes"))
+        """The settings with ``[qubinode_recovery] github_comment_interval_minutes`` (0 .. a year).
+
+        :raises config.ConfigError: when it is not an integer
+        """
+        minutes = min(max(0, config.get_int("github_comment_interval_minutes")), MAX_INTERVAL_MINUTES)
         return cls(comment_interval=timedelta(minutes=minutes))
 
     def backoff(self, tries: int, failure: DeliveryFailure, now: datetime) -> float:
@@ -151,7 +156,11 @@ def deliver_escalations(
     :param fingerprint: deliver only this fingerprint's entries
     :param owner: this drain's name in the lease; default :func:`default_owner`
     """
-    drain = _Drain(ledger, sink, settings or DeliverySettings.from_config(), clock, owner or default_owner())
+    try:
+        pacing = settings or DeliverySettings.from_config()
+    except config.ConfigError as exc:  # nothing is sent; the entries stay pending
+        return DeliveryReport(errors=[f"configuration: {one_line(exc)}"])
+    drain = _Drain(ledger, sink, pacing, clock, owner or default_owner())
     try:
         drain.run(fingerprint)
     except Exception as exc:  # the ledger could not answer: nothing is lost, the entries stay pending
@@ -210,9 +219,13 @@ class _Drain:
 
     def _deliver_fingerprint(self, fingerprint: str) -> None:
         now = self.clock()
-        for entry in self.ledger.due_escalations(EVERY_PENDING, self.settings.limit, fingerprint):
+        for n, entry in enumerate(
+            self.ledger.due_escalations(EVERY_PENDING, self.settings.limit, fingerprint)
+        ):
             if entry["next_attempt_at"] and datetime.fromisoformat(entry["next_attempt_at"]) > now:
                 return  # in order: a later entry (a resolution) never overtakes one waiting to retry
+            if n and not self._renew(fingerprint):
+                return  # the lease ran out and another drain holds the fingerprint: it carries on
             try:
                 reference = self._deliver(entry)
             except DeliveryFailure as failure:
@@ -221,6 +234,20 @@ class _Drain:
             self.ledger.mark_escalated(entry["id"], reference)
             self.report.delivered += 1
             self.report.references[entry["id"]] = reference
+
+    def _renew(self, fingerprint: str) -> bool:
+        """Extend this drain's lease before the next entry (many entries and a slow GitHub can outlast
+        one lease); False when another drain took the fingerprint meanwhile."""
+        try:
+            renewed = bool(
+                self.ledger.claim_escalation(fingerprint, self.owner, utcnow(), self.settings.lease_seconds)
+            )
+        except Exception as exc:
+            log.info("escalation lease for %s not renewed: %s", fingerprint, one_line(exc))
+            return False
+        if not renewed:
+            log.warning("escalation lease for %s lost to another drain", fingerprint)
+        return renewed
 
     def _deliver(self, entry: EscalationEntry) -> str:
         fingerprint = entry["fingerprint"]

@@ -16,6 +16,7 @@ PyGithub is imported only when a client is built or a failure classified.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,14 @@ SEARCH_LIMIT = 5
 MARKER_PREFIX = "qubinode-recovery:fingerprint="
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_TIMEOUT_SECONDS = 15.0
+#: The longest wait taken from GitHub's headers (its rate limits reset within the hour).
+MAX_WAIT_SECONDS = 24 * 3600.0
+#: A fingerprint the sink accepts: it goes into the marker and the search query unquoted.
+_FINGERPRINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_.-]{0,127}")
+#: ``owner/name`` as GitHub allows them; it goes into API paths and the search query.
+_REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
+#: A word joiner: breaks a quoted marker (or an HTML comment) in report text without showing.
+_JOINER = "\u2060"
 TRUNCATED_NOTE = "\n\n_… truncated: the full report is in the ledger (`qubinode-recovery incidents show`)._\n"
 
 
@@ -65,9 +74,9 @@ class DeliveryFailure(Exception):
     def wait_seconds(self, now: datetime) -> float:
         """Seconds GitHub asked to wait from ``now`` (0 when it did not say)."""
         if self.retry_after is not None:
-            return self.retry_after
+            return min(MAX_WAIT_SECONDS, self.retry_after)
         if self.reset_at is not None:
-            return max(0.0, (self.reset_at - now).total_seconds())
+            return min(MAX_WAIT_SECONDS, max(0.0, (self.reset_at - now).total_seconds()))
         return 0.0
 
 
@@ -93,11 +102,51 @@ def marker(fingerprint: str) -> str:
 
 
 def bounded(text: str, limit: int = BODY_LIMIT, note: str = TRUNCATED_NOTE) -> str:
-    """``text`` redacted and cut to ``limit`` characters, ending with ``note`` when cut."""
-    clean = redact(text)
+    """``text`` redacted, defused and cut to ``limit`` characters, ending with ``note`` when cut.
+
+    Defused: a marker quoted by the text (a log can contain one) no longer reads as one, so neither the
+    search nor :meth:`GitHubIssues.find` takes this issue for another fingerprint's; an HTML comment it
+    opens no longer hides the rest of the issue.
+    """
+    clean = defused(redact(text))
     if len(clean) <= limit:
         return clean
     return clean[: limit - len(note)] + note
+
+
+def defused(text: str) -> str:
+    """``text`` with every marker prefix and HTML comment opener broken by an invisible word joiner."""
+    broken = text.replace(MARKER_PREFIX, MARKER_PREFIX[:-1] + _JOINER + "=")
+    return broken.replace("<!--", "<" + _JOINER + "!--")
+
+
+def carries_marker(body: str | None, fingerprint: str) -> bool:
+    """Whether an issue body is ``fingerprint``'s: its first line is the marker (text further down is
+    the report, which may quote anything)."""
+    return (body or "").split("\n", 1)[0].strip() == marker(fingerprint)
+
+
+def checked_fingerprint(fingerprint: str) -> str:
+    """``fingerprint`` when it can go into the marker and the search query as it is.
+
+    :raises DeliveryFailure: (not transient) for anything else
+    """
+    if not _FINGERPRINT.fullmatch(fingerprint or ""):
+        shown = one_line(repr(fingerprint))[:80]
+        reason = f"fingerprint {shown} is not letters, digits, ':', '.', '_', '-'"
+        raise DeliveryFailure(reason, transient=False)
+    return fingerprint
+
+
+def repository_name(text: str) -> str:
+    """``text`` stripped when it is a repository's ``owner/name``.
+
+    :raises ValueError: (one line) for anything else: spaces, more slashes, ``..``, a leading ``-``
+    """
+    name = (text or "").strip()
+    if not _REPOSITORY.fullmatch(name) or name.split("/")[1] in (".", ".."):
+        raise ValueError(f"GitHub repository must be owner/name, got {one_line(repr(text))[:120]}")
+    return name
 
 
 def issue_body(fingerprint: str, body: str) -> str:
@@ -152,10 +201,8 @@ class GitHubIssues:
     """
 
     def __init__(self, client: Github, repository: str) -> None:
-        if repository.count("/") != 1 or not all(repository.split("/")):
-            raise ValueError(f"GitHub repository must be owner/name, got {repository!r}")
         self.client = client
-        self.repository = repository
+        self.repository = repository_name(repository)
         self._repo: Any = None
 
     def __repr__(self) -> str:
@@ -169,25 +216,30 @@ class GitHubIssues:
     def find(self, fingerprint: str, number: int | None = None) -> IssueRef | None:
         """The issue of ``fingerprint``: issue ``number`` when given and it carries the marker, else the
         first issue the search API finds with the marker; None when there is none."""
+        checked_fingerprint(fingerprint)
         if number:
             issue = self._call(self._get_issue, number)
-            if issue is not None and marker(fingerprint) in (issue.body or ""):
-                return _ref(issue)
+            if issue is not None and carries_marker(issue.body, fingerprint):
+                return self._ref(issue)
         query = f'"{MARKER_PREFIX}{fingerprint}" repo:{self.repository} is:issue in:body'
-        for issue in self._call(lambda: list(islice(self.client.search_issues(query), SEARCH_LIMIT))):
-            if marker(fingerprint) in (issue.body or ""):
-                return _ref(self._call(self._repository().get_issue, issue.number))
+        for found in self._call(lambda: list(islice(self.client.search_issues(query), SEARCH_LIMIT))):
+            if not carries_marker(found.body, fingerprint):
+                continue
+            issue = self._call(self._get_issue, found.number)  # this repository's issue, read afresh
+            if issue is not None and carries_marker(issue.body, fingerprint):
+                return self._ref(issue)
         return None
 
     def create(self, fingerprint: str, title: str, body: str, labels: list[str]) -> IssueRef:
         """Open the issue of ``fingerprint`` (GitHub creates missing labels)."""
+        checked_fingerprint(fingerprint)
         issue = self._call(
             self._repository().create_issue,
             title=bounded(" ".join(title.split()), TITLE_LIMIT, "…"),
             body=issue_body(fingerprint, body),
             labels=[bounded(label, 50, "") for label in labels if label],
         )
-        return _ref(issue)
+        return self._ref(issue)
 
     def comment(self, ref: IssueRef, text: str) -> None:
         """Add a comment to the issue."""
@@ -205,13 +257,24 @@ class GitHubIssues:
         self._call(ref.handle.edit, state="closed", state_reason="completed")
         return IssueRef(ref.number, ref.url, "closed", ref.handle)
 
+    def _ref(self, issue: Any) -> IssueRef:
+        """The issue as an :class:`IssueRef`; an answer without its fields is a failed call."""
+        ref: IssueRef = self._call(_ref, issue)
+        return ref
+
     def _get_issue(self, number: int) -> Any:
-        from github import UnknownObjectException
+        """The issue ``number``; None when it is not there (404), or was deleted (410 Gone), so that the
+        fingerprint gets a new issue rather than a failure on every try."""
+        from github import GithubException, UnknownObjectException
 
         try:
             return self._repository().get_issue(number)
         except UnknownObjectException:
             return None
+        except GithubException as exc:
+            if exc.status == 410:
+                return None
+            raise
 
     @staticmethod
     def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -235,16 +298,21 @@ def classify(exc: BaseException) -> DeliveryFailure:
         return DeliveryFailure(f"{type(exc).__name__}: {one_line(exc)}")
     headers = {str(k).lower(): str(v).strip() for k, v in (exc.headers or {}).items()}
     message = _message(exc)
-    wait = float(headers["retry-after"]) if headers.get("retry-after", "").isdigit() else None
-    reset = headers.get("x-ratelimit-reset", "")
-    used_up = headers.get("x-ratelimit-remaining") == "0" and reset.isdigit()
-    reset_at = datetime.fromtimestamp(int(reset), UTC) if used_up else None
+    wait = _seconds(headers.get("retry-after", ""))
+    reset = _seconds(headers.get("x-ratelimit-reset", ""), 2.0**33)
+    used_up = headers.get("x-ratelimit-remaining") == "0" and reset is not None
+    reset_at = datetime.fromtimestamp(reset, UTC) if used_up and reset is not None else None
     lowered = message.lower()
     limited = exc.status == 429 or (
         exc.status == 403 and (wait is not None or used_up or "rate limit" in lowered or "abuse" in lowered)
     )
     transient = limited or exc.status >= 500 or exc.status in (408, 409)
     return DeliveryFailure(f"GitHub answered {exc.status}: {message}", wait, transient, reset_at)
+
+
+def _seconds(text: str, limit: float = MAX_WAIT_SECONDS) -> float | None:
+    """A header's whole number of seconds, at most ``limit``; None when it is not one."""
+    return min(float(text), limit) if text.isascii() and text.isdigit() else None
 
 
 def issues_from_env(environ: Mapping[str, str] | None = None, **client_options: Any) -> GitHubIssues:
@@ -267,12 +335,13 @@ def issues_from_env(environ: Mapping[str, str] | None = None, **client_options: 
 def _message(exc: Any) -> str:
     data = exc.data
     text = data.get("message") if isinstance(data, dict) else data
-    return one_line(redact(str(text or exc.message or "")))
+    return one_line(str(text or exc.message or ""))
 
 
 def one_line(exc: object) -> str:
-    """``exc`` (or any text) as one line of at most 300 characters."""
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    """``exc`` (or any text) as one redacted line of at most 300 characters (it goes to the ledger, the
+    delivery report and stderr)."""
+    return " ".join(redact(str(exc)).split())[:300] or type(exc).__name__
 
 
 __all__ = [
@@ -281,11 +350,15 @@ __all__ = [
     "GitHubIssues",
     "IssueRef",
     "bounded",
+    "carries_marker",
+    "checked_fingerprint",
     "classify",
+    "defused",
     "github_client",
     "issue_body",
     "issues_from_env",
     "marker",
     "one_line",
+    "repository_name",
     "without_retries",
 ]

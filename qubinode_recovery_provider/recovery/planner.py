@@ -13,6 +13,7 @@ it won and why the preferred ones did not.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Collection, Iterable
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
 DEFAULT_ACTIONS = frozenset({RETRY_FROM_FAILURE, WAIT_FOR_SERVICE, RUN_HANDLER})
 
+log = logging.getLogger(__name__)
+
 
 class RecoveryPlanner:
     """Build ranked recovery plans.
@@ -71,6 +74,7 @@ class RecoveryPlanner:
         token is given
     :param github_api_url: the REST API root (GitHub Enterprise); default ``GITHUB_API_URL`` or
         ``https://api.github.com``
+    :raises ValueError: when ``github_repo`` (or ``GITHUB_REPOSITORY``) is not ``owner/name``
     """
 
     def __init__(
@@ -313,12 +317,19 @@ class GitHubSettings:
 
     @classmethod
     def of(cls, token: str | None, repository: str | None, api_url: str | None) -> GitHubSettings | None:
-        """The settings, or None (no GitHub) without a token or a repository."""
+        """The settings, or None (no GitHub) without a token or a repository.
+
+        :raises ValueError: for a repository that is not ``owner/name`` (before any recovery runs)
+        """
+        from qubinode_recovery_provider.escalation.github import repository_name
+
         token = (token or "").strip()
         repository = (repository or os.environ.get("GITHUB_REPOSITORY", "") if token else "").strip()
+        if token and not repository:  # never a silent no-op: the caller meant GitHub
+            log.warning("github_token given without github_repo or GITHUB_REPOSITORY: no GitHub issues")
         if not (token and repository):
             return None
-        return cls(token, repository, api_url or os.environ.get("GITHUB_API_URL") or None)
+        return cls(token, repository_name(repository), api_url or os.environ.get("GITHUB_API_URL") or None)
 
     def __repr__(self) -> str:  # never print the token
         return f"GitHubSettings(repository={self.repository!r}, api_url={self.api_url!r})"
@@ -327,8 +338,13 @@ class GitHubSettings:
         """Deliver the fingerprint's queued escalations to its issue now; True when none is left."""
         from qubinode_recovery_provider import runtime
         from qubinode_recovery_provider.escalation.delivery import deliver_escalations
-        from qubinode_recovery_provider.escalation.github import GitHubIssues, github_client
+        from qubinode_recovery_provider.escalation.github import issues_from_env
 
-        sink = GitHubIssues(github_client(self.token, base_url=self.api_url), self.repository)
+        env = {
+            "GITHUB_TOKEN": self.token,
+            "GITHUB_REPOSITORY": self.repository,
+            "GITHUB_API_URL": self.api_url or "",
+        }
+        sink = issues_from_env(env)  # the CLI's sink, with this planner's settings
         report = deliver_escalations(runtime.current().ledger, sink, fingerprint=fingerprint)
         return not report.errors and not report.deferred

@@ -202,7 +202,7 @@ def test_cli_diagnose_llm_falls_back_when_the_server_hangs(
                 "AIRFLOW__QUBINODE_RECOVERY__LLM_MODEL": "m",
                 "AIRFLOW__QUBINODE_RECOVERY__LLM_TIMEOUT_SECONDS": "0",
             },
-            "llm_timeout_seconds above 0",
+            "llm_timeout_seconds must be above 0",
         ),
     ],
     ids=["nothing configured", "malformed timeout", "zero timeout"],

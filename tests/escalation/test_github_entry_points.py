@@ -194,3 +194,57 @@ def ledger_now():  # type: ignore[no-untyped-def]
     from qubinode_recovery_provider.models import utcnow
 
     return utcnow()
+
+
+def test_cli_escalate_refuses_a_fingerprint_that_is_not_ours_before_queueing(
+    github_env: GitHubStub, analysis_file: Path, ledger_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = json.loads(analysis_file.read_text())
+    data["fingerprint"] = 'abc" repo:evil/repo -->'
+    analysis_file.write_text(json.dumps(data))
+    assert main(["escalate", "--analysis-file", str(analysis_file), "--ledger", ledger_url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "fingerprint" in err
+    assert github_env.requests == []
+    with Ledger(ledger_url) as ledger:
+        ledger.migrate()
+        assert ledger.pending_escalations() == []
+
+
+@pytest.mark.parametrize("repository", ["acme", "acme/infra incidents", "acme/.."])
+def test_cli_escalate_with_a_repository_that_is_not_owner_name_is_one_line_exit_2(
+    github_env: GitHubStub,
+    analysis_file: Path,
+    ledger_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    repository: str,
+) -> None:
+    monkeypatch.setenv("GITHUB_REPOSITORY", repository)
+    assert main(["escalate", "--analysis-file", str(analysis_file), "--ledger", ledger_url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "owner/name" in err
+    assert github_env.requests == []
+
+
+def test_cli_escalate_to_an_unreachable_api_is_one_line_and_stays_queued(
+    github_env: GitHubStub,
+    analysis_file: Path,
+    ledger_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("GITHUB_API_URL", f"http://127.0.0.1:{port}")
+    assert main(["escalate", "--analysis-file", str(analysis_file), "--ledger", ledger_url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "stays queued" in err
+    with Ledger(ledger_url) as ledger:
+        assert len(ledger.pending_escalations()) == 1

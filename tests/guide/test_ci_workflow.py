@@ -164,10 +164,8 @@ def test_the_workflow_calls_the_guides_cli_forms() -> None:
     diagnose, plan, _decide, escalate = (argv for _, argv, _ in command_lines())
     assert diagnose == [
         "diagnose",
-        "--plugin",
-        "$FAILED_JOB",
-        "--error",
-        "$FAILURE_MESSAGE",
+        "--plugin=$FAILED_JOB",
+        "--error=$FAILURE_MESSAGE",
         "--output",
         "analysis.json",
     ]
@@ -241,3 +239,28 @@ def _subcommands() -> set[str]:
     parser = _build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return set(action.choices)
+
+
+@pytest.mark.parametrize(
+    ("failed_job", "message"),
+    [
+        ("-lint", "-bash: kcli: command not found"),
+        ("--help", "--- FAIL: TestRegistry (0.01s)\n    lookup quay.io: no such host"),
+    ],
+)
+def test_the_diagnose_line_takes_inputs_that_start_with_a_dash(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failed_job: str,
+    message: str,
+) -> None:
+    """A shell's or a test runner's error often starts with ``-``: it is the value, never an option."""
+    monkeypatch.chdir(tmp_path)
+    (job, argv, _), *_ = command_lines()
+    assert job == "diagnose"
+    env = {"FAILED_JOB": failed_job, "FAILURE_MESSAGE": message}
+    code = main([Template(word).substitute(env) for word in argv])
+    assert code == 0, capsys.readouterr().err
+    analysis = Diagnosis.model_validate_json((tmp_path / "analysis.json").read_text())
+    assert analysis.dag_id == failed_job

@@ -44,7 +44,7 @@ class GitHubStub:
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, list[str]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
-    failures: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    failures: list[tuple[int, dict[str, str], str, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
     full_name: str = FULL_NAME
@@ -57,11 +57,17 @@ class GitHubStub:
         return f"http://{host}:{port}"
 
     def fail_next(
-        self, status: int, message: str, headers: dict[str, str] | None = None, times: int = 1
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        method: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests with ``status`` and GitHub's error body."""
+        """Answer the next ``times`` requests (of ``method`` only, when given) with ``status`` and
+        GitHub's error body."""
         with self.lock:
-            self.failures.extend([(status, dict(headers or {}), message)] * times)
+            self.failures.extend([(status, dict(headers or {}), message, method)] * times)
 
     def bodies(self) -> list[str]:
         with self.lock:
@@ -165,8 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._installation_token()
         if self.headers.get("Authorization") not in (f"token {TOKEN}", f"Bearer {TOKEN}"):
             return 401, {"message": "Bad credentials"}, {}
-        if stub.failures:
-            status, headers, message = stub.failures.pop(0)
+        if stub.failures and stub.failures[0][3] in (None, method):
+            status, headers, message, _ = stub.failures.pop(0)
             return status, {"message": message, "documentation_url": "https://docs.github.com/rest"}, headers
         url = urlsplit(self.path)
         body = json.loads(raw) if raw else {}
