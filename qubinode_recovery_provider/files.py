@@ -35,6 +35,18 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def _parent_of(path: Path) -> Path:
+    """The folder of ``path``, created ``0700`` when missing; an existing one keeps its mode.
+
+    A folder that exists is not ours to tighten: ``/tmp``, a home directory, a CI workspace. Folders the
+    provider owns (state, spool, pending runs) are made private by :func:`private_dir` where they are set up.
+    """
+    parent = path.parent
+    if not parent.is_dir():
+        private_dir(parent)
+    return parent
+
+
 def make_private(path: Path) -> None:
     """Set ``0600`` on a file that exists (no error when it does not, or is not ours).
 
@@ -52,7 +64,7 @@ def create_private_file(path: Path) -> None:
     :param path: the file.
     :raises OSError: when it cannot be created.
     """
-    private_dir(path.parent)
+    _parent_of(path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     os.close(fd)
     make_private(path)
@@ -65,9 +77,9 @@ def write_private(path: Path, data: str | bytes) -> Path:
     :param data: text (UTF-8) or bytes.
     :raises OSError: when the directory is not writable.
     """
-    private_dir(path.parent)
+    parent = _parent_of(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mkstemp creates 0600
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=parent)  # mkstemp creates 0600
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)

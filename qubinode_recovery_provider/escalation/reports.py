@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.escalation.outbox import escalation_text, queue_escalation, write_safely
-from qubinode_recovery_provider.files import write_private
+from qubinode_recovery_provider.files import private_dir, write_private
 from qubinode_recovery_provider.models import utcnow
 
 if TYPE_CHECKING:
@@ -65,8 +65,9 @@ class EscalationResult:
 
 
 def reports_dir() -> Path:
-    """``<state_dir>/reports``, where escalation and recovery reports are written."""
-    return config.state_dir() / REPORTS_DIRECTORY
+    """``<state_dir>/reports``, where escalation and recovery reports are written: created, or
+    tightened when it exists with wider rights, as ``0700``."""
+    return private_dir(config.state_dir() / REPORTS_DIRECTORY)
 
 
 def safe_name(*parts: str | None, limit: int = 120) -> str:
