@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,8 +38,30 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
         yield led
 
 
+def awaiting_approval(airflow_db: Path, fingerprint: str, run_id: str) -> None:
+    """A recovery run for ``fingerprint`` whose ``approve`` task waits for a person (Airflow's tables)."""
+    with sqlite3.connect(airflow_db) as conn:
+        conn.execute(
+            "insert into dag_run (dag_id, run_id, run_type, run_after, state, conf)"
+            " values (?, ?, ?, ?, ?, ?)",
+            (
+                "qubinode_failure_recovery",
+                run_id,
+                "manual",
+                "2026-12-03 12:00:00",
+                "running",
+                json.dumps({"fingerprint": fingerprint}),
+            ),
+        )
+        conn.execute(
+            "insert into task_instance (id, task_id, dag_id, run_id, map_index, try_number, pool, pool_slots,"
+            " state) values (?, 'approve', 'qubinode_failure_recovery', ?, -1, 1, 'default_pool', 1, ?)",
+            (uuid.uuid4().hex, run_id, "awaiting_input"),
+        )
+
+
 @pytest.fixture
-def airflow_db(tmp_path: Path) -> Iterator[None]:
+def airflow_db(tmp_path: Path) -> Iterator[Path]:
     """This process's Airflow ORM on a copy of the session's migrated metadata database."""
     from airflow import settings
 
@@ -48,7 +72,7 @@ def airflow_db(tmp_path: Path) -> Iterator[None]:
     settings.dispose_orm(do_log=False)
     settings.configure_vars()
     settings.configure_orm()
-    yield
+    yield tmp_path / "airflow.db"
     settings.dispose_orm(do_log=False)
     if previous is None:
         os.environ.pop(name, None)
@@ -213,6 +237,25 @@ def test_incident_detail_shows_diagnosis_plan_attempts_issue_and_opinion(
     ):
         assert expected in page, expected
     assert client.get(f"{URL_PREFIX}/incidents/999", headers=viewer).status_code == 404
+
+
+def test_the_approval_a_recovery_run_waits_for_is_linked(
+    client: TestClient, ledger: Ledger, airflow_db: Path
+) -> None:
+    incident_id = seed_incident(ledger)
+    awaiting_approval(airflow_db, "another-fingerprint", "manual__other")
+    awaiting_approval(airflow_db, "fp-net-0001", "manual__2026-12-03T12:00:00+00:00")
+    viewer = token(client, "viewer")
+    approval = client.get(f"{URL_PREFIX}/api/incidents/{incident_id}", headers=viewer).json()["approval"]
+    assert approval == {
+        "dag_id": "qubinode_failure_recovery",
+        "run_id": "manual__2026-12-03T12:00:00+00:00",
+        "url": "/dags/qubinode_failure_recovery/runs/manual__2026-12-03T12%3A00%3A00%2B00%3A00"
+        "/tasks/approve/required_actions",
+    }
+    page = client.get(f"{URL_PREFIX}/incidents/{incident_id}", headers=viewer).text
+    assert 'id="approval"' in page
+    assert 'href="/dags/qubinode_failure_recovery/runs/manual__2026-12-03T12%3A00%3A00%2B00%3A00' in page
 
 
 def test_task_view_opens_that_task_s_diagnosis(client: TestClient, ledger: Ledger) -> None:
