@@ -27,19 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from qubinode_recovery_provider.models import RootCause
+
 RESULTS = Path(__file__).resolve().parent / "results"
-CATEGORIES = (
-    "virtualization",
-    "network",
-    "storage",
-    "service_dependency",
-    "credential",
-    "resource_exhaustion",
-    "configuration",
-    "timeout",
-    "state_mismatch",
-    "unknown",
-)
+CATEGORIES = tuple(c.value for c in RootCause)
 STATES = ("open", "recovering", "resolved", "escalated")
 DAGS = 50
 BATCH = 5_000

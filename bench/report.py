@@ -475,10 +475,12 @@ def task_log_capture_section() -> list[str]:
             f"{kept.get('lines', '?')} lines, {kept.get('bytes', 0):,} bytes; "
             f"{kept.get('dropped', 0):,} older lines dropped.",
         ]
+    return [*lines, *_load_average(machine), ""]
+
+
+def _load_average(machine: dict[str, Any]) -> list[str]:
     load = machine.get("load_average")
-    if load:
-        lines += ["", f"Load average at the end: {load[0]:.2f} on {machine.get('cpus')} CPUs."]
-    return [*lines, ""]
+    return ["", f"Load average at the end: {load[0]:.2f} on {machine.get('cpus')} CPUs."] if load else []
 
 
 def ui_section() -> list[str]:
@@ -501,10 +503,7 @@ def ui_section() -> list[str]:
         for row in data["requests"]
     ]
     lines += _table(["request", "path", "median", "slowest"], rows)
-    load = machine.get("load_average")
-    if load:
-        lines += ["", f"Load average at the end: {load[0]:.2f} on {machine.get('cpus')} CPUs."]
-    return [*lines, ""]
+    return [*lines, *_load_average(machine), ""]
 
 
 def render() -> str:

@@ -21,11 +21,12 @@ Every route depends on :mod:`.access` (Airflow's auth manager).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, HTTPException, Query, Request, status
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -33,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from qubinode_recovery_provider.plugins import reads
 from qubinode_recovery_provider.plugins.access import Editor, Reader  # noqa: TC001 - FastAPI reads them
+from qubinode_recovery_provider.store.queries import FindingFilter, IncidentFilter
 
 URL_PREFIX = "/qubinode-recovery"
 MAX_PER_PAGE = 200
@@ -82,11 +84,10 @@ def _when(value: str | None, name: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
-def _incident_filter(
-    dag_id: str | None, category: str | None, state: str | None, since: str | None, until: str | None
-) -> Any:
-    from qubinode_recovery_provider.store.queries import IncidentFilter
-
+def incident_filter(
+    dag_id: Text = None, category: Text = None, state: Text = None, since: Text = None, until: Text = None
+) -> IncidentFilter:
+    """The incident filters of a request (query parameters; empty ones are ignored)."""
     return IncidentFilter(
         state=_blank(state),
         root_cause=_blank(category),
@@ -96,17 +97,34 @@ def _incident_filter(
     )
 
 
-def _finding_filter(
-    state: str | None, finding_type: str | None, dag_id: str | None, resource: str | None
-) -> Any:
-    from qubinode_recovery_provider.store.queries import FindingFilter
-
+def finding_filter(
+    state: Text = None,
+    type: Text = None,
+    dag_id: Text = None,
+    resource: Text = None,
+) -> FindingFilter:
+    """The finding filters of a request (query parameters; empty ones are ignored)."""
     return FindingFilter(
-        state=_blank(state),
-        finding_type=_blank(finding_type),
-        dag_id=_blank(dag_id),
-        resource=_blank(resource),
+        state=_blank(state), finding_type=_blank(type), dag_id=_blank(dag_id), resource=_blank(resource)
     )
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Which page of a list a request asks for."""
+
+    page: int
+    per_page: int
+
+
+def paging(page: Page = 1, per_page: PerPage = 50) -> Paging:
+    """The ``page`` and ``per_page`` query parameters."""
+    return Paging(page, per_page)
+
+
+Incidents = Annotated[IncidentFilter, Depends(incident_filter)]
+Findings = Annotated[FindingFilter, Depends(finding_filter)]
+Paged = Annotated[Paging, Depends(paging)]
 
 
 def _render(request: Request, template: str, **values: Any) -> HTMLResponse:
@@ -139,34 +157,16 @@ def create_app() -> FastAPI:
 
 def _add_api(app: FastAPI) -> None:
     @app.get("/api/incidents")
-    def api_incidents(
-        _user: Reader,
-        dag_id: Text = None,
-        category: Text = None,
-        state: Text = None,
-        since: Text = None,
-        until: Text = None,
-        page: Page = 1,
-        per_page: PerPage = 50,
-    ) -> dict[str, Any]:
-        where = _incident_filter(dag_id, category, state, since, until)
-        return reads.incidents(_ledger(), where, page, per_page)
+    def api_incidents(_user: Reader, where: Incidents, paged: Paged) -> dict[str, Any]:
+        return reads.incidents(_ledger(), where, paged.page, paged.per_page)
 
     @app.get("/api/incidents/{key}")
     def api_incident(_user: Reader, key: Key) -> dict[str, Any]:
         return _found(reads.incident(_ledger(), _incident_key(key)), "such incident")
 
     @app.get("/api/findings")
-    def api_findings(
-        _user: Reader,
-        state: Text = None,
-        type: Text = None,
-        dag_id: Text = None,
-        resource: Text = None,
-        page: Page = 1,
-        per_page: PerPage = 50,
-    ) -> dict[str, Any]:
-        return reads.findings(_ledger(), _finding_filter(state, type, dag_id, resource), page, per_page)
+    def api_findings(_user: Reader, where: Findings, paged: Paged) -> dict[str, Any]:
+        return reads.findings(_ledger(), where, paged.page, paged.per_page)
 
     @app.post("/api/findings/{finding_id}/state")
     def api_change_finding(
@@ -193,19 +193,9 @@ def _add_pages(app: FastAPI) -> None:
         return RedirectResponse(f"{base}/incidents", status.HTTP_303_SEE_OTHER)
 
     @app.get("/incidents", response_class=HTMLResponse, include_in_schema=False)
-    def incidents_page(
-        request: Request,
-        _user: Reader,
-        dag_id: Text = None,
-        category: Text = None,
-        state: Text = None,
-        since: Text = None,
-        until: Text = None,
-        page: Page = 1,
-        per_page: PerPage = 50,
-    ) -> HTMLResponse:
-        where = _incident_filter(dag_id, category, state, since, until)
-        return _render(request, "incidents.html", data=reads.incidents(_ledger(), where, page, per_page))
+    def incidents_page(request: Request, _user: Reader, where: Incidents, paged: Paged) -> HTMLResponse:
+        data = reads.incidents(_ledger(), where, paged.page, paged.per_page)
+        return _render(request, "incidents.html", data=data)
 
     @app.get("/incidents/{key}", response_class=HTMLResponse, include_in_schema=False)
     def incident_page(request: Request, _user: Reader, key: Key) -> HTMLResponse:
@@ -228,17 +218,8 @@ def _add_pages(app: FastAPI) -> None:
         return _render(request, "incident.html", data=data)
 
     @app.get("/findings", response_class=HTMLResponse, include_in_schema=False)
-    def findings_page(
-        request: Request,
-        _user: Reader,
-        state: Text = None,
-        type: Text = None,
-        dag_id: Text = None,
-        resource: Text = None,
-        page: Page = 1,
-        per_page: PerPage = 50,
-    ) -> HTMLResponse:
-        data = reads.findings(_ledger(), _finding_filter(state, type, dag_id, resource), page, per_page)
+    def findings_page(request: Request, _user: Reader, where: Findings, paged: Paged) -> HTMLResponse:
+        data = reads.findings(_ledger(), where, paged.page, paged.per_page)
         return _render(request, "findings.html", data=data)
 
     @app.get("/patterns", response_class=HTMLResponse, include_in_schema=False)

@@ -241,15 +241,23 @@ def incident_page(
         conditions.append(inc.c.last_seen >= where.since)
     if where.until is not None:
         conditions.append(inc.c.last_seen < where.until)
-    total = conn.execute(sa.select(sa.func.count()).select_from(inc).where(*conditions)).scalar() or 0
+    rows, total = _page(conn, inc, conditions, offset, limit)
+    return ops.incidents_from_rows(conn, rows), total
+
+
+def _page(
+    conn: Connection, table: sa.Table, conditions: list[Any], offset: int, limit: int
+) -> tuple[list[Row[Any]], int]:
+    """The rows of ``table`` that meet ``conditions``, most recently seen first, and how many in all."""
+    total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions)).scalar() or 0
     query = (
-        sa.select(inc)
+        sa.select(table)
         .where(*conditions)
-        .order_by(inc.c.last_seen.desc(), inc.c.id.desc())
+        .order_by(table.c.last_seen.desc(), table.c.id.desc())
         .offset(offset)
         .limit(limit)
     )
-    return ops.incidents_from_rows(conn, list(conn.execute(query))), int(total)
+    return list(conn.execute(query)), int(total)
 
 
 def task_fingerprint(conn: Connection, dag_id: str, task_id: str, run_id: str | None) -> str | None:
@@ -401,15 +409,8 @@ def shadow_page(
         )
         if value is not None
     ]
-    total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions)).scalar() or 0
-    query = (
-        sa.select(table)
-        .where(*conditions)
-        .order_by(table.c.last_seen.desc(), table.c.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return [_shadow(row) for row in conn.execute(query)], int(total)
+    rows, total = _page(conn, table, conditions, offset, limit)
+    return [_shadow(row) for row in rows], total
 
 
 def shadow_error(conn: Connection, finding_id: int) -> ShadowEntry | None:
