@@ -149,7 +149,9 @@ def _found(data: dict[str, Any] | None, what: str) -> dict[str, Any]:
 
 def create_app() -> FastAPI:
     """The plugin's app (routes in :func:`_add_api`, :func:`_add_pages`)."""
-    app = FastAPI(title="Qubinode Recovery", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Qubinode Recovery", docs_url=None, redoc_url=None, openapi_url=None
+    )  # no anonymous route
     _add_api(app)
     _add_pages(app)
     return app

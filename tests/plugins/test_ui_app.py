@@ -142,6 +142,20 @@ def test_anonymous_and_forged_requests_are_refused(client: TestClient, ledger: L
     assert client.get(URL_PREFIX + path).status_code == 403
 
 
+def test_every_route_of_the_app_asks_the_auth_manager() -> None:
+    from fastapi.routing import APIRoute
+
+    from qubinode_recovery_provider.plugins import access
+
+    app = create_app()
+    assert app.openapi_url is None  # no schema or docs route outside the checks
+    routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    assert len(routes) == 11
+    for route in routes:
+        calls = {d.call for d in route.dependant.dependencies}
+        assert calls & {access.can_read, access.can_edit}, route.path
+
+
 def test_a_viewer_reads_but_cannot_change_a_finding(client: TestClient, ledger: Ledger) -> None:
     finding_id = seed_finding(ledger)
     viewer = token(client, "viewer")
