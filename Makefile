@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python bench/bench_redaction.py
 	$(BIN)/python bench/bench_task_log_capture.py
 	$(BIN)/python bench/bench_shadow.py
+	$(BIN)/python bench/bench_ui.py
 	$(BIN)/python bench/report.py
 
 clean:

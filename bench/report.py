@@ -475,10 +475,35 @@ def task_log_capture_section() -> list[str]:
             f"{kept.get('lines', '?')} lines, {kept.get('bytes', 0):,} bytes; "
             f"{kept.get('dropped', 0):,} older lines dropped.",
         ]
+    return [*lines, *_load_average(machine), ""]
+
+
+def _load_average(machine: dict[str, Any]) -> list[str]:
     load = machine.get("load_average")
-    if load:
-        lines += ["", f"Load average at the end: {load[0]:.2f} on {machine.get('cpus')} CPUs."]
-    return [*lines, ""]
+    return ["", f"Load average at the end: {load[0]:.2f} on {machine.get('cpus')} CPUs."] if load else []
+
+
+def ui_section() -> list[str]:
+    data = _load("ui.json")
+    lines = ["## Recovery UI", "", "Command: `python bench/bench_ui.py`.", ""]
+    if data is None:
+        return [*lines, "No result yet.", ""]
+    machine = data["machine"]
+    lines += [
+        f"The recovery UI's pages and JSON API (FastAPI TestClient, the whole app: routing, ledger reads, "
+        f"redaction, rendering) on a SQLite ledger of {machine['incidents']:,} incidents over 50 DAGs "
+        f"(one diagnosis each) and {machine['findings']:,} shadow findings "
+        f"({machine['ledger_bytes'] / 1e6:.0f} MB), with the indexes of ledger revision 0004. The auth "
+        f"dependency is stood in for (its cost is the auth manager's). Each request {machine['repeats']} "
+        "times; the slowest includes the first request's template compilation and imports.",
+        "",
+    ]
+    rows = [
+        [row["request"], f"`{row['path']}`", f"{row['median_ms']:.1f} ms", f"{row['max_ms']:.1f} ms"]
+        for row in data["requests"]
+    ]
+    lines += _table(["request", "path", "median", "slowest"], rows)
+    return [*lines, *_load_average(machine), ""]
 
 
 def render() -> str:
@@ -490,6 +515,7 @@ def render() -> str:
     lines += shadow_section()
     lines += redaction_section()
     lines += task_log_capture_section()
+    lines += ui_section()
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -70,6 +70,12 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "config": provider_config_section(),
         "notifications": ["qubinode_recovery_provider.notifications.RecoveryNotifier"],
+        "plugins": [
+            {
+                "name": "qubinode_recovery",
+                "plugin-class": "qubinode_recovery_provider.plugins.recovery_ui.RecoveryUIPlugin",
+            }
+        ],
         "hooks": [
             {
                 "integration-name": "Qubinode Recovery",

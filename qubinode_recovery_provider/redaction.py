@@ -831,11 +831,9 @@ def redact_data(value: object, max_depth: int = 32) -> object:
         return {k: _redact_item(k, v, max_depth - 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         if len(value) > 1 and all(isinstance(v, str) for v in value):
-            # a log tail: one pass over the lines joined (a key spread over lines is caught whole);
-            # when that changes the number of lines (a key block collapsed), each line on its own
-            joined = redact_lines(value)
-            if len(joined) == len(value):
-                return joined
+            # a log tail: one pass over the lines joined, so a key spread over lines is caught whole (its
+            # block collapses into one line: the list gets shorter; each line alone would miss its body)
+            return redact_lines(value)
         return [redact_data(v, max_depth - 1) for v in value]
     return value
 

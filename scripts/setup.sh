@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(libvirt-dev pkg-config postgresql redis-server)
+# chromium (and a font for its screenshots): the UI browser test, tests/plugins/test_ui_browser.py
+SYSTEM_PACKAGES=(libvirt-dev pkg-config postgresql redis-server chromium fonts-dejavu-core)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -382,6 +382,15 @@ def test_redact_data_masks_values_under_secret_names_whatever_they_look_like() -
     }
 
 
+def test_redact_data_masks_a_key_block_spread_over_the_lines_of_a_list() -> None:
+    """A log tail stored as a list of lines: the key's body lines do not look secret one by one."""
+    lines = combined_text().splitlines()
+    out = redact_data({"log_tail": lines})
+    assert isinstance(out, dict)
+    assert_no_canary("\n".join(out["log_tail"]), all_canaries())
+    assert len(out["log_tail"]) < len(lines)  # each key block is one line now
+
+
 def test_redact_data_stops_at_max_depth() -> None:
     deep: object = "password=hunter2"
     for _ in range(40):

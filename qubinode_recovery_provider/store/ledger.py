@@ -434,6 +434,28 @@ class Ledger:
         with self._reading() as conn:
             return queries.incident_detail(conn, fingerprint_or_id, limit)
 
+    def incident_page(
+        self, where: queries.IncidentFilter, offset: int = 0, limit: int = 50
+    ) -> tuple[list[Incident], int]:
+        """One page of incidents that match ``where``, most recently seen first, and the total."""
+        with self._reading() as conn:
+            return queries.incident_page(conn, where, offset, limit)
+
+    def task_fingerprint(self, dag_id: str, task_id: str, run_id: str | None = None) -> str | None:
+        """The fingerprint of the newest diagnosis of this task (in this run, when given)."""
+        with self._reading() as conn:
+            return queries.task_fingerprint(conn, dag_id, task_id, run_id)
+
+    def top_incidents(self, limit: int = 10) -> list[Incident]:
+        """The incidents seen most often."""
+        with self._reading() as conn:
+            return queries.top_incidents(conn, limit)
+
+    def unexplained_texts(self, limit: int = 500) -> list[str]:
+        """The failure texts of the newest diagnoses no pattern explained."""
+        with self._reading() as conn:
+            return queries.unexplained_texts(conn, limit)
+
     def recorded_diagnosis(
         self,
         fingerprint: str,
@@ -665,6 +687,13 @@ class Ledger:
         """Recorded findings, most recently seen first (only those in ``state`` / of ``finding_type``)."""
         with self._reading() as conn:
             return queries.shadow_errors(conn, since, limit, state, finding_type)
+
+    def shadow_page(
+        self, where: queries.FindingFilter, offset: int = 0, limit: int = 50
+    ) -> tuple[list[ShadowEntry], int]:
+        """One page of findings that match ``where``, most recently seen first, and the total."""
+        with self._reading() as conn:
+            return queries.shadow_page(conn, where, offset, limit)
 
     def shadow_error(self, finding_id: int) -> ShadowEntry | None:
         """One recorded finding by its id."""

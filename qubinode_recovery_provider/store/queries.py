@@ -7,6 +7,7 @@ TypedDicts otherwise; their keys are what the CLI's JSON output prints.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -206,6 +207,93 @@ def newest_diagnosis(
     return row
 
 
+@dataclass(frozen=True)
+class IncidentFilter:
+    """Which incidents a page shows (every given field must hold).
+
+    :param state: the incident state
+    :param root_cause: the category (root cause)
+    :param dag_id: a DAG the incident was seen in
+    :param since: last seen at or after this time
+    :param until: last seen before this time
+    """
+
+    state: str | None = None
+    root_cause: str | None = None
+    dag_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def incident_page(
+    conn: Connection, where: IncidentFilter, offset: int, limit: int
+) -> tuple[list[Incident], int]:
+    """One page of incidents, most recently seen first, and how many match in all."""
+    inc = t.incidents
+    conditions: list[Any] = []
+    for column, value in ((inc.c.state, where.state), (inc.c.root_cause, where.root_cause)):
+        if value is not None:
+            conditions.append(column == value)
+    if where.dag_id is not None:
+        in_dag = sa.select(t.incident_dags.c.incident_id).where(t.incident_dags.c.dag_id == where.dag_id)
+        conditions.append(inc.c.id.in_(in_dag))
+    if where.since is not None:
+        conditions.append(inc.c.last_seen >= where.since)
+    if where.until is not None:
+        conditions.append(inc.c.last_seen < where.until)
+    rows, total = _page(conn, inc, conditions, offset, limit)
+    return ops.incidents_from_rows(conn, rows), total
+
+
+def _page(
+    conn: Connection, table: sa.Table, conditions: list[Any], offset: int, limit: int
+) -> tuple[list[Row[Any]], int]:
+    """The rows of ``table`` that meet ``conditions``, most recently seen first, and how many in all."""
+    total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*conditions)).scalar() or 0
+    query = (
+        sa.select(table)
+        .where(*conditions)
+        .order_by(table.c.last_seen.desc(), table.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(conn.execute(query)), int(total)
+
+
+def task_fingerprint(conn: Connection, dag_id: str, task_id: str, run_id: str | None) -> str | None:
+    """The fingerprint of the newest diagnosis of this task (in this run, when given)."""
+    d = t.diagnoses
+    query = sa.select(d.c.fingerprint).where(d.c.dag_id == dag_id, d.c.task_id == task_id)
+    if run_id is not None:
+        query = query.where(d.c.run_id == run_id)
+    return conn.execute(query.order_by(d.c.occurred_at.desc(), d.c.id.desc()).limit(1)).scalar()
+
+
+def top_incidents(conn: Connection, limit: int) -> list[Incident]:
+    """The incidents seen most often."""
+    inc = t.incidents
+    query = sa.select(inc).order_by(inc.c.occurrences.desc(), inc.c.id.desc()).limit(limit)
+    return ops.incidents_from_rows(conn, list(conn.execute(query)))
+
+
+def unexplained_texts(conn: Connection, limit: int) -> list[str]:
+    """The failure texts of the newest diagnoses no pattern explained (root cause ``unknown``)."""
+    d = t.diagnoses
+    query = (
+        sa.select(d.c.event)
+        .where(d.c.root_cause == "unknown")
+        .order_by(d.c.occurred_at.desc(), d.c.id.desc())
+        .limit(limit)
+    )
+    texts = []
+    for (event,) in conn.execute(query):
+        event = event or {}
+        text = "\n".join([*(event.get("log_tail") or []), event.get("exception_text") or ""]).strip()
+        if text:
+            texts.append(text)
+    return texts
+
+
 # --- attempts ------------------------------------------------------------------------------------
 
 
@@ -288,6 +376,41 @@ def shadow_errors(
     if finding_type is not None:
         query = query.where(table.c.type == finding_type)
     return [_shadow(row) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class FindingFilter:
+    """Which shadow findings a page shows (every given field must hold).
+
+    :param state: open, acknowledged or resolved
+    :param finding_type: the finding's type
+    :param dag_id: the DAG it was found in
+    :param resource: the host or resource it names
+    """
+
+    state: str | None = None
+    finding_type: str | None = None
+    dag_id: str | None = None
+    resource: str | None = None
+
+
+def shadow_page(
+    conn: Connection, where: FindingFilter, offset: int, limit: int
+) -> tuple[list[ShadowEntry], int]:
+    """One page of findings, most recently seen first, and how many match in all."""
+    table = t.shadow_errors
+    conditions = [
+        column == value
+        for column, value in (
+            (table.c.state, where.state),
+            (table.c.type, where.finding_type),
+            (table.c.dag_id, where.dag_id),
+            (table.c.resource, where.resource),
+        )
+        if value is not None
+    ]
+    rows, total = _page(conn, table, conditions, offset, limit)
+    return [_shadow(row) for row in rows], total
 
 
 def shadow_error(conn: Connection, finding_id: int) -> ShadowEntry | None:

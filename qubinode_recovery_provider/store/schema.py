@@ -67,6 +67,9 @@ incidents = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("last_seen", UTCDateTime, nullable=False, index=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # the UI's filters and its "seen most often" list (revision 0004)
+    sa.Index("ix_qr_incidents_root_cause_last_seen", "root_cause", "last_seen"),
+    sa.Index("ix_qr_incidents_occurrences", "occurrences"),
 )
 
 incident_dags = sa.Table(
@@ -76,6 +79,7 @@ incident_dags = sa.Table(
         "incident_id", sa.Integer, sa.ForeignKey("qr_incidents.id", ondelete="CASCADE"), primary_key=True
     ),
     sa.Column("dag_id", sa.String, primary_key=True),
+    sa.Index("ix_qr_incident_dags_dag_id", "dag_id"),
 )
 
 incident_hosts = sa.Table(
@@ -112,6 +116,9 @@ diagnoses = sa.Table(
     sa.Column("occurred_at", UTCDateTime, nullable=False, index=True),
     sa.Column("diagnosis", sa.JSON, nullable=False),
     sa.Column("event", sa.JSON, nullable=False),
+    # the task-instance view of the UI, and the unexplained failures of its pattern page (revision 0004)
+    sa.Index("ix_qr_diagnoses_dag_task_run", "dag_id", "task_id", "run_id"),
+    sa.Index("ix_qr_diagnoses_root_cause_occurred_at", "root_cause", "occurred_at"),
 )
 
 plans = sa.Table(
@@ -218,6 +225,8 @@ shadow_errors = sa.Table(
     sa.Column("signature", sa.String, nullable=True),
     sa.Column("raise_count", sa.Integer, nullable=False, server_default="1"),
     sa.Column("last_raised", UTCDateTime, nullable=True),
+    sa.Index("ix_qr_shadow_errors_dag_id", "dag_id"),
+    sa.Index("ix_qr_shadow_errors_resource", "resource"),
 )
 
 scan_watermarks = sa.Table(
