@@ -36,7 +36,8 @@ def commands() -> list[list[str]]:
 def test_the_pip_line_names_extras_that_exist() -> None:
     (pip,) = [argv for argv in commands() if argv[0] == "pip"]
     match = re.fullmatch(r"qubinode-recovery-provider\[([\w,-]+)\]", pip[2])
-    assert pip[:2] == ["pip", "install"] and match
+    assert pip[:2] == ["pip", "install"]
+    assert match
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg")
     assert set(match.group(1).split(",")) <= set(parser["options.extras_require"])
@@ -95,7 +96,8 @@ def test_the_dags_land_in_airflows_dags_folder_without_import_errors(walk) -> No
 
 def test_the_ledger_is_migrated_on_postgresql(walk) -> None:
     out = result(walk, "qubinode-recovery", "ledger", "migrate").stdout
-    assert out.startswith("ledger postgresql+psycopg://") and out.strip().endswith(": migrated")
+    assert out.startswith("ledger postgresql+psycopg://")
+    assert out.strip().endswith(": migrated")
 
 
 def test_the_failed_task_is_failed_fast_and_its_incident_recorded(walk) -> None:
