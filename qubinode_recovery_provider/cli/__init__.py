@@ -33,6 +33,8 @@ SUBCOMMAND_MODULES = (
     "detect_shadows",
     "escalate",
     "findings",
+    "dags",
+    "ledger",
 )
 
 
