@@ -532,7 +532,7 @@ class SecondOpinion:
         from pydantic_ai.providers.openai import OpenAIProvider
 
         # OpenAI itself or a compatible server, without the client's own retries; with no key the
-        # client reads OPENAI_API_KEY (a local server gets a placeholder: it wants none)
+        # client reads OPENAI_API_KEY; a local server wants no key, so it is sent the dummy key "none"
         key = s.api_key or ("none" if s.base_url else None)
         client = AsyncOpenAI(base_url=s.base_url or None, api_key=key, max_retries=0, timeout=timeout)
         name = s.model.split(":", 1)[1] if s.model.startswith(("openai:", "ollama:")) else s.model
