@@ -106,8 +106,14 @@ def test_overall_deadline_bounds_a_hanging_probe(fake_bin: Path, isolated_config
     )
     # Cut by the 0.5 s deadline, not by the 5 s probe timeout or the 60 s hang.
     assert time.monotonic() - started < 4.5
-    assert context.service("libvirtd").state == Health.UNKNOWN
-    assert any("systemd probe did not finish" in e for e in context.probe_errors)
+    libvirtd = context.service("libvirtd")
+    assert libvirtd is not None
+    assert libvirtd.state == Health.UNKNOWN
+    # Either the deadline cut the probe, or the probe's own timeout (cut to the deadline) killed its
+    # command first -- on a busy machine the two end within moments of each other. Both say why.
+    missed = any("systemd probe did not finish" in e for e in context.probe_errors)
+    killed = "systemctl timed out after" in libvirtd.detail
+    assert missed or killed, (context.probe_errors, libvirtd.detail)
     assert context.resources.state != Health.UNKNOWN
     join_probe_threads()  # the probe's own timeout is cut to the deadline: it ends, its command killed
 
