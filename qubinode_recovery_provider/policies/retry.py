@@ -15,6 +15,7 @@ cheap once the pattern library is loaded (see ``bench/bench_notifier.py``).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import asdict, dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
     from qubinode_recovery_provider.deadline import Deadline
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent
+    from qubinode_recovery_provider.store import Ledger
     from qubinode_recovery_provider.utils.task_failure import LogTail
 
 log = logging.getLogger(__name__)
@@ -312,7 +314,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
 
 def with_retry_evidence(diagnosis: Diagnosis, event: FailureEvent, deadline: Deadline | None) -> Diagnosis:
     """The diagnosis with its retry claim decided by the ledger's record of earlier retries of this
-    failure, where that record is conclusive (:mod:`~qubinode_recovery_provider.recovery.retry_evidence`).
+    failure, where that record is conclusive (:mod:`~qubinode_recovery_provider.diagnosis.retry_evidence`).
     A ``false`` claim is left alone (no ledger read); an unreachable ledger leaves the diagnosis as it is.
     The read waits at most a third of the time left (2 s at most) for a lock or a connection.
 
@@ -322,22 +324,41 @@ def with_retry_evidence(diagnosis: Diagnosis, event: FailureEvent, deadline: Dea
     """
     if diagnosis.retryable is False:
         return diagnosis
-    from qubinode_recovery_provider import runtime
-    from qubinode_recovery_provider.recovery import retry_evidence
-    from qubinode_recovery_provider.store.engine import sqlite_path
+    from qubinode_recovery_provider.diagnosis import retry_evidence
 
     timeout = min(LEDGER_TIMEOUT, deadline.remaining() / 3) if deadline is not None else LEDGER_TIMEOUT
     if timeout < 0.05:
         return diagnosis
     try:
-        ledger = runtime.current().failure_ledger(None, timeout)
-        path = sqlite_path(ledger.url)
+        ledger = _evidence_ledger(timeout)
     except Exception as exc:
         log.warning("DiagnosisRetryPolicy: no ledger for retry evidence (%s: %s)", type(exc).__name__, exc)
         return diagnosis
-    if path is not None and not path.exists():
-        return diagnosis  # no ledger file yet: no history (and no file created here)
+    if ledger is None:
+        return diagnosis
     return retry_evidence.from_ledger(diagnosis, ledger, event)
+
+
+_LEDGERS: dict[str, Ledger] = {}
+_LEDGERS_LOCK = threading.Lock()
+
+
+def _evidence_ledger(timeout: float) -> Ledger | None:
+    """The configured ledger, one per URL and process (not the runtime's: importing it costs a fresh
+    task process more than the read); None when it is a SQLite file that does not exist yet (no
+    history, and no file is created here)."""
+    from qubinode_recovery_provider.store import Ledger, resolve_ledger_url
+    from qubinode_recovery_provider.store.engine import normalize_url, sqlite_path
+
+    url = resolve_ledger_url()
+    path = sqlite_path(normalize_url(url))
+    if path is not None and not path.exists():
+        return None
+    with _LEDGERS_LOCK:
+        ledger = _LEDGERS.get(url)
+        if ledger is None:
+            ledger = _LEDGERS[url] = Ledger(url, timeout=timeout, auto_flush_interval=0)
+        return ledger
 
 
 def _label(diagnosis: Diagnosis) -> str:

@@ -568,7 +568,9 @@ class Ledger:
         :param current: the try being diagnosed (its own earlier tries in this run count)
         """
         cutoff = settled_before or utcnow() - timedelta(minutes=15)
-        with self._reading() as conn:
+        # read as the schema is (no migration on this path: the tables it reads exist since revision
+        # 0001, and a failing task's retry decision must not pay for Alembic)
+        with self._available(), self.engine.connect().execution_options(**{READ_OPTION: True}) as conn:
             return queries.retry_outcomes(conn, fingerprint, action, max(1, min(limit, 200)), cutoff, current)
 
     # --- checkpoints -----------------------------------------------------------------------------

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from store_workers import make_diagnosis, make_event
 
-from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
+from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary, retry_evidence
 from qubinode_recovery_provider.models import AttemptOutcome, Diagnosis, RecoveryAttempt, RootCause, utcnow
-from qubinode_recovery_provider.recovery import retry_evidence
 from qubinode_recovery_provider.recovery.actions import RETRY_FROM_FAILURE
 from qubinode_recovery_provider.store import Ledger
 from qubinode_recovery_provider.store.queries import SameRun
@@ -170,3 +169,7 @@ class _Settled:
 
     def retry_outcomes(self, fingerprint: str, action: str, **kwargs: Any) -> tuple[int, int]:
         return self.ledger.retry_outcomes(fingerprint, action, settled_before=utcnow() + LATER, **kwargs)
+
+
+def test_the_retry_action_is_the_recovery_dags_retry() -> None:
+    assert retry_evidence.RETRY_ACTION == RETRY_FROM_FAILURE

@@ -1,5 +1,8 @@
 """Retry claims from evidence: what the ledger recorded about earlier retries of the same failure.
 
+Not part of the analyzer, which stays a pure function of the text: its callers that have the ledger at
+hand (the retry policy) apply it to the analyzer's diagnosis.
+
 The analyzer reads only the failure's text: it says ``retryable: true`` for causes transient by nature
 and ``null`` when the text does not tell (docs/categories.md). Where the ledger is at hand (the retry
 policy, before Airflow's own retry), earlier retries of the same fingerprint decide a ``null`` claim:
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Records needed before the ledger decides (one flaky run proves nothing either way).
 MIN_RECORDS = 2
+#: The recovery action that retries the failed task (``recovery.actions.RETRY_FROM_FAILURE``; named here
+#: so that the retry policy's path does not import the recovery package).
+RETRY_ACTION = "retry-from-failure"
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,6 @@ def from_ledger(
     """
     if diagnosis.retryable is False or not diagnosis.fingerprint:
         return diagnosis
-    from qubinode_recovery_provider.recovery.actions import RETRY_FROM_FAILURE
     from qubinode_recovery_provider.store.queries import SameRun
 
     current = None
@@ -94,7 +99,7 @@ def from_ledger(
         current = SameRun(event.dag_id, event.task_id, event.run_id, event.try_number)
     try:
         succeeded, failed = source.retry_outcomes(
-            diagnosis.fingerprint, RETRY_FROM_FAILURE, limit=limit, current=current
+            diagnosis.fingerprint, RETRY_ACTION, limit=limit, current=current
         )
     except Exception as exc:
         log.warning("retry evidence: the ledger could not answer (%s: %s)", type(exc).__name__, exc)
