@@ -138,6 +138,7 @@ CORES: dict[str, list[str]] = {
         "timed out waiting for {vm} to get an IP address",
         "Command timed out after 600 seconds",
         "read timeout",
+        "connection timeout",
         "ReadTimeout: HTTPSConnectionPool(host='{host}', port=443): Read timed out.",
         "TimeoutError: the operation did not finish",
         "Timeout after 30 minutes",
@@ -171,7 +172,7 @@ CORES: dict[str, list[str]] = {
 # reference's category: core wordings with our category (generated like the others). The rules:
 # - `authentication required` is credential (categories.md lists it, with registry `unauthorized`);
 # - a Vault server that cannot be reached or is down is service_dependency;
-# - a connection that cannot be *opened* in time is network, not timeout;
+# - a connection that cannot be *opened* in time (`Connection timed out` on connect) is network;
 # - a DAG import error is configuration.
 DEVIATION_CORES: dict[str, list[tuple[str, str]]] = {
     "registry_001": [
@@ -185,7 +186,6 @@ DEVIATION_CORES: dict[str, list[tuple[str, str]]] = {
         ("could not reach vault: connection refused", "service_dependency"),
     ],
     "timeout_001": [
-        ("connection timeout", "network"),
         ("connect to {host} port 22: Connection timed out", "network"),
     ],
     "airflow_001": [
