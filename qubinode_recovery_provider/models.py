@@ -451,6 +451,9 @@ class Diagnosis(_Model):
         default=None, description="True: a retry can help; False: it cannot; None: not known"
     )
     retry_delay_seconds: int | None = None
+    retry_evidence: str = Field(
+        default="", description="what the ledger says about earlier retries of this failure, when it decided"
+    )
     affected_services: list[str] = Field(default_factory=list)
     matched_patterns: list[PatternMatch] = Field(default_factory=list)
     fingerprint: str

@@ -84,6 +84,8 @@ class Pattern(BaseModel):
     category: RootCause
     severity: Severity
     retryable: bool | None
+    #: why a ``retryable: true`` cause is transient by nature (the rule in docs/categories.md)
+    transient_evidence: str = ""
     role: str = "cause"
     retry_delay_seconds: int | None = Field(default=None, ge=1, le=86400)
     services: list[str] = Field(default_factory=list)
