@@ -42,6 +42,7 @@ class PlanRecoveryOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from qubinode_recovery_provider.operators.common import load_diagnosis, pull, runtime_for
+        from qubinode_recovery_provider.output_limits import OutputLimits
         from qubinode_recovery_provider.recovery.render import plan_to_dict, plan_to_markdown
 
         try:
@@ -60,7 +61,8 @@ class PlanRecoveryOperator(BaseOperator):
             if best
             else "none",
         )
-        return {"plan": plan_to_dict(plan), "markdown": plan_to_markdown(plan, diagnosis=diagnosis)}
+        markdown = plan_to_markdown(plan, diagnosis=diagnosis, limits=OutputLimits.configured())
+        return {"plan": plan_to_dict(plan), "markdown": markdown}
 
 
 __all__ = ["PlanRecoveryOperator"]
