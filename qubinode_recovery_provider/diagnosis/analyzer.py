@@ -265,6 +265,7 @@ class FailureAnalyzer:
         ordered = in_category + [e for e in evidence if e.category is not category]
         decisive = template(primary.best.text if primary.best else "")
         advice = cause_advice(pattern, category, retryable)
+        services = advice.services + _correlated_services(in_category[1:], advice.services, context)
         return Diagnosis(
             root_cause=category,
             summary=pattern.description,
@@ -272,7 +273,7 @@ class FailureAnalyzer:
             severity=_severity(pattern.severity, features),
             retryable=retryable,
             retry_delay_seconds=_retry_delay(pattern, category) if retryable else None,
-            affected_services=advice.services + self._correlated_services(category, advice.services, context),
+            affected_services=services,
             matched_patterns=[_as_match(e) for e in ordered],
             fingerprint=fingerprint(category.value, [pattern.id], decisive),
             template=decisive,
@@ -281,33 +282,6 @@ class FailureAnalyzer:
             corroboration=features.corroborations,
             contradictions=features.contradictions,
         )
-
-    def _correlated_services(
-        self, category: RootCause, named: list[str], context: DiagnosticContext | None
-    ) -> list[str]:
-        """Services the host's context found down or degraded that patterns of ``category`` name
-        (correlated context: a failure of this kind may well come from them)."""
-        if context is None:
-            return []
-        failing = [s for s in context.services if s.state in (Health.DOWN, Health.DEGRADED)]
-        if not failing:
-            return []
-        related = self._category_services.get(category, frozenset())
-        known = {name.removesuffix(".service") for name in named}
-        return _unique(
-            s.name
-            for s in failing
-            if s.name.removesuffix(".service") in related and s.name.removesuffix(".service") not in known
-        )
-
-    @cached_property
-    def _category_services(self) -> dict[RootCause, frozenset[str]]:
-        """The services each category's patterns name (computed on first use: only a context with a
-        failing service needs it)."""
-        found: dict[RootCause, set[str]] = defaultdict(set)
-        for cp in self.library.patterns:
-            found[cp.pattern.category].update(s.removesuffix(".service") for s in cp.pattern.services)
-        return {category: frozenset(names) for category, names in found.items()}
 
     def _unknown(self, scan: ScanResult, wrappers: list[Evidence]) -> Diagnosis:
         """No pattern names a cause. ``wrappers`` are symptom patterns that only say *that* something
@@ -432,6 +406,24 @@ def _apply_resources(features: Features, category: RootCause, context: Diagnosti
     elif category is RootCause.NETWORK:
         down = [r for r in context.network if r.state is Health.DOWN]
         features.corroborations.extend(f"{r.target} unreachable: {r.error}" for r in down)
+
+
+def _correlated_services(
+    others: Sequence[Evidence], named: list[str], context: DiagnosticContext | None
+) -> list[str]:
+    """Correlated context: services that other patterns of the decisive category name in this log
+    and that the host's context found down or degraded."""
+    if context is None:
+        return []
+    known = {name.removesuffix(".service") for name in named}
+    found = []
+    for name in _unique(s for e in others for s in e.compiled.pattern.services):
+        health = context.service(name)
+        if name.removesuffix(".service") in known or health is None:
+            continue
+        if health.state in (Health.DOWN, Health.DEGRADED):
+            found.append(health.name)
+    return _unique(found)
 
 
 def _severity(severity: Severity, features: Features) -> Severity:

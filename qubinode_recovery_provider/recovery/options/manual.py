@@ -46,17 +46,16 @@ def _host(ctx: PlanContext) -> str:
 
 
 def _manual_steps(ctx: PlanContext) -> list[str]:
-    """Checks then fixes, the decisive cause's first: its pattern's commands, then its tool's; the
-    category's generic checks and fixes only when no pattern decided (or it names none)."""
+    """Checks then fixes, each ranked from the decisive cause outwards: its pattern's commands, its
+    tool's, then the category's generic ones (which the presenters usually leave out,
+    :mod:`~qubinode_recovery_provider.output_limits`); its pattern's advice, then the category's."""
     decisive = ctx.diagnosis.decisive_pattern
     checks = [cmd for cmd in ctx.diagnosis.diagnostic_commands if is_safe_text(cmd)]
     if decisive is not None and PATTERN_ID_RE.match(decisive):
         checks.extend(playbooks.TOOL_DIAGNOSTICS.get(playbooks.tool_of(decisive), ()))
-    if not checks:
-        checks = list(ctx.playbook.diagnostics)
+    checks.extend(ctx.playbook.diagnostics)
     fixes = [hint for hint in ctx.diagnosis.recommended_actions if is_safe_text(hint)]
-    if decisive is None:
-        fixes.extend(ctx.playbook.fixes)
+    fixes.extend(ctx.playbook.fixes)
     steps = [f"{CHECK_STEP}`{_fill(cmd, ctx)}`" for cmd in _unique(checks)]
     steps += [f"{FIX_STEP}{_fill(fix, ctx)}" for fix in _unique(fixes)]
     return steps[:MAX_MANUAL_STEPS]
