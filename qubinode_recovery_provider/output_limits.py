@@ -14,7 +14,7 @@ A manual-fix step is a check (a command to run, :data:`CHECK_STEP`) or a fix (an
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -166,19 +166,20 @@ def plan_data(data: dict[str, Any], limits: OutputLimits) -> dict[str, Any]:
     return out
 
 
-def incident_data(detail: dict[str, Any] | None, limits: OutputLimits) -> dict[str, Any] | None:
+def incident_data(detail: Mapping[str, object] | None, limits: OutputLimits) -> dict[str, Any] | None:
     """An incident's detail (``Ledger.incident_detail``) as shown: each diagnosis's actions and
     commands and each plan's manual steps limited."""
     if not detail:
-        return detail
+        return None
+    data: dict[str, Any] = dict(detail)
     diagnoses = [
         {**item, "diagnosis": diagnosis_data(item["diagnosis"], limits)}
         if isinstance(item, dict) and isinstance(item.get("diagnosis"), dict)
         else item
-        for item in detail.get("diagnoses") or []
+        for item in data.get("diagnoses") or []
     ]
-    plans = [plan_data(p, limits) if isinstance(p, dict) else p for p in detail.get("plans") or []]
-    return {**detail, "diagnoses": diagnoses, "plans": plans}
+    plans = [plan_data(p, limits) if isinstance(p, dict) else p for p in data.get("plans") or []]
+    return {**data, "diagnoses": diagnoses, "plans": plans}
 
 
 def more_note(hidden: int, noun: str) -> str:
