@@ -182,8 +182,22 @@ def incident_data(detail: Mapping[str, object] | None, limits: OutputLimits) -> 
     return {**data, "diagnoses": diagnoses, "plans": plans}
 
 
-def more_note(hidden: int, noun: str) -> str:
-    """The line that says what a trimmed list leaves out (empty when nothing is)."""
+#: How to see everything, from the command line.
+VERBOSE_HINT = "--verbose shows all"
+
+
+def ledger_hint(fingerprint: str) -> str:
+    """How to see everything of an incident kept in the ledger (for reports and issue bodies)."""
+    return f"`qubinode-recovery incidents show {fingerprint} --verbose` shows all"
+
+
+def more_note(hidden: int, noun: str, hint: str = VERBOSE_HINT) -> str:
+    """The line that says what a trimmed list leaves out (empty when nothing is).
+
+    :param hidden: how many items are not shown.
+    :param noun: what an item is (``command``).
+    :param hint: how to see them all.
+    """
     if hidden <= 0:
         return ""
-    return f"{hidden} more {noun}{'' if hidden == 1 else 's'} not shown (--verbose shows all)"
+    return f"{hidden} more {noun}{'' if hidden == 1 else 's'} not shown ({hint})"

@@ -155,7 +155,7 @@ def test_plan_markdown_and_json_are_limited(capsys, pack_dir: Path) -> None:
     markdown = capsys.readouterr().out
     manual = markdown.split("Fix the configuration problem by hand", 2)[2]
     assert manual.count("Check: ") == 4
-    assert "steps not shown (--verbose shows all); the ledger keeps them." in manual
+    assert "steps not shown (--verbose shows all)._" in manual
     assert main([*argv, "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     steps = next(o["steps"] for o in plan["options"] if o["type"] == "manual_fix")
@@ -179,7 +179,7 @@ def test_the_issue_body_is_limited_but_the_plan_keeps_every_step() -> None:
     section = body.split("Fix the configuration problem by hand", 2)[2].split("**Prerequisites**")[0]
     assert section.count("Check: ") == 4
     assert section.count("Fix: ") == 3
-    assert "more steps not shown" in section
+    assert f"not shown (`qubinode-recovery incidents show {plan.fingerprint} --verbose` shows all)" in section
     full = plan_to_markdown(plan)
     assert full.count("Fix: ") > body.count("Fix: ")
 

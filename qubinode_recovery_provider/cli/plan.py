@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--output",
         metavar="FILE",
-        help="also write the plan to FILE, with every step: JSON when FILE ends in .json, else Markdown",
+        help="also write the plan to FILE: JSON with every step when FILE ends in .json, else the Markdown "
+        "printed",
     )
     verbose_flag(parser)
     decision = parser.add_argument_group("the decision, for a job outside Airflow (CI)")
@@ -112,18 +113,16 @@ def run(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from None
     data = plan_to_dict(plan)
-    markdown = plan_to_markdown(plan, diagnosis=diagnosis, level=1)
     limits = OutputLimits.configured(verbose=args.verbose)
     shown = plan_to_markdown(plan, diagnosis=diagnosis, level=1, limits=limits)
     if decision is not None:
         data["decision"] = {**decision.to_dict(), "summary": decision.summary}
-        markdown += f"\n## Decision\n\n{decision.summary}\n"
         shown += f"\n## Decision\n\n{decision.summary}\n"
-    if args.output is not None:  # a file keeps every step
+    if args.output is not None:  # a JSON file keeps every step; Markdown is what is shown
         if args.output.lower().endswith(".json"):
             output.save_json(args.output, data)
         else:
-            output.save(args.output, markdown)
+            output.save(args.output, shown)
     if args.json:
         output.write_json(plan_data(data, limits), indent=2)
     else:
