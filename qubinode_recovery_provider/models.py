@@ -475,6 +475,13 @@ class Diagnosis(_Model):
     def primary_pattern(self) -> str | None:
         return self.matched_patterns[0].pattern_id if self.matched_patterns else None
 
+    @property
+    def decisive_pattern(self) -> str | None:
+        """The pattern the diagnosis was made from: the first matched pattern when it is of the
+        diagnosis's category; None when another component named the category (no pattern decided)."""
+        first = self.matched_patterns[0] if self.matched_patterns else None
+        return first.pattern_id if first is not None and first.category is self.root_cause else None
+
     def to_json_dict(self) -> dict[str, Any]:
         """A plain JSON-ready dict (enums as values, datetimes as ISO strings)."""
         return self.model_dump(mode="json")

@@ -93,6 +93,8 @@ class Pattern(BaseModel):
     recovery_hint: str = ""
     diagnostic_commands: list[str] = Field(default_factory=list)
     references: list[str] = Field(default_factory=list)
+    #: For the pack's maintainers (why a wording is left to another pattern...): never shown to users.
+    maintainer_note: str = ""
     literals: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
     examples: list[Example] = Field(min_length=1)
