@@ -185,7 +185,8 @@ def test_the_stand_in_serves_lineage_events_as_the_spec_says(
     assert status == 200
     _validate(spec_registry, "LineageEventList", body)
     times = [e["eventTime"] for e in body["events"]]
-    assert times == sorted(times) and len(times) == 5
+    assert times == sorted(times)
+    assert len(times) == 5
     assert times[0].startswith("2026-11-28T06:55:08.39")  # the first at or after ``after``
     assert body["totalCount"] == 13
 
@@ -224,11 +225,13 @@ def test_an_incremental_marquez_scan_requests_only_the_events_after_the_watermar
     assert {q["sortDirection"] for q in server.event_queries} == {"asc"}
     assert server.events_served == len(real_events) + len(new)  # the old run's events are not sent
     run = index.get(*new_key)
-    assert run is not None and run.dag_terminal is not None
+    assert run is not None
+    assert run.dag_terminal is not None
     assert {t.terminal_type for t in run.tasks.values()} == {"COMPLETE"}
     assert all("START" in t.types for t in run.tasks.values())
     assert second.position() == {"namespaces": {"qubinode-test": new[-1]["eventTime"]}}
-    assert second.resume_note is not None and "events after" in second.resume_note
+    assert second.resume_note is not None
+    assert "events after" in second.resume_note
 
 
 def test_a_marquez_without_the_events_api_is_walked_from_the_watermark(
