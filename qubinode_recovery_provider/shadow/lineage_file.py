@@ -275,7 +275,7 @@ def _read_lines(lines: Iterator[bytes] | IO[bytes], index: LineageIndex, end: in
         chunk.lines += 1
         if end is not None:
             position += len(line)
-        if line.strip():
+        if not line.isspace():  # (no copy of the line, unlike strip)
             try:
                 record = decode_event(line)
             except EventError as exc:
