@@ -153,7 +153,7 @@ class MarquezLineageSource:
             for job in self._pages(client, path, "jobs"):
                 if self._wanted_job(job, index, cutoff):
                     for run in self._runs(client, namespace, job, cutoff):
-                        self._seen(namespace, run)
+                        self._seen(namespace, _run_time(run))
                         self._take(index, job, run, states)
 
     def _read_events(self, client: httpx.Client, index: LineageIndex, after: datetime) -> bool:
@@ -178,20 +178,10 @@ class MarquezLineageSource:
         namespace = str(job.get("namespace") or "")
         if self.namespaces and namespace not in self.namespaces:
             return
-        moment = _time(event.get("eventTime"))
-        if moment is not None and (namespace not in self.last_event or moment > self.last_event[namespace]):
-            self.last_event[namespace] = moment
-        try:
-            record = decode_document(event)
-        except EventError as exc:
-            index.report.skipped += 1
-            index.report.warn(f"{self.name}: event of job {job.get('name')} skipped: {exc}")
-            return
-        if record is not None:
-            index.add(record)
+        self._seen(namespace, _time(event.get("eventTime")))
+        self._add(index, event, f"event of job {job.get('name')}")
 
-    def _seen(self, namespace: str, run: dict[str, Any]) -> None:
-        moment = _run_time(run)
+    def _seen(self, namespace: str, moment: datetime | None) -> None:
         if moment is not None and (namespace not in self.last_event or moment > self.last_event[namespace]):
             self.last_event[namespace] = moment
 
@@ -202,11 +192,14 @@ class MarquezLineageSource:
         run: dict[str, Any],
         states: dict[tuple[str, str], str],
     ) -> None:
+        self._add(index, _as_event(job, run, states), f"run {run.get('id')} of job {job.get('name')}")
+
+    def _add(self, index: LineageIndex, event: dict[str, Any], what: str) -> None:
         try:
-            record = decode_document(_as_event(job, run, states))
+            record = decode_document(event)
         except EventError as exc:
             index.report.skipped += 1
-            index.report.warn(f"{self.name}: run {run.get('id')} of job {job.get('name')} skipped: {exc}")
+            index.report.warn(f"{self.name}: {what} skipped: {exc}")
             return
         if record is not None:
             index.add(record)
