@@ -233,6 +233,12 @@ class PendingRead:
         for forked in self.forked.values():
             forked.wanted = wanted
 
+    def cancel(self) -> None:
+        """Stop the workers of a read whose result is no longer wanted (the runs could not be read)."""
+        for forked in self.forked.values():
+            forked.cancel()
+        self.forked.clear()
+
     def result(self) -> LineageIndex:
         index, report = self.index, self.index.report
         if not self.all_files:
@@ -368,6 +374,13 @@ class _Forked:
                 receive.close()
                 process.join()
         return [*chunks, *own]
+
+    def cancel(self) -> None:
+        for process, receive in self.children:
+            process.terminate()
+            process.join(timeout=10)
+            receive.close()
+        self.children = []
 
 
 def _child(send: Any, path: str, begin: int, end: int) -> None:

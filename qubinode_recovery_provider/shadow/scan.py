@@ -198,7 +198,7 @@ def _run_scan(
     # no window: the workers read while the runs are read
     early = _start_early(lineage_source) if forks and since is None and incremental is None else None
     mark = time.perf_counter()
-    runs = runs_source.fetch(since, until)
+    runs = _fetch_runs(runs_source, since, until, early)
     timings["runs"] = time.perf_counter() - mark
     if incremental is not None:
         runs = incremental.new_runs(runs_source, runs, since)
@@ -260,6 +260,18 @@ def _run_scan(
         until=until,
         explanations=report.explanations,
     )
+
+
+def _fetch_runs(
+    source: RunsSource, since: datetime | None, until: datetime | None, early: Any
+) -> list[RunRecord]:
+    """The runs; the workers of an early lineage read are stopped when they cannot be read."""
+    try:
+        return source.fetch(since, until)
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
 
 
 def _start_early(source: LineageSource | None) -> Any:

@@ -207,3 +207,34 @@ def test_workers_started_before_the_runs_are_known_keep_only_the_wanted_runs(
         known.unattributed,
         known.report.items,
     )
+
+
+def test_an_early_read_whose_runs_cannot_be_read_stops_its_workers(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qubinode_recovery_provider.shadow.runs import RunsSourceError
+    from qubinode_recovery_provider.shadow.scan import run_scan
+
+    class Broken:
+        name = "runs"
+
+        def fetch(self, since: Any = None, until: Any = None) -> list[Any]:
+            raise RunsSourceError("the API is down")
+
+    forked: list[Any] = []
+    real_start = lf._Forked.start
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        forked.append(real_start(*args, **kwargs))
+        forked.extend(process for process, _ in forked[-1].children)
+        return forked[0]
+
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(lf._Forked, "start", spy)
+    path = _write(tmp_path / "events.jsonl", real_lines * 3)
+    with pytest.raises(RunsSourceError):
+        run_scan(Broken(), FileLineageSource(path, workers=3))  # type: ignore[arg-type]
+    processes = forked[1:]
+    assert len(processes) == 2  # the workers had started
+    assert not any(p.is_alive() for p in processes)  # cancelled: terminated and joined
+    assert forked[0].children == []
