@@ -254,7 +254,8 @@ def check_runs_file(name: str) -> list[Any] | None:
 def _pages_at_c_speed(name: str) -> list[Any] | None:
     """The file's pages when it decodes whole as REST pages (msgspec's typed decoder, which also checks that
     every run, task instance and DAG is an object) within :data:`MAX_RUNS_DEPTH` levels. msgspec counts
-    each level it enters, skipped fields included, against the interpreter's recursion limit, which is
+    each level it enters, skipped fields included, against the interpreter's recursion limit (Python
+    3.11; later versions count C levels apart, and the test of a 257-level file would say so), which is
     set here so that it stops before that depth; anything it refuses (a deeper file, another shape, a
     syntax error, bytes that are not UTF-8) gets the exact check, which names the line and column. A
     file of tens of MB costs a tenth of the exact check, and the scan reuses the pages."""
