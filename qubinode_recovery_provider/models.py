@@ -65,9 +65,10 @@ class Health(enum.StrEnum):
 
 
 class _Model(BaseModel):
-    """Base: JSON-friendly, tolerant of fields added by newer versions."""
+    """Base: JSON-friendly, tolerant of fields added by newer versions. A model's validator is built on
+    its first use (``defer_build``): a process (a failing task's) pays only for the models it uses."""
 
-    model_config = ConfigDict(extra="ignore", use_enum_values=False, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", use_enum_values=False, populate_by_name=True, defer_build=True)
 
 
 class FailureEvent(_Model):
@@ -104,7 +105,7 @@ class TaskConfig(BaseModel):
     :param tags: DAG tags (``qubinode_auto_recovery:off`` is read by the policy)
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     dag_id: str | None = None
     task_id: str | None = None

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qubinode_recovery_provider.cli import UsageError, output
-from qubinode_recovery_provider.models import MAX_TRY_NUMBER
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
@@ -90,7 +89,17 @@ def bounded_seconds(high: float) -> Callable[[str], float]:
     return parse
 
 
-try_number = bounded_int(1, MAX_TRY_NUMBER)
+def try_number(text: str) -> int:
+    """An argparse ``type=`` accepting a try number (1 to ``models.MAX_TRY_NUMBER``); the models are
+    imported only when a command takes one (``diagnose`` starts without pydantic's model building).
+
+    :param text: the flag's value.
+    """
+    from qubinode_recovery_provider.models import MAX_TRY_NUMBER
+
+    return bounded_int(1, MAX_TRY_NUMBER)(text)
+
+
 task_timeout = bounded_seconds(MAX_TASK_TIMEOUT_SECONDS)
 call_timeout = bounded_seconds(MAX_CALL_TIMEOUT_SECONDS)
 

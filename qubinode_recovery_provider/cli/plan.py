@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from qubinode_recovery_provider.cli import EXIT_OK, UsageError, output
 from qubinode_recovery_provider.cli.common import (
-    MAX_TRY_NUMBER,
     load_analyzer,
     load_json,
     read_document,
@@ -27,7 +26,7 @@ from qubinode_recovery_provider.cli.common import (
     task_timeout,
     try_number,
 )
-from qubinode_recovery_provider.models import Diagnosis
+from qubinode_recovery_provider.models import MAX_TRY_NUMBER, Diagnosis
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import RecoveryPlan

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, template
 from qubinode_recovery_provider.diagnosis.linear import compile_linear
-from qubinode_recovery_provider.diagnosis.llm import SecondOpinion, second_opinion_for
 from qubinode_recovery_provider.diagnosis.matcher import MAX_SCAN_BYTES, Hit, Matcher, ScanResult
 from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, Pattern, PatternLibrary
 from qubinode_recovery_provider.models import (
@@ -41,6 +40,8 @@ from qubinode_recovery_provider.models import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+
+    from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
 
 log = logging.getLogger(__name__)
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -151,7 +152,7 @@ class FailureAnalyzer:
         if second_opinion is not None:
             self.second_opinion: SecondOpinion | None = second_opinion
         else:
-            self.second_opinion, self.llm_warning = second_opinion_for(use_llm)
+            self.second_opinion, self.llm_warning = _second_opinion_for(use_llm)
             if self.llm_warning:
                 log.warning("%s", self.llm_warning)
 
@@ -327,6 +328,25 @@ class FailureAnalyzer:
             return RootCause.UNKNOWN, None
         category, _, features = _rank(evidence)
         return category, features
+
+
+def _second_opinion_for(use_llm: bool | None) -> tuple[SecondOpinion | None, str | None]:
+    """:func:`.llm.second_opinion_for`, without importing the LLM module when no LLM is asked for or
+    configured (most processes: it costs start-up time)."""
+    if use_llm is False:
+        return None, None
+    if use_llm is None:
+        from qubinode_recovery_provider import config
+
+        try:
+            configured = config.get("llm_conn_id").strip() or config.get("llm_model").strip()
+        except Exception:  # an unreadable configuration: the LLM module says what is wrong
+            configured = "?"
+        if not configured:
+            return None, None
+    from qubinode_recovery_provider.diagnosis.llm import second_opinion_for
+
+    return second_opinion_for(use_llm)
 
 
 def _rank(evidence: Sequence[Evidence]) -> tuple[RootCause, list[Evidence], Features]:

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qubinode_recovery_provider import __version__
+from qubinode_recovery_provider.diagnosis import library_cache
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
 from qubinode_recovery_provider.diagnosis.linear import (
     MAX_PROBE_SECONDS,
@@ -49,8 +49,9 @@ PACK_CACHE_MIN_PATTERNS = 200
 PACK_CACHE_VERSION = 1
 #: Problems recorded by a lenient load (one line each); more are counted, not kept.
 MAX_WARNINGS = 100
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ID_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*_[0-9]{3}$")
+#: What verification of a user pack depends on (part of the library cache's key).
+_VERIFY_LIMITS = (MIN_LITERAL_LENGTH, MAX_PROBE_SECONDS, RE2_MAX_MEM)
 
 
 class PackError(ValueError):
@@ -214,13 +215,7 @@ class PatternLibrary:
         :param path: the YAML file.
         :param verify: also check that every regex is linear-time and cheap.
         """
-        raw = _read_bytes(path)
-        compiled = _cached_pack(raw) if verify else None
-        if compiled is None:
-            compiled = parse_pack(_parse_yaml(raw, path), str(path), verify=verify)
-            if verify and len(compiled) >= PACK_CACHE_MIN_PATTERNS:
-                _store_pack(raw, compiled)
-        return self._add(compiled, str(path))
+        return self._add(_read_pack(path, verify), str(path))
 
     def _add(self, compiled: list[CompiledPattern], source: str) -> list[CompiledPattern]:
         for cp in compiled:
@@ -266,14 +261,37 @@ class PatternLibrary:
                 if strict:
                     raise
                 library.warn(str(exc))
-        for path, verify in sources:
+        library._load_files(sources, strict)
+        return library
+
+    def _load_files(self, sources: list[tuple[Path, bool]], strict: bool) -> None:
+        """Add the packs of ``sources``: from the host's library cache when they were loaded before
+        (:mod:`.library_cache`), else from their files (and cache the result)."""
+        key = library_cache.library_key(sources, _VERIFY_LIMITS)
+        entries, problem = library_cache.read(key) if key is not None else (None, None)
+        if problem is not None:
+            self.warn(problem)
+        if entries is None or len(entries) != len(sources):
+            entries = [self._load_entry(path, verify) for path, verify in sources]
+            if key is not None:
+                library_cache.write(key, entries)
+        for (path, _), entry in zip(sources, entries, strict=True):
             try:
-                library.add_file(path, verify=verify)
+                if isinstance(entry, library_cache.PackFailure):
+                    raise PackError(entry.source, entry.pattern_id, entry.problem)
+                self._add([CompiledPattern(None, tuple(lit), raw) for raw, lit in entry], str(path))
             except PackError as exc:
                 if strict:
                     raise
-                library.warn(str(exc))
-        return library
+                self.warn(str(exc))
+
+    @staticmethod
+    def _load_entry(path: Path, verify: bool) -> library_cache.PackEntry:
+        try:
+            compiled = _read_pack(path, verify)
+        except PackError as exc:
+            return library_cache.PackFailure(exc.source, exc.pattern_id, exc.problem)
+        return [(_dump(cp), list(cp.literals)) for cp in compiled]
 
     @classmethod
     def from_config(cls) -> PatternLibrary:
@@ -288,6 +306,22 @@ class PatternLibrary:
             library.warn(f"[qubinode_recovery] pattern_dirs: cannot be read: {exc}")
             return library
         return cls.load(directories, strict=False)
+
+
+def _read_pack(path: Path, verify: bool) -> list[CompiledPattern]:
+    """The patterns of one pack file (a verified large pack from the pack cache when it can)."""
+    raw = _read_bytes(path)
+    compiled = _cached_pack(raw) if verify else None
+    if compiled is None:
+        compiled = parse_pack(_parse_yaml(raw, path), str(path), verify=verify)
+        if verify and len(compiled) >= PACK_CACHE_MIN_PATTERNS:
+            _store_pack(raw, compiled)
+    return compiled
+
+
+def _dump(cp: CompiledPattern) -> dict[str, Any]:
+    """A validated pattern as the caches store it (re-validated on first use)."""
+    return cp.pattern.model_dump(mode="json", exclude_defaults=True)
 
 
 def pack_files(directory: Path) -> list[Path]:
@@ -316,8 +350,11 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _parse_yaml(raw: bytes, path: Path) -> dict[str, Any]:
+    import yaml  # only when a pack is read from its file (not from the library cache)
+
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(raw.decode("utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
     except UnicodeDecodeError as exc:
         raise PackError(str(path), None, f"not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
@@ -468,10 +505,7 @@ def _store_pack(raw: bytes, compiled: list[CompiledPattern]) -> None:
     path = _pack_cache_path(raw)
     if path is None:
         return
-    rows = [
-        {"pattern": cp.pattern.model_dump(mode="json", exclude_defaults=True), "literals": list(cp.literals)}
-        for cp in compiled
-    ]
+    rows = [{"pattern": _dump(cp), "literals": list(cp.literals)} for cp in compiled]
     write_atomically(path, json.dumps({"version": PACK_CACHE_VERSION, "patterns": rows}).encode())
 
 
