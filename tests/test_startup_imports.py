@@ -18,6 +18,8 @@ from support import processes
 #: Never needed to diagnose one failure text from the command line, once the host's caches are warm.
 HEAVY = (
     "airflow",
+    "pydantic",
+    "pydantic_core",
     "pydantic_ai",
     "github",
     "yaml",

@@ -494,14 +494,16 @@ def load_library(extra_dirs: Sequence[str] = ()) -> PatternLibrary:
     return library
 
 
-def load_analyzer(extra_dirs: Sequence[str] = ()) -> FailureAnalyzer:
+def load_analyzer(extra_dirs: Sequence[str] = (), *, plain_results: bool = False) -> FailureAnalyzer:
     """An analyzer over :func:`load_library`; patterns only (``diagnose --llm`` adds the second opinion).
 
     :param extra_dirs: more directories of packs.
+    :param plain_results: diagnoses as plain dataclasses, for a command that only prints them (no
+        pydantic: see :mod:`qubinode_recovery_provider.diagnosis.plain`).
     """
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 
-    return FailureAnalyzer(load_library(extra_dirs), use_llm=False)
+    return FailureAnalyzer(load_library(extra_dirs), use_llm=False, plain_results=plain_results)
 
 
 def json_and_ledger_flags(parser: argparse.ArgumentParser) -> None:

@@ -22,26 +22,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.categories import Health, RootCause, Severity
 from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, template
 from qubinode_recovery_provider.diagnosis.linear import compile_linear
 from qubinode_recovery_provider.diagnosis.matcher import MAX_SCAN_BYTES, Hit, Matcher, ScanResult
-from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, Pattern, PatternLibrary
-from qubinode_recovery_provider.models import (
-    Diagnosis,
-    DiagnosticContext,
-    FailureEvent,
-    Health,
-    PatternMatch,
-    RootCause,
-    Severity,
-)
+from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, PatternLibrary
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
+    from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
+    from qubinode_recovery_provider.models import Diagnosis, DiagnosticContext, FailureEvent
 
 log = logging.getLogger(__name__)
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -105,7 +99,7 @@ class Evidence:
 
     @property
     def category(self) -> RootCause:
-        return self.compiled.pattern.category
+        return self.compiled.rule.category
 
 
 @dataclass
@@ -134,6 +128,8 @@ class FailureAnalyzer:
         model and, when there is none, diagnoses with the patterns only and says so in :attr:`warnings`;
         False never asks.
     :param second_opinion: the second opinion to use (overrides ``use_llm``).
+    :param plain_results: return :class:`.plain.PlainDiagnosis` (the same fields and JSON, no pydantic:
+        a process that only prints the diagnosis starts faster) instead of the pydantic model.
     """
 
     def __init__(
@@ -144,10 +140,12 @@ class FailureAnalyzer:
         *,
         use_llm: bool | None = None,
         second_opinion: SecondOpinion | None = None,
+        plain_results: bool = False,
     ) -> None:
         self.library = library if library is not None else PatternLibrary.from_config()
         self.calibration = calibration or Calibration.load()
         self.index_kind = index_kind
+        self.plain_results = plain_results
         self.llm_warning: str | None = None
         if second_opinion is not None:
             self.second_opinion: SecondOpinion | None = second_opinion
@@ -155,6 +153,17 @@ class FailureAnalyzer:
             self.second_opinion, self.llm_warning = _second_opinion_for(use_llm)
             if self.llm_warning:
                 log.warning("%s", self.llm_warning)
+
+    @cached_property
+    def _result_types(self) -> tuple[Any, Any]:
+        """The classes of a diagnosis and of its pattern matches (see ``plain_results``)."""
+        if self.plain_results:
+            from qubinode_recovery_provider.diagnosis.plain import PlainDiagnosis, PlainPatternMatch
+
+            return PlainDiagnosis, PlainPatternMatch
+        from qubinode_recovery_provider.models import Diagnosis, PatternMatch
+
+        return Diagnosis, PatternMatch
 
     @cached_property
     def matcher(self) -> Matcher:
@@ -189,10 +198,14 @@ class FailureAnalyzer:
             diagnosis is made from the lines read so far (its summary and recommended actions say so);
             an LLM second opinion that the time left cannot hold is deferred.
         """
-        if isinstance(failure, DiagnosticContext):
-            context = context or failure
-            failure = failure.failure_event()
-        event = failure if isinstance(failure, FailureEvent) else None
+        event: FailureEvent | None = None
+        if not isinstance(failure, str):  # the models are not loaded for a plain text
+            from qubinode_recovery_provider.models import DiagnosticContext, FailureEvent
+
+            if isinstance(failure, DiagnosticContext):
+                context = context or failure
+                failure = failure.failure_event()
+            event = failure if isinstance(failure, FailureEvent) else None
         text = event.text() if event is not None else str(failure)
         diagnosis = self._diagnose(self.matcher.scan_text(text, deadline), context, event, diagnosis_id)
         if self.second_opinion is None:
@@ -257,30 +270,30 @@ class FailureAnalyzer:
     def _known(self, evidence: list[Evidence], context: DiagnosticContext | None) -> Diagnosis:
         category, in_category, features = _rank(evidence)
         primary = in_category[0]
-        pattern = primary.compiled.pattern
+        pattern = primary.compiled.rule
         _apply_context(features, primary, context)
         confidence = self._confidence(features)
         retryable = pattern.retryable if confidence >= self.calibration.min_retryable_confidence else None
         ordered = in_category + [e for e in evidence if e.category is not category]
         decisive = template(primary.best.text if primary.best else "")
-        return Diagnosis(
+        diagnosis_type, match_type = self._result_types
+        result: Diagnosis = diagnosis_type(
             root_cause=category,
             summary=pattern.description,
             confidence=confidence,
             severity=_severity(pattern.severity, features),
             retryable=retryable,
             retry_delay_seconds=_retry_delay(pattern, category) if retryable else None,
-            affected_services=_unique(s for e in in_category for s in e.compiled.pattern.services),
-            matched_patterns=[_as_match(e) for e in ordered],
+            affected_services=_unique(s for e in in_category for s in e.compiled.rule.services),
+            matched_patterns=[_as_match(e, match_type) for e in ordered],
             fingerprint=fingerprint(category.value, [pattern.id], decisive),
             template=decisive,
             recommended_actions=_actions(in_category, retryable, category),
-            diagnostic_commands=_unique(
-                c for e in in_category for c in e.compiled.pattern.diagnostic_commands
-            ),
+            diagnostic_commands=_unique(c for e in in_category for c in e.compiled.rule.diagnostic_commands),
             corroboration=features.corroborations,
             contradictions=features.contradictions,
         )
+        return result
 
     def _unknown(self, scan: ScanResult, wrappers: list[Evidence]) -> Diagnosis:
         """No pattern names a cause. ``wrappers`` are symptom patterns that only say *that* something
@@ -288,16 +301,15 @@ class FailureAnalyzer:
         best = wrappers[0].best if wrappers else None
         decisive = template(best.text if best else _decisive_unknown_line(scan))
         ids = [wrappers[0].compiled.id] if wrappers else []
-        return Diagnosis(
+        diagnosis_type, match_type = self._result_types
+        result: Diagnosis = diagnosis_type(
             root_cause=RootCause.UNKNOWN,
-            summary=(
-                wrappers[0].compiled.pattern.description if wrappers else "No known error pattern matched"
-            )
+            summary=(wrappers[0].compiled.rule.description if wrappers else "No known error pattern matched")
             + "; grouped by the template of the decisive line.",
             confidence=self.calibration.unknown_confidence,
             severity=Severity.MEDIUM,
             retryable=None,
-            matched_patterns=[_as_match(e) for e in wrappers],
+            matched_patterns=[_as_match(e, match_type) for e in wrappers],
             fingerprint=fingerprint(RootCause.UNKNOWN.value, ids, decisive),
             template=decisive,
             recommended_actions=[
@@ -305,6 +317,7 @@ class FailureAnalyzer:
                 "If this failure recurs, add a pattern for it (qubinode-recovery patterns suggest).",
             ],
         )
+        return result
 
     def _confidence(self, f: Features) -> float:
         c = self.calibration
@@ -358,14 +371,14 @@ def _rank(evidence: Sequence[Evidence]) -> tuple[RootCause, list[Evidence], Feat
     features = Features(
         score=top,
         margin=(top - second) / top if top else 0.0,
-        cause=1.0 if in_category[0].compiled.pattern.role == "cause" else 0.0,
+        cause=1.0 if in_category[0].compiled.rule.role == "cause" else 0.0,
         agree=float(len({e.best.line_number for e in in_category if e.best}) - 1),
     )
     return category, in_category, features
 
 
 def _hit_weight(cp: CompiledPattern, hit: Hit, total_lines: int) -> float:
-    base = 1.0 if cp.pattern.role == "cause" else SYMPTOM_WEIGHT
+    base = 1.0 if cp.rule.role == "cause" else SYMPTOM_WEIGHT
     specificity = 0.6 + 0.4 * min(1.0, hit.match_length / 40.0)
     recency = 0.85 + 0.15 * (hit.line_number / total_lines)
     return base * specificity * recency * _level_factor(hit.text)
@@ -397,7 +410,7 @@ def _category_scores(evidence: Sequence[Evidence]) -> dict[RootCause, float]:
 def _apply_context(features: Features, primary: Evidence, context: DiagnosticContext | None) -> None:
     if context is None:
         return
-    for service in primary.compiled.pattern.services:
+    for service in primary.compiled.rule.services:
         health = context.service(service)
         if health is None or health.state is Health.UNKNOWN:
             continue
@@ -436,9 +449,9 @@ def _retry_delay(pattern: Pattern, category: RootCause) -> int:
     return pattern.retry_delay_seconds or DEFAULT_RETRY_DELAY.get(category, 60)
 
 
-def _as_match(ev: Evidence) -> PatternMatch:
+def _as_match(ev: Evidence, match_type: Any) -> Any:
     hit = ev.best or ev.hits[0]
-    return PatternMatch(
+    return match_type(
         pattern_id=ev.compiled.id,
         category=ev.category,
         line_number=hit.line_number,
@@ -448,9 +461,7 @@ def _as_match(ev: Evidence) -> PatternMatch:
 
 
 def _actions(in_category: Sequence[Evidence], retryable: bool | None, category: RootCause) -> list[str]:
-    actions = _unique(
-        e.compiled.pattern.recovery_hint for e in in_category if e.compiled.pattern.recovery_hint
-    )
+    actions = _unique(e.compiled.rule.recovery_hint for e in in_category if e.compiled.rule.recovery_hint)
     if retryable is True:
         actions.append("A retry can help: this failure is transient by nature.")
     elif retryable is False:

@@ -21,11 +21,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing import TYPE_CHECKING, Any, cast
 
 from qubinode_recovery_provider import __version__
+from qubinode_recovery_provider.categories import RootCause, Severity
 from qubinode_recovery_provider.diagnosis import library_cache
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
 from qubinode_recovery_provider.diagnosis.linear import (
@@ -37,7 +36,9 @@ from qubinode_recovery_provider.diagnosis.linear import (
     probe_seconds,
 )
 from qubinode_recovery_provider.diagnosis.literals import literals_of_parsed, parse_regex
-from qubinode_recovery_provider.models import RootCause, Severity
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ PACK_CACHE_MIN_PATTERNS = 200
 PACK_CACHE_VERSION = 1
 #: Problems recorded by a lenient load (one line each); more are counted, not kept.
 MAX_WARNINGS = 100
-ID_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*_[0-9]{3}$")
 #: What verification of a user pack depends on (part of the library cache's key).
 _VERIFY_LIMITS = (MIN_LITERAL_LENGTH, MAX_PROBE_SECONDS, RE2_MAX_MEM)
 
@@ -65,111 +65,105 @@ class PackError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class Example(BaseModel):
-    """A real text a real tool printed, with where it was published."""
+class PatternRule:
+    """What the analyzer reads of a cached pattern, without validating it again (no pydantic): the
+    fields of :class:`~.pack_schema.Pattern`, from the cache row (validated when it was written,
+    guarded by the cache's checksum), with the schema's defaults for the fields the row leaves out.
 
-    model_config = ConfigDict(extra="forbid")
+    :param raw: the cache row.
+    """
 
-    text: str = Field(min_length=1)
-    source: str = Field(min_length=1)
+    #: The defaults of :class:`~.pack_schema.Pattern`'s optional fields (a test holds them equal).
+    DEFAULTS: dict[str, Any] = {
+        "ignore_case": True,
+        "role": "cause",
+        "retry_delay_seconds": None,
+        "services": [],
+        "recovery_hint": "",
+        "diagnostic_commands": [],
+        "references": [],
+        "literals": None,
+        "exclude": [],
+        "pack": "",
+    }
 
+    __slots__ = ("_raw", "category", "severity")
 
-class Pattern(BaseModel):
-    """One known error."""
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+        self.category = RootCause(raw["category"])
+        self.severity = Severity(raw["severity"])
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    regex: str
-    ignore_case: bool = True
-    category: RootCause
-    severity: Severity
-    retryable: bool | None
-    role: str = "cause"
-    retry_delay_seconds: int | None = Field(default=None, ge=1, le=86400)
-    services: list[str] = Field(default_factory=list)
-    description: str = Field(min_length=1)
-    recovery_hint: str = ""
-    diagnostic_commands: list[str] = Field(default_factory=list)
-    references: list[str] = Field(default_factory=list)
-    literals: list[str] | None = None
-    exclude: list[str] = Field(default_factory=list)
-    examples: list[Example] = Field(min_length=1)
-    near_misses: list[Example] = Field(min_length=1)
-    pack: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not ID_RE.match(value):
-            raise ValueError(f"id {value!r} must look like name_001 (lower case, 3-digit suffix)")
-        return value
-
-    @field_validator("role")
-    @classmethod
-    def _check_role(cls, value: str) -> str:
-        if value not in {"cause", "symptom"}:
-            raise ValueError(f"role must be 'cause' or 'symptom', not {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _check_category(self) -> Pattern:
-        if self.category is RootCause.UNKNOWN and self.role != "symptom":
-            raise ValueError("only a 'symptom' pattern can have the category 'unknown'")
-        return self
-
-    def compile(self) -> LinearPattern:
-        """The RE2 form of ``regex`` and ``exclude`` (raises :class:`.NotLinear`)."""
-        return LinearPattern.compile(self.regex, self.exclude, self.ignore_case)
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._raw[name]
+        except KeyError:
+            pass
+        if name in self.DEFAULTS:
+            default = self.DEFAULTS[name]
+            return list(default) if isinstance(default, list) else default
+        raise AttributeError(name)
 
 
 class CompiledPattern:
     """A validated pattern with its prefilter literals (lower case) and its RE2 expression, compiled on
     first use: a failing task's process loads every pattern but runs only the few whose prefilter
-    finds a candidate line. A pattern read from the pack cache is validated on first use too (the
-    prefilter needs only its regex, its case flag and its literals).
+    finds a candidate line. A pattern read from a cache is validated only when its full definition is
+    asked for (:attr:`pattern`); the prefilter and the analyzer read its fields as they are
+    (:attr:`rule`).
 
     :param pattern: the validated pattern, or None when ``raw`` is given.
     :param literals: its prefilter literals.
-    :param raw: the pattern as the pack cache stores it (validated when :attr:`pattern` is first read).
+    :param raw: the pattern as the caches store it (validated when :attr:`pattern` is first read).
     """
 
-    __slots__ = ("_linear", "_pattern", "_raw", "id", "literals")
+    __slots__ = ("_linear", "_pattern", "_raw", "_rule", "id", "literals")
 
     def __init__(
         self, pattern: Pattern | None, literals: tuple[str, ...], raw: dict[str, Any] | None = None
     ) -> None:
         self._pattern = pattern
         self._raw = raw
+        self._rule: PatternRule | None = None
         self.literals = literals
         self.id: str = pattern.id if pattern is not None else str((raw or {})["id"])
         self._linear: LinearPattern | None = None
 
     @property
     def pattern(self) -> Pattern:
-        """The validated pattern."""
+        """The validated pattern (its examples and near misses too)."""
         if self._pattern is None:
+            from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
+
             self._pattern = Pattern.model_validate(self._raw)
-            self._raw = None
         return self._pattern
+
+    @property
+    def rule(self) -> Pattern:
+        """The pattern's fields for matching and weighing: the validated pattern, or for a cached one
+        a :class:`PatternRule` over its cache row (typed as the pattern it stands for)."""
+        if self._pattern is not None:
+            return self._pattern
+        if self._rule is None:
+            self._rule = PatternRule(self._raw or {})
+        return cast("Pattern", self._rule)
 
     @property
     def regex_source(self) -> str:
         """The regex text (without validating a cached pattern)."""
-        return self._pattern.regex if self._pattern is not None else str((self._raw or {})["regex"])
+        return self.rule.regex
 
     @property
     def ignore_case(self) -> bool:
         """Whether the regex ignores case (without validating a cached pattern)."""
-        if self._pattern is not None:
-            return self._pattern.ignore_case
-        return bool((self._raw or {}).get("ignore_case", True))
+        return self.rule.ignore_case
 
     @property
     def linear(self) -> LinearPattern:
         """The compiled RE2 pattern (compiled now if it was not; raises :class:`.NotLinear`)."""
         if self._linear is None:
-            self._linear = self.pattern.compile()
+            rule = self.rule
+            self._linear = LinearPattern.compile(rule.regex, rule.exclude, rule.ignore_case)
         return self._linear
 
 
@@ -399,6 +393,10 @@ def parse_pack(data: dict[str, Any], source: str, *, verify: bool = True) -> lis
 def _compile_pattern(raw: Any, pack: str, source: str, index: int) -> CompiledPattern:
     if not isinstance(raw, dict):
         raise PackError(source, f"patterns[{index}]", "a pattern must be a mapping")
+    from pydantic import ValidationError
+
+    from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
+
     pattern_id = str(raw.get("id") or f"patterns[{index}]")
     try:
         pattern = Pattern.model_validate({**raw, "pack": pack})
@@ -507,6 +505,15 @@ def _store_pack(raw: bytes, compiled: list[CompiledPattern]) -> None:
         return
     rows = [{"pattern": _dump(cp), "literals": list(cp.literals)} for cp in compiled]
     write_atomically(path, json.dumps({"version": PACK_CACHE_VERSION, "patterns": rows}).encode())
+
+
+def __getattr__(name: str) -> Any:
+    """``Pattern``, ``Example`` and ``ID_RE`` (from :mod:`.pack_schema`), imported on first use."""
+    if name in {"Pattern", "Example", "ID_RE"}:
+        from qubinode_recovery_provider.diagnosis import pack_schema
+
+        return getattr(pack_schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class KnownErrorPattern:
