@@ -3,6 +3,8 @@
     python bench/bench_startup.py            # every section -> bench/results/startup.json
     python bench/bench_startup.py --quick    # fewer runs
     python bench/bench_startup.py --sections one_line,batch     # some sections only
+    git worktree add /tmp/startup-before a3abdc4     # the code before this work, then:
+    python bench/bench_startup.py --sections before_after --before-tree /tmp/startup-before
 
 Sections:
 
@@ -18,6 +20,9 @@ Sections:
   down) against the reference's ten regexes run the same way as a whole process (a Python process
   that reads the same file and runs its ten lower-cased regexes over each lower-cased text), the two
   alternated, median of N each; the ratio is the reference's median over ours.
+- ``--before-tree DIR``: the one-line and the batch diagnosis with the code of another checkout and
+  with this one, each imported from its own tree (the editable install's finder is taken out of the
+  child's import system), alternated.
 - ``task_path``: the fresh-task-process figures of ``bench/bench_notifier.py`` (its ``cold`` runs:
   Airflow imported before the clock starts, then our modules imported, the first retry-policy
   decision, the notifier); reported with and without the import of our modules.
@@ -136,6 +141,53 @@ def one_line(runs: int) -> dict[str, Any]:
     return result
 
 
+#: Runs the CLI of the checkout ``sys.argv[1]`` (not the editable install's) with ``sys.argv[2:]``.
+TREE_CLI = """
+import sys
+sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f)]
+sys.path.insert(0, sys.argv[1])
+import qubinode_recovery_provider
+assert qubinode_recovery_provider.__file__.startswith(sys.argv[1]), qubinode_recovery_provider.__file__
+from qubinode_recovery_provider.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def before_after(before: Path, runs: int) -> dict[str, Any]:
+    """The one-line and the batch diagnosis with the code of ``before`` and of this checkout (each
+    imported from its own tree, byte-compiled, with a warm cache of its own), alternated."""
+    compileall.compile_dir(str(before / "qubinode_recovery_provider"), quiet=1)
+    trees = {"before": before.resolve(), "after": ROOT}
+    commit = subprocess.run(
+        ["git", "-C", str(before), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30
+    ).stdout.strip()
+    result: dict[str, Any] = {
+        "load_average_at_start": load(),
+        "before_tree": str(before),
+        "before_commit": commit,
+    }
+    with tempfile.TemporaryDirectory(prefix="qrp-startup-ba-") as tmp:
+        base = Path(tmp)
+        batch_path = base / "batch.jsonl"
+        write_batch(batch_path)
+        commands = {
+            "one_line": ["diagnose", "--error", MESSAGE],
+            "batch": ["diagnose", "--batch", str(batch_path)],
+        }
+        samples: dict[str, list[tuple[float, float]]] = {}
+        for name, tree in trees.items():
+            run([sys.executable, "-c", TREE_CLI, str(tree), *commands["one_line"]], child_env(base / name))
+        for index in range(runs):
+            order = list(trees) if index % 2 == 0 else list(reversed(trees))
+            for name in order:
+                for command, args in commands.items():
+                    argv = [sys.executable, "-c", TREE_CLI, str(trees[name]), *args]
+                    samples.setdefault(f"{command}_{name}", []).append(run(argv, child_env(base / name)))
+    result.update({key: summary(values) for key, values in samples.items()})
+    result["load_average_at_end"] = load()
+    return result
+
+
 def write_batch(path: Path) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_analyzer import noisy_log
@@ -205,6 +257,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {SECTIONS}")
+    parser.add_argument("--before-tree", type=Path, metavar="DIR", help="also time this checkout's code")
     args = parser.parse_args()
     compileall.compile_dir(str(ROOT / "qubinode_recovery_provider"), quiet=1)
     path = RESULTS / "startup.json"
@@ -222,6 +275,9 @@ def main() -> None:
     if "task_path" in sections:
         result["task_path"] = task_path(3 if args.quick else 11)
         print(json.dumps(result["task_path"], indent=2), file=sys.stderr)
+    if args.before_tree is not None:
+        result["before_after"] = before_after(args.before_tree, 4 if args.quick else 10)
+        print(json.dumps(result["before_after"], indent=2), file=sys.stderr)
     result["command"] = "python bench/bench_startup.py"
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")

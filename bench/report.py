@@ -403,6 +403,24 @@ def startup_section() -> list[str]:
             f"{batch['load_average_at_start']} at the start, {batch['load_average_at_end']} at the end.",
             "",
         ]
+    both = data.get("before_after")
+    if both:
+        lines += [
+            f"Before and after (`--before-tree`: the code of commit {both.get('before_commit', '?')} "
+            "against this checkout's), each imported from its own tree, alternated:",
+            "",
+        ]
+        rows = [
+            [label, *_ms(both[f"{key}_before"]), *_ms(both[f"{key}_after"])]
+            for key, label in (("one_line", "one-line `diagnose --error`"), ("batch", "`diagnose --batch`"))
+        ]
+        lines += _table(["process", "before, wall", "before, CPU", "after, wall", "after, CPU"], rows)
+        lines += [
+            "",
+            f"Load average {both['load_average_at_start']} at the start, {both['load_average_at_end']} at "
+            "the end.",
+            "",
+        ]
     task = data.get("task_path")
     if task:
         lines += [
