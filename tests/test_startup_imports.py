@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from support import processes
 
+from qubinode_recovery_provider.cli import SUBCOMMAND_MODULES
+
 #: Never needed to diagnose one failure text from the command line, once the host's caches are warm.
 HEAVY = (
     "airflow",
@@ -38,18 +40,7 @@ HEAVY = (
 )
 #: Other subcommands' modules: a run imports only its own.
 OTHER_COMMANDS = tuple(
-    f"qubinode_recovery_provider.cli.{name}"
-    for name in (
-        "patterns",
-        "plan",
-        "incidents",
-        "scan",
-        "detect_shadows",
-        "escalate",
-        "findings",
-        "dags",
-        "ledger",
-    )
+    f"qubinode_recovery_provider.cli.{name}" for name in SUBCOMMAND_MODULES if name != "diagnose"
 )
 
 CLI_CHILD = """
