@@ -11,7 +11,7 @@ Plain Python, no Airflow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,10 @@ class PlainDiagnosis:
         """As :attr:`Diagnosis.decisive_pattern`: the first matched pattern when it is of the category."""
         first = self.matched_patterns[0] if self.matched_patterns else None
         return first.pattern_id if first is not None and first.category is self.root_cause else None
+
+    def model_copy(self, *, update: dict[str, Any] | None = None) -> PlainDiagnosis:
+        """As pydantic's ``model_copy``: a shallow copy with the fields of ``update`` replaced."""
+        return replace(self, **(update or {}))
 
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON of :meth:`Diagnosis.to_json_dict`, key for key (in the model's field order)."""
