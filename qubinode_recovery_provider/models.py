@@ -438,6 +438,32 @@ class LLMOpinion(_Model):
         )
 
 
+class ModelEvidence(_Model):
+    """A line that weighed for the learned model's verdict."""
+
+    line_number: int = Field(description="1-based line in the analysed text")
+    text: str
+    weight: float = 0.0
+
+
+class ModelOpinion(_Model):
+    """What the learned text model said about a failure the patterns were not confident of.
+
+    :param root_cause: the cause it named.
+    :param probability: its own probability for that cause (the diagnosis holds the calibrated one).
+    :param decided: whether its verdict became the diagnosis (``Diagnosis.decided_by`` is ``model``).
+    :param evidence: the lines that weighed most for its verdict, heaviest first.
+    :param pattern_root_cause: what the patterns said, and ``pattern_confidence`` how sure they were.
+    """
+
+    root_cause: RootCause
+    probability: float = Field(ge=0.0, le=1.0)
+    decided: bool = False
+    evidence: list[ModelEvidence] = Field(default_factory=list)
+    pattern_root_cause: RootCause
+    pattern_confidence: float = Field(ge=0.0, le=1.0)
+
+
 class Diagnosis(_Model):
     """The analyzer's verdict on one failure."""
 
@@ -463,6 +489,13 @@ class Diagnosis(_Model):
         default=None, description="the LLM second opinion's reasoning, when one was applied"
     )
     llm: LLMOpinion | None = Field(default=None, description="the LLM second opinion, when one was asked")
+    decided_by: str = Field(
+        default="patterns",
+        description="patterns; or model: the learned text model named the cause (no pattern was confident)",
+    )
+    model: ModelOpinion | None = Field(
+        default=None, description="the learned model's opinion, when the patterns were not confident"
+    )
     dag_id: str | None = None
     task_id: str | None = None
     run_id: str | None = None
