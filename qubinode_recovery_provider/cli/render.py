@@ -7,6 +7,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis
 
+_DECIDED_BY_MODEL = {
+    True: "learned model, no pattern matched",
+    False: "learned model, the patterns were not confident",
+}
 _RETRY_TEXT = {True: "yes", False: "no", None: "not known (leave it to the task's own retries)"}
 
 
@@ -21,7 +25,11 @@ def render_diagnosis(d: Diagnosis) -> str:
     ]
     if d.affected_services:
         lines.append(f"Services:     {', '.join(d.affected_services)}")
-    if d.matched_patterns:
+    if d.decided_by == "model" and d.model is not None:
+        lines.append(f"Decided by:   {_DECIDED_BY_MODEL[d.model.pattern_root_cause.value == 'unknown']}")
+        lines.append("Evidence (the lines that weighed most):")
+        lines.extend(f"  line {e.line_number:<6} {_clip(e.text)}" for e in d.model.evidence)
+    elif d.matched_patterns:
         lines.append("Evidence:")
         lines.extend(
             f"  line {m.line_number:<6} {m.pattern_id:<16} {_clip(m.evidence)}"

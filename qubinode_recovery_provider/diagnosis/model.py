@@ -28,7 +28,8 @@ import struct
 import zlib
 from array import array
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import pairwise, repeat
+from operator import mul
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +172,8 @@ class TextModel:
         k = len(self.classes)
         if len(idf) != len(buckets) or len(weights) != len(buckets) * k or len(self.bias) != k:
             raise ModelError("model arrays do not agree in size")
+        #: The weights of each class, one array per class (the file holds them bucket by bucket).
+        self._by_class = [weights[c::k] for c in range(k)]
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> TextModel:
@@ -239,14 +242,13 @@ class TextModel:
         return self._scores(*self._tfidf(counts))
 
     def _scores(self, values: dict[int, float], norm: float) -> list[float]:
-        k = len(self.classes)
-        scores = list(self.bias)
-        rows, w, factor = self._row, self._weights, self.scale / norm
-        for bucket, x in values.items():
-            base = rows[bucket] * k
-            for c in range(k):
-                scores[c] += x * w[base + c] * factor
-        return scores
+        rows = [self._row[bucket] for bucket in values]
+        xs = list(values.values())
+        factor = self.scale / norm
+        return [
+            bias + factor * sum(map(mul, xs, map(weights.__getitem__, rows)))
+            for bias, weights in zip(self.bias, self._by_class, strict=True)
+        ]
 
     def _tfidf(self, counts: dict[int, int]) -> tuple[dict[int, float], float]:
         """Sublinear TF times IDF of the buckets that have weights; the L2 norm over all buckets."""
@@ -271,14 +273,11 @@ class TextModel:
     ) -> list[tuple[int, str, float]]:
         """The lines whose features push hardest towards class ``best`` (a bucket's weight is shared
         among its occurrences)."""
-        k = len(self.classes)
+        weights, rows, factor = self._by_class[best], self._row, self.scale / norm
+        share = {f: x * weights[rows[f]] * factor / counts[f] for f, x in values.items()}
         weighed = []
         for number, text, feats in per_line:
-            total = 0.0
-            for f in feats:
-                if f in values:
-                    w = self._weights[self._row[f] * k + best] * self.scale
-                    total += values[f] * w / norm / counts[f]
+            total = sum(map(share.get, feats, repeat(0.0)))
             if total > 0:
                 weighed.append((number, text, round(total, 4)))
         weighed.sort(key=lambda e: (-e[2], e[0]))
@@ -308,11 +307,12 @@ def pack(header: dict[str, Any], buckets: array[int], idf: array[int], weights: 
 _loaded: dict[Path, TextModel | ModelError] = {}
 
 
-def shipped_model(path: Path = MODEL_FILE) -> TextModel | ModelError:
+def shipped_model(path: Path | None = None) -> TextModel | ModelError:
     """The model at ``path``, loaded once per process; the :class:`ModelError` when it cannot be.
 
-    :param path: the model file; default: the shipped one.
+    :param path: the model file; default: :data:`MODEL_FILE`, the shipped one.
     """
+    path = path or MODEL_FILE
     if path not in _loaded:
         try:
             _loaded[path] = TextModel.load(path)
