@@ -71,14 +71,14 @@ class Params:
 
 SHIPPED = Params()
 CANDIDATES = [
-    Params("svm", 0.5, 18, 1),
-    Params("svm", 0.5, 18, 2),
+    Params("svm", 0.3, 18, 3),
+    Params("svm", 1.0, 18, 1),
     Params("svm", 1.0, 18, 2),
-    Params("logreg", 10.0, 18, 1),
-    Params("logreg", 10.0, 18, 2),
-    Params("logreg", 30.0, 18, 2),
-    Params("logreg", 10.0, 16, 2),
-    Params("logreg", 10.0, 20, 2),
+    Params("svm", 1.0, 18, 3),
+    Params("svm", 3.0, 18, 3),
+    Params("svm", 1.0, 16, 3),
+    Params("svm", 1.0, 20, 3),
+    Params("logreg", 10.0, 18, 3),
 ]
 
 

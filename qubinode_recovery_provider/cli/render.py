@@ -27,9 +27,7 @@ def render_diagnosis(d: Diagnosis) -> str:
         lines.append(f"Services:     {', '.join(d.affected_services)}")
     if d.decided_by == "model" and d.model is not None:
         lines.append(f"Decided by:   {_DECIDED_BY_MODEL[d.model.pattern_root_cause.value == 'unknown']}")
-        lines.append("Evidence (the lines that weighed most):")
-        lines.extend(f"  line {e.line_number:<6} {_clip(e.text)}" for e in d.model.evidence)
-    elif d.matched_patterns:
+    if d.matched_patterns:
         lines.append("Evidence:")
         lines.extend(
             f"  line {m.line_number:<6} {m.pattern_id:<16} {_clip(m.evidence)}"

@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, mask, template
 from qubinode_recovery_provider.diagnosis.preprocess import expand_line
-from qubinode_recovery_provider.models import Diagnosis, ModelEvidence, ModelOpinion, RootCause, Severity
+from qubinode_recovery_provider.models import (
+    Diagnosis,
+    ModelEvidence,
+    ModelOpinion,
+    PatternMatch,
+    RootCause,
+    Severity,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -410,7 +417,8 @@ def combine(diagnosis: Diagnosis, prediction: Prediction, calibration: ModelCali
 
 
 def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion, silent: bool) -> Diagnosis:
-    """A diagnosis whose cause the model named: its evidence lines, no retry claim, generic advice."""
+    """A diagnosis whose cause the model named: its decisive line first, then the patterns' matches
+    (those of its cause first), no retry claim, generic advice."""
     cause = opinion.root_cause
     decisive = template(opinion.evidence[0].text) if opinion.evidence else diagnosis.template
     why = (
@@ -426,7 +434,7 @@ def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion, silent: bool)
             "retryable": None,
             "retry_delay_seconds": None,
             "affected_services": [],
-            "matched_patterns": [],
+            "matched_patterns": [_as_match(opinion), *_supporting_first(diagnosis.matched_patterns, cause)],
             "fingerprint": fingerprint(cause.value, [MODEL_ID], decisive),
             "template": decisive,
             "recommended_actions": [
@@ -438,3 +446,21 @@ def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion, silent: bool)
             "decided_by": "model",
         }
     )
+
+
+def _as_match(opinion: ModelOpinion) -> PatternMatch:
+    """The model's decisive line as the first match (``learned-model``), so every reader of the
+    decisive line (the retry policy's reason, the notifier's note) shows it."""
+    top = opinion.evidence[0] if opinion.evidence else ModelEvidence(line_number=0, text="")
+    return PatternMatch(
+        pattern_id=MODEL_ID,
+        category=opinion.root_cause,
+        line_number=top.line_number,
+        evidence=top.text,
+        weight=top.weight,
+    )
+
+
+def _supporting_first(matches: list[PatternMatch], cause: RootCause) -> list[PatternMatch]:
+    """The patterns' matches, those of the model's cause first."""
+    return sorted(matches, key=lambda m: m.category is not cause)

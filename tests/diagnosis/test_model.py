@@ -71,7 +71,8 @@ def test_noise_stays_unknown(library: PatternLibrary, noise: str) -> None:
     assert d.decided_by == "patterns"
     assert d.model is not None
     assert not d.model.decided
-    assert d.model.probability < ModelCalibration.load().decide_from_silent
+    said_unknown = d.model.root_cause is RootCause.UNKNOWN
+    assert said_unknown or d.model.probability < ModelCalibration.load().decide_from_silent
 
 
 def test_a_diagnosis_the_model_decides_says_so_and_claims_no_retry(library: PatternLibrary) -> None:
@@ -87,6 +88,13 @@ def test_a_diagnosis_the_model_decides_says_so_and_claims_no_retry(library: Patt
     assert d.model.decided
     assert d.model.evidence
     assert d.model.pattern_root_cause is RootCause.UNKNOWN
+    first = d.matched_patterns[0]
+    assert (first.pattern_id, first.category, first.line_number) == (
+        "learned-model",
+        d.root_cause,
+        d.model.evidence[0].line_number,
+    )
+    assert d.primary_pattern == "learned-model"
     assert d.template
     assert d.fingerprint == analyzer.analyze(str(item["text"])).fingerprint
     assert FailureAnalyzer(library, use_llm=False, text_model=False).analyze(str(item["text"])).model is None
