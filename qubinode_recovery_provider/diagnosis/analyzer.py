@@ -246,8 +246,9 @@ class FailureAnalyzer:
         return diagnosis
 
     def _consult_model(self, diagnosis: Diagnosis, scan: ScanResult) -> Diagnosis:
-        """Ask the learned model when the patterns are not confident (:func:`.model.combine`)."""
-        if diagnosis.confidence >= self.model_calibration.consult_below:
+        """Ask the learned model when the patterns are not confident (:func:`.model.combine`); not once
+        the deadline has stopped the scan."""
+        if diagnosis.confidence >= self.model_calibration.consult_below or scan.stopped == "deadline":
             return diagnosis
         model = self.text_model()
         if model is None:

@@ -20,7 +20,6 @@ Plain Python, no Airflow.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import math
@@ -189,6 +188,8 @@ class TextModel:
         :param path: the file (``text_model.bin.gz``).
         :raises ModelError: when it is missing, damaged or of another format.
         """
+        import gzip  # only when the model is needed
+
         try:
             return cls.from_bytes(gzip.decompress(path.read_bytes()))
         except ModelError:

@@ -188,3 +188,22 @@ def test_no_training_library_is_imported_and_a_confident_diagnosis_loads_no_mode
 def test_the_shipped_model_is_reproducible_from_the_corpus() -> None:
     proc = processes.run([sys.executable, "scripts/train_model.py", "--check"], cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_the_report_says_the_model_decided_and_shows_its_line(library: PatternLibrary) -> None:
+    from qubinode_recovery_provider.cli.render import render_diagnosis
+
+    d = FailureAnalyzer(library, use_llm=False, text_model=True).analyze(
+        str(_train_items()["a-cloud-init-007"]["text"])
+    )
+    report = render_diagnosis(d)
+    assert "Decided by:   learned model, no pattern matched" in report
+    assert f"line {d.model.evidence[0].line_number:<6} learned-model" in report  # type: ignore[union-attr]
+    assert "Retryable:    not known" in report
+
+
+def test_the_model_is_not_asked_once_the_deadline_has_stopped_the_scan(library: PatternLibrary) -> None:
+    text = str(_train_items()["a-cloud-init-007"]["text"])
+    d = FailureAnalyzer(library, use_llm=False, text_model=True).analyze(text, deadline=0.0)
+    assert d.model is None
+    assert d.decided_by == "patterns"
