@@ -188,35 +188,33 @@ def fit_model_calibration(
     verdicts: list[tuple[Diagnosis, Prediction]], items: list[dict[str, Any]]
 ) -> tuple[ModelCalibration, float]:
     """The most conservative thresholds whose out-of-fold accuracy is within one standard error of the
-    best, then the joint confidence fitted on the rows the model decides or agrees with. Returns the
+    best, then the joint confidence fitted on the rows whose confidence it sets. Returns the
     calibration and its out-of-fold accuracy."""
     rows = [
         (d.root_cause.value, d.confidence, p.category, p.probability, item["category"])
         for (d, p), item in zip(verdicts, items, strict=True)
     ]
-    grid = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.01)
     scored = []
     for consult in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.01):
-        for decide in grid:
-            for silent in grid:
-                cal = ModelCalibration(consult_below=consult, decide_from=decide, decide_from_silent=silent)
-                scored.append((sum(_final(r, cal) == r[4] for r in rows) / len(rows), cal))
+        for decide in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.01):
+            cal = ModelCalibration(consult_below=consult, decide_from=decide)
+            scored.append((sum(_final(r, cal) == r[4] for r in rows) / len(rows), cal))
     top = max(score for score, _ in scored)
     # One-standard-error rule: of the thresholds within one standard error of the best accuracy, the
-    # most conservative (the model decides an unknown least, then a named cause least, asked least).
+    # most conservative (the model names a cause least, then is asked least).
     floor = top - math.sqrt(top * (1 - top) / len(rows))
-    score, cal = max(
+    best = max(
         ((sc, c) for sc, c in scored if sc >= floor),
-        key=lambda sc_c: (sc_c[1].decide_from_silent, sc_c[1].decide_from, -sc_c[1].consult_below),
+        key=lambda sc_c: (sc_c[1].decide_from, -sc_c[1].consult_below),
     )
-    best = (score, cal)
+    cal = best[1]
     data = []
     for pcat, pconf, mcat, prob, label in rows:
         if pconf >= cal.consult_below:
             continue
         decided = cal.decides(pcat, mcat, prob)
-        if not decided and (mcat != pcat or pcat == "unknown"):
-            continue  # the patterns' own confidence stands (model.combine)
+        if not decided and pcat == "unknown":
+            continue  # an unknown keeps its own confidence (model.combine)
         x = [1.0, pconf, prob, float(mcat == pcat), float(decided), float(pcat == "unknown")]
         data.append((x, 1.0 if _final((pcat, pconf, mcat, prob, label), cal) == label else 0.0))
     w = logistic(data) if data else [0.0] * 6

@@ -134,9 +134,10 @@ def _model_lines(data: dict[str, Any]) -> list[str]:
     lines = [
         f"The learned model: {model.get('params')}, trained on {model.get('trained_on', {}).get('items')} "
         f"training items. It is asked when the pattern confidence is below {cal.get('consult_below')} "
-        f"(or no pattern names a cause) and decides from a probability of {cal.get('decide_from')} "
-        f"({cal.get('decide_from_silent')} when no pattern named a cause); thresholds and the joint "
-        "confidence fitted on out-of-fold verdicts of the training side (`calibration.json`).",
+        f"(or no pattern names a cause) and names the cause no pattern named from a probability of "
+        f"{cal.get('decide_from')}; thresholds (the most conservative within one standard error of the best "
+        "out-of-fold accuracy) and the joint confidence fitted on out-of-fold verdicts of the training "
+        "side (`calibration.json`).",
     ]
     if cost:
         lines += [

@@ -84,6 +84,19 @@ OPTIONS: dict[str, Option] = {
     "min_auto_confidence": Option(
         "Below this confidence an option is never carried out automatically.", "float", "0.7"
     ),
+    "max_actions_shown": Option(
+        "At most this many recommended actions (and fix steps of a manual fix) are shown per diagnosis "
+        "in the CLI, reports, GitHub issues and the UI; the ledger keeps them all and --verbose shows "
+        "them. 0 shows none.",
+        "integer",
+        "3",
+    ),
+    "max_commands_shown": Option(
+        "At most this many diagnostic commands (and check steps of a manual fix) are shown per "
+        "diagnosis, like max_actions_shown.",
+        "integer",
+        "4",
+    ),
     "breaker_max_attempts": Option(
         "Circuit breaker: automatic attempts allowed per failure fingerprint per window.", "integer", "3"
     ),

@@ -477,6 +477,9 @@ class Diagnosis(_Model):
         default=None, description="True: a retry can help; False: it cannot; None: not known"
     )
     retry_delay_seconds: int | None = None
+    retry_evidence: str = Field(
+        default="", description="what the ledger says about earlier retries of this failure, when it decided"
+    )
     affected_services: list[str] = Field(default_factory=list)
     matched_patterns: list[PatternMatch] = Field(default_factory=list)
     fingerprint: str
@@ -504,6 +507,15 @@ class Diagnosis(_Model):
     @property
     def primary_pattern(self) -> str | None:
         return self.matched_patterns[0].pattern_id if self.matched_patterns else None
+
+    @property
+    def decisive_pattern(self) -> str | None:
+        """The pattern the diagnosis was made from: the first matched pattern when it is of the
+        diagnosis's category; None when another component named the category (no pattern decided)."""
+        first = self.matched_patterns[0] if self.matched_patterns else None
+        if first is None or first.category is not self.root_cause or self.decided_by != "patterns":
+            return None
+        return first.pattern_id
 
     def to_json_dict(self) -> dict[str, Any]:
         """A plain JSON-ready dict (enums as values, datetimes as ISO strings)."""

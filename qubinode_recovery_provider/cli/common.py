@@ -503,6 +503,16 @@ def json_and_ledger_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def verbose_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--verbose``: every recommended action, command and manual step, not the first few."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every recommended action, command and manual step (default: the first 3 actions "
+        "and 4 commands, [qubinode_recovery] max_actions_shown and max_commands_shown)",
+    )
+
+
 def ledger_problem(ledger: Any, exc: BaseException, verb: str = "read") -> UsageError:
     """The one-line error for a ledger the command cannot use (its URL without the password).
 

@@ -7,8 +7,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.cli import EXIT_OK, UsageError, output
-from qubinode_recovery_provider.cli.common import load_analyzer, log_file_path, plugin_name, read_json_lines
+from qubinode_recovery_provider.cli.common import (
+    load_analyzer,
+    log_file_path,
+    plugin_name,
+    read_json_lines,
+    verbose_flag,
+)
 from qubinode_recovery_provider.cli.render import render_diagnosis
+from qubinode_recovery_provider.output_limits import OutputLimits, diagnosis_json
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
@@ -34,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prints one JSON diagnosis per line, in input order ('-' for stdin)",
     )
     parser.add_argument("--json", action="store_true", help="machine output (JSON)")
+    verbose_flag(parser)
     parser.add_argument(
         "--probe", action="store_true", help="also probe this machine's services and resources"
     )
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     :param args: the parsed arguments.
     """
     opinion = _llm_opinion() if args.llm else None
+    limits = OutputLimits.configured(verbose=args.verbose)
     if args.batch is not None:
         if args.plugin is not None or args.output is not None:
             raise UsageError("--plugin and --output are for one failure (--error or --log-file), not --batch")
@@ -76,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         for record in records:
             diagnosis = analyzer.analyze(record["text"], context, diagnosis_id=record["id"])
             row: dict[str, Any] = {
-                **diagnosis.to_json_dict(),
+                **diagnosis_json(diagnosis, limits),
                 **{k: record[k] for k in BATCH_FIELDS if k in record},
             }
             output.write_json(row)
@@ -87,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         output.save_json(args.output, diagnosis.to_json_dict())
     if args.json:
-        output.write_json(diagnosis.to_json_dict(), indent=2)
+        output.write_json(diagnosis_json(diagnosis, limits), indent=2)
     else:
         output.write(_banner(f"Failure Diagnosis: {args.plugin}") if args.plugin else "")
-        output.write(render_diagnosis(diagnosis))
+        output.write(render_diagnosis(diagnosis, limits))
     if args.output is not None:
         _saved(f"[OK] Analysis saved to {args.output}", args.json)
     return EXIT_OK

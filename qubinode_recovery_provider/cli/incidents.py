@@ -20,8 +20,10 @@ from qubinode_recovery_provider.cli.common import (
     incident_ref,
     json_and_ledger_flags,
     ledger_problem,
+    verbose_flag,
 )
 from qubinode_recovery_provider.models import IncidentState
+from qubinode_recovery_provider.output_limits import NOT_SHOWN_KEY, OutputLimits, incident_data, more_note
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Incident
@@ -55,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the incident's number or its fingerprint",
     )
     json_and_ledger_flags(show)
+    verbose_flag(show)
     show.set_defaults(func=run_show)
 
 
@@ -159,9 +162,10 @@ def run_show(args: argparse.Namespace) -> int:
 
     :param args: the parsed arguments.
     """
+    limits = OutputLimits.configured(verbose=args.verbose)
     return show_one(
         args,
-        lambda ledger: ledger.incident_detail(args.incident),
+        lambda ledger: incident_data(ledger.incident_detail(args.incident), limits),
         render_detail,
         f"no incident {args.incident!r} in the ledger",
     )
@@ -236,6 +240,7 @@ def _diagnosis_lines(item: dict[str, Any]) -> list[str]:
     error = prefix + (item.get("exception_text") or "")
     if error.strip():
         lines.append(f"      {_clip(error, 100)}")
+    lines += _advice_lines(diag)
     if diag.get("llm"):
         from pydantic import ValidationError
 
@@ -243,6 +248,22 @@ def _diagnosis_lines(item: dict[str, Any]) -> list[str]:
 
         with contextlib.suppress(ValidationError):
             lines.append(f"      {_clip(LLMOpinion.model_validate(diag['llm']).describe(), 160)}")
+    return lines
+
+
+def _advice_lines(diag: dict[str, Any]) -> list[str]:
+    """The diagnosis's services, actions and commands as shown (already limited)."""
+    lines = []
+    if diag.get("affected_services"):
+        lines.append(f"      services: {', '.join(diag['affected_services'])}")
+    lines += [f"      - {_clip(action, 160)}" for action in diag.get("recommended_actions") or []]
+    lines += [f"      $ {_clip(cmd, 160)}" for cmd in diag.get("diagnostic_commands") or []]
+    hidden = diag.get(NOT_SHOWN_KEY) or {}
+    notes = [
+        more_note(hidden.get(key, 0), noun)
+        for key, noun in (("recommended_actions", "action"), ("diagnostic_commands", "command"))
+    ]
+    lines += [f"      ({note})" for note in notes if note]
     return lines
 
 

@@ -26,8 +26,10 @@ from qubinode_recovery_provider.cli.common import (
     switch,
     task_timeout,
     try_number,
+    verbose_flag,
 )
 from qubinode_recovery_provider.models import Diagnosis
+from qubinode_recovery_provider.output_limits import OutputLimits, plan_data
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import RecoveryPlan
@@ -71,8 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--output",
         metavar="FILE",
-        help="also write the plan to FILE: JSON when FILE ends in .json, else Markdown",
+        help="also write the plan to FILE: JSON with every step when FILE ends in .json, else the Markdown "
+        "printed",
     )
+    verbose_flag(parser)
     decision = parser.add_argument_group("the decision, for a job outside Airflow (CI)")
     decision.add_argument(
         "--decide",
@@ -109,19 +113,20 @@ def run(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from None
     data = plan_to_dict(plan)
-    markdown = plan_to_markdown(plan, diagnosis=diagnosis, level=1)
+    limits = OutputLimits.configured(verbose=args.verbose)
+    shown = plan_to_markdown(plan, diagnosis=diagnosis, level=1, limits=limits)
     if decision is not None:
         data["decision"] = {**decision.to_dict(), "summary": decision.summary}
-        markdown += f"\n## Decision\n\n{decision.summary}\n"
-    if args.output is not None:
+        shown += f"\n## Decision\n\n{decision.summary}\n"
+    if args.output is not None:  # a JSON file keeps every step; Markdown is what is shown
         if args.output.lower().endswith(".json"):
             output.save_json(args.output, data)
         else:
-            output.save(args.output, markdown)
+            output.save(args.output, shown)
     if args.json:
-        output.write_json(data, indent=2)
+        output.write_json(plan_data(data, limits), indent=2)
     else:
-        output.write(markdown)
+        output.write(shown)
     if args.output is not None:
         saved = f"[OK] Recovery plan saved to {args.output}"
         if args.json:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qubinode_recovery_provider.output_limits import OutputLimits, more_note, shown
+
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis
 
-_DECIDED_BY_MODEL = {
-    True: "learned model, no pattern matched",
-    False: "learned model, the patterns were not confident",
-}
 _RETRY_TEXT = {True: "yes", False: "no", None: "not known (leave it to the task's own retries)"}
 
 
-def render_diagnosis(d: Diagnosis) -> str:
-    """A short report: verdict, evidence, what to do."""
+def render_diagnosis(d: Diagnosis, limits: OutputLimits | None = None) -> str:
+    """A short report: verdict, evidence, what to do.
+
+    :param d: the diagnosis.
+    :param limits: how many actions and commands to show (default: the configured limits).
+    """
+    limits = limits or OutputLimits.configured()
     lines = [
         f"Root cause:   {d.root_cause.value}  (confidence {d.confidence:.2f}, severity {d.severity.value})",
         f"Summary:      {d.summary}",
@@ -26,7 +29,7 @@ def render_diagnosis(d: Diagnosis) -> str:
     if d.affected_services:
         lines.append(f"Services:     {', '.join(d.affected_services)}")
     if d.decided_by == "model" and d.model is not None:
-        lines.append(f"Decided by:   {_DECIDED_BY_MODEL[d.model.pattern_root_cause.value == 'unknown']}")
+        lines.append("Decided by:   learned model, no pattern matched")
     if d.matched_patterns:
         lines.append("Evidence:")
         lines.extend(
@@ -43,13 +46,23 @@ def render_diagnosis(d: Diagnosis) -> str:
         lines.append(d.llm.describe())
         if d.llm_reasoning:
             lines.append(f"  Reasoning ({d.llm.label}): {d.llm_reasoning}")
-    if d.recommended_actions:
-        lines.append("Recommended actions:")
-        lines.extend(f"  - {action}" for action in d.recommended_actions)
-    if d.diagnostic_commands:
-        lines.append("Commands to check it yourself (never run by this tool):")
-        lines.extend(f"  $ {cmd}" for cmd in d.diagnostic_commands)
+    lines += _listed("Recommended actions:", "  - ", d.recommended_actions, limits.actions, "action")
+    lines += _listed(
+        "Commands to check it yourself (never run by this tool):",
+        "  $ ",
+        d.diagnostic_commands,
+        limits.commands,
+        "command",
+    )
     return "\n".join(lines) + "\n"
+
+
+def _listed(title: str, bullet: str, items: list[str], limit: int | None, noun: str) -> list[str]:
+    """``title`` and the first ``limit`` items, then how many are not shown."""
+    kept = shown(items, limit)
+    lines = [title, *(bullet + item for item in kept)] if kept else []
+    note = more_note(len(items) - len(kept), noun)
+    return [*lines, f"  ({note})"] if note else lines
 
 
 def _clip(text: str, width: int = 100) -> str:

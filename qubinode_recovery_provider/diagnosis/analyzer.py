@@ -55,6 +55,8 @@ DEFAULT_RETRY_DELAY = {
     RootCause.RESOURCE_EXHAUSTION: 300,
 }
 NON_ERROR_LEVEL_WEIGHT = 0.7
+#: The pack of tool-independent wording families; its patterns yield to a tool's on the same line.
+GENERIC_PACK = "generic"
 _LOW_LEVEL = compile_linear(
     r"\b(?:DEBUG|INFO|NOTICE|WARN|WARNING)\b|level=(?:debug|info|warn|warning)\b|\[(?:WARN|INFO)\]"
 )
@@ -301,6 +303,8 @@ class FailureAnalyzer:
         retryable = pattern.retryable if confidence >= self.calibration.min_retryable_confidence else None
         ordered = in_category + [e for e in evidence if e.category is not category]
         decisive = template(primary.best.text if primary.best else "")
+        advice = cause_advice(pattern, category, retryable)
+        services = advice.services + _correlated_services(in_category[1:], advice.services, context)
         return Diagnosis(
             root_cause=category,
             summary=pattern.description,
@@ -308,14 +312,12 @@ class FailureAnalyzer:
             severity=_severity(pattern.severity, features),
             retryable=retryable,
             retry_delay_seconds=_retry_delay(pattern, category) if retryable else None,
-            affected_services=_unique(s for e in in_category for s in e.compiled.pattern.services),
+            affected_services=services,
             matched_patterns=[_as_match(e) for e in ordered],
             fingerprint=fingerprint(category.value, [pattern.id], decisive),
             template=decisive,
-            recommended_actions=_actions(in_category, retryable, category),
-            diagnostic_commands=_unique(
-                c for e in in_category for c in e.compiled.pattern.diagnostic_commands
-            ),
+            recommended_actions=advice.actions,
+            diagnostic_commands=advice.commands,
             corroboration=features.corroborations,
             contradictions=features.contradictions,
         )
@@ -380,7 +382,7 @@ def _rank(evidence: Sequence[Evidence]) -> tuple[RootCause, list[Evidence], Feat
         cause=1.0 if in_category[0].compiled.pattern.role == "cause" else 0.0,
         agree=float(len({e.best.line_number for e in in_category if e.best}) - 1),
     )
-    return category, in_category, features
+    return category, _specific_first(in_category), features
 
 
 def _hit_weight(cp: CompiledPattern, hit: Hit, total_lines: int) -> float:
@@ -445,6 +447,24 @@ def _apply_resources(features: Features, category: RootCause, context: Diagnosti
         features.corroborations.extend(f"{r.target} unreachable: {r.error}" for r in down)
 
 
+def _correlated_services(
+    others: Sequence[Evidence], named: list[str], context: DiagnosticContext | None
+) -> list[str]:
+    """Correlated context: services that other patterns of the decisive category name in this log
+    and that the host's context found down or degraded."""
+    if context is None:
+        return []
+    known = {name.removesuffix(".service") for name in named}
+    found = []
+    for name in _unique(s for e in others for s in e.compiled.pattern.services):
+        health = context.service(name)
+        if name.removesuffix(".service") in known or health is None:
+            continue
+        if health.state in (Health.DOWN, Health.DEGRADED):
+            found.append(health.name)
+    return _unique(found)
+
+
 def _severity(severity: Severity, features: Features) -> Severity:
     if features.corroborations and severity is not Severity.CRITICAL:
         return list(Severity)[severity.rank + 1]
@@ -466,15 +486,50 @@ def _as_match(ev: Evidence) -> PatternMatch:
     )
 
 
-def _actions(in_category: Sequence[Evidence], retryable: bool | None, category: RootCause) -> list[str]:
-    actions = _unique(
-        e.compiled.pattern.recovery_hint for e in in_category if e.compiled.pattern.recovery_hint
-    )
+def _specific_first(in_category: list[Evidence]) -> list[Evidence]:
+    """The category's evidence, best first, except that a tool-independent pattern (of the
+    :data:`GENERIC_PACK`) yields to a tool's pattern that matched the same line: both explain the line,
+    the tool's says which tool and what to do about it (``Failed to connect socket to
+    '/var/run/libvirt/libvirt-sock': Connection refused`` is libvirtd down, not "a local service")."""
+    best = in_category[0]
+    if best.compiled.pattern.pack != GENERIC_PACK or best.best is None:
+        return in_category
+    line = best.best.line_number
+    for ev in in_category[1:]:
+        if ev.best is not None and ev.best.line_number == line and ev.compiled.pattern.pack != GENERIC_PACK:
+            return [ev, *(e for e in in_category if e is not ev)]
+    return in_category
+
+
+@dataclass(frozen=True)
+class CauseAdvice:
+    """What a diagnosis tells a person, from its decisive cause only: the services it names, what to do
+    (best first) and the commands that check it. The presenters show the first few
+    (:mod:`qubinode_recovery_provider.output_limits`)."""
+
+    services: list[str]
+    actions: list[str]
+    commands: list[str]
+
+
+def cause_advice(pattern: Pattern | None, category: RootCause, retryable: bool | None) -> CauseAdvice:
+    """The advice of a diagnosis whose decisive pattern is ``pattern``: its services, its recovery hint
+    then what its retryability means, its diagnostic commands. Other patterns that matched elsewhere in
+    the log add nothing. Without a decisive pattern (a diagnosis made by another component), only the
+    category's generic advice on retrying.
+
+    :param pattern: the decisive pattern, or None.
+    :param category: the diagnosis's root cause.
+    :param retryable: whether a retry can help (None: not known).
+    """
+    actions = [pattern.recovery_hint] if pattern is not None and pattern.recovery_hint else []
     if retryable is True:
         actions.append("A retry can help: this failure is transient by nature.")
     elif retryable is False:
         actions.append(f"Do not retry blindly: a {category.value} failure needs a change first.")
-    return actions
+    if pattern is None:
+        return CauseAdvice([], actions, [])
+    return CauseAdvice(_unique(pattern.services), actions, _unique(pattern.diagnostic_commands))
 
 
 #: Marks a diagnosis made before the whole log was read (in the summary, for people and tools).
@@ -499,7 +554,7 @@ def _note_incomplete(diagnosis: Diagnosis, scan: ScanResult) -> None:
             detail += "; line numbers count from the first line read"
         action = "The cause may sit in the part of the log that was not read: check its beginning too."
     diagnosis.summary = f"{diagnosis.summary} {PARTIAL_SCAN_NOTE} {detail[0].upper()}{detail[1:]}."
-    diagnosis.recommended_actions.append(action)
+    diagnosis.recommended_actions.insert(0, action)  # first: it is shown whatever the limit
 
 
 def _decisive_unknown_line(scan: ScanResult) -> str:

@@ -337,17 +337,17 @@ class ModelCalibration:
 
     :param consult_below: the model is asked when the pattern confidence is below this (always for
         an unknown cause); above it, it is not even loaded.
-    :param decide_from: the model's probability from which its verdict replaces the patterns' when
-        they named another cause; below it the patterns' verdict stands.
-    :param decide_from_silent: the same when no pattern named a cause; below it, unknown stays unknown.
-    :param bias: the joint confidence (of a diagnosis the model decided or agreed with) is a logistic
-        function of the pattern confidence, the model's probability, whether they agree, whether the
-        model decided and whether no pattern named a cause, with these coefficients.
+    :param decide_from: the model's probability from which it names the cause no pattern named;
+        below it, unknown stays unknown. A cause a pattern named is never replaced (the model's
+        agreement or disagreement moves its confidence).
+    :param bias: the joint confidence (of a diagnosis the model decided, or of an unsure pattern
+        diagnosis) is a logistic function of the pattern confidence, the model's probability, whether
+        they agree, whether the model decided and whether no pattern named a cause, with these
+        coefficients.
     """
 
     consult_below: float = 0.75
-    decide_from: float = 0.5
-    decide_from_silent: float = 0.5
+    decide_from: float = 0.6
     bias: float = -2.0
     w_pattern: float = 2.0
     w_model: float = 2.0
@@ -366,11 +366,9 @@ class ModelCalibration:
         return cls(**known)
 
     def decides(self, pattern_cause: str, model_cause: str, probability: float) -> bool:
-        """Whether the model's verdict replaces the (unsure) patterns' one."""
-        if model_cause in (pattern_cause, RootCause.UNKNOWN.value):
-            return False
-        silent = pattern_cause == RootCause.UNKNOWN.value
-        return probability >= (self.decide_from_silent if silent else self.decide_from)
+        """Whether the model names the cause: no pattern named one, the model names one, sure enough."""
+        unknown = RootCause.UNKNOWN.value
+        return pattern_cause == unknown and model_cause != unknown and probability >= self.decide_from
 
     def confidence(self, pattern: float, model: float, agree: bool, decided: bool, silent: bool) -> float:
         """The joint confidence of the diagnosis that comes out."""
@@ -386,10 +384,11 @@ class ModelCalibration:
 
 
 def combine(diagnosis: Diagnosis, prediction: Prediction, calibration: ModelCalibration) -> Diagnosis:
-    """The diagnosis once the model has been heard: the model's verdict when it disagrees with unsure
-    patterns and is sure enough (:meth:`ModelCalibration.decides`), else the patterns' verdict. The
-    joint confidence replaces the patterns' when the model decided or agreed with a named cause (an
-    unknown that stays unknown keeps its own); the model's opinion is attached either way.
+    """The diagnosis once the model has been heard: the model's cause when no pattern named one and it
+    is sure enough (:meth:`ModelCalibration.decides`), else the patterns' verdict. The joint confidence
+    replaces the patterns' when the model decided, or when the patterns named a cause (the model
+    agreeing or not); an unknown that stays unknown keeps its own. The model's opinion is attached
+    either way.
 
     :param diagnosis: the patterns' diagnosis (not confident, or unknown).
     :param prediction: the model's verdict on the same lines.
@@ -406,36 +405,31 @@ def combine(diagnosis: Diagnosis, prediction: Prediction, calibration: ModelCali
         pattern_root_cause=diagnosis.root_cause,
         pattern_confidence=diagnosis.confidence,
     )
-    if decided or (agree and not silent):
+    if decided or not silent:
         confidence = calibration.confidence(
             diagnosis.confidence, prediction.probability, agree, decided, silent
         )
         if decided:
-            diagnosis = _decided_by_model(diagnosis, opinion, silent)
+            diagnosis = _decided_by_model(diagnosis, opinion)
         diagnosis.confidence = confidence
     diagnosis.model = opinion
     return diagnosis
 
 
-def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion, silent: bool) -> Diagnosis:
+def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion) -> Diagnosis:
     """A diagnosis whose cause the model named: its decisive line first, then the patterns' matches
-    (those of its cause first), no retry claim, generic advice."""
+    (wrapper lines), no retry claim, generic advice."""
     cause = opinion.root_cause
     decisive = template(opinion.evidence[0].text) if opinion.evidence else diagnosis.template
-    why = (
-        "no pattern matched"
-        if silent
-        else f"the patterns were not confident ({diagnosis.root_cause.value}, {diagnosis.confidence:.2f})"
-    )
     return diagnosis.model_copy(
         update={
             "root_cause": cause,
-            "summary": f"Learned model, {why}: the decisive lines read like a {cause.value} failure.",
+            "summary": f"Learned model, no pattern matched: these lines read like a {cause.value} failure.",
             "severity": Severity.MEDIUM,
             "retryable": None,
             "retry_delay_seconds": None,
             "affected_services": [],
-            "matched_patterns": [_as_match(opinion), *_supporting_first(diagnosis.matched_patterns, cause)],
+            "matched_patterns": [_as_match(opinion), *diagnosis.matched_patterns],
             "fingerprint": fingerprint(cause.value, [MODEL_ID], decisive),
             "template": decisive,
             "recommended_actions": [
@@ -460,8 +454,3 @@ def _as_match(opinion: ModelOpinion) -> PatternMatch:
         evidence=top.text,
         weight=top.weight,
     )
-
-
-def _supporting_first(matches: list[PatternMatch], cause: RootCause) -> list[PatternMatch]:
-    """The patterns' matches, those of the model's cause first."""
-    return sorted(matches, key=lambda m: m.category is not cause)

@@ -84,6 +84,8 @@ class Pattern(BaseModel):
     category: RootCause
     severity: Severity
     retryable: bool | None
+    #: why a ``retryable: true`` cause is transient by nature (the rule in docs/categories.md)
+    transient_evidence: str = ""
     role: str = "cause"
     retry_delay_seconds: int | None = Field(default=None, ge=1, le=86400)
     services: list[str] = Field(default_factory=list)
@@ -91,6 +93,8 @@ class Pattern(BaseModel):
     recovery_hint: str = ""
     diagnostic_commands: list[str] = Field(default_factory=list)
     references: list[str] = Field(default_factory=list)
+    #: For the pack's maintainers (why a wording is left to another pattern...): never shown to users.
+    maintainer_note: str = ""
     literals: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
     examples: list[Example] = Field(min_length=1)

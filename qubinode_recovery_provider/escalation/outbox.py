@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.models import AttemptOutcome, IncidentState, RecoveryAttempt, utcnow
+from qubinode_recovery_provider.output_limits import OutputLimits, ledger_hint
 from qubinode_recovery_provider.recovery.policy import ESCALATE_ACTION
 from qubinode_recovery_provider.recovery.render import plan_to_markdown
 from qubinode_recovery_provider.recovery.safety import is_airflow_key
@@ -66,7 +67,9 @@ def escalation_text(plan: RecoveryPlan, reason: str) -> tuple[str, str]:
     """
     where = ".".join(part for part in (plan.dag_id, plan.task_id) if part and is_airflow_key(part))
     title = f"[qubinode-recovery] {plan.root_cause.value} failure" + (f" in {where}" if where else "")
-    body = f"**Escalated:** {reason}\n\n" + plan_to_markdown(plan, level=2)
+    body = f"**Escalated:** {reason}\n\n" + plan_to_markdown(
+        plan, level=2, limits=OutputLimits.configured(), more_hint=ledger_hint(plan.fingerprint)
+    )
     return title, body
 
 

@@ -42,6 +42,7 @@ class PlanRecoveryOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from qubinode_recovery_provider.operators.common import load_diagnosis, pull, runtime_for
+        from qubinode_recovery_provider.output_limits import OutputLimits, ledger_hint
         from qubinode_recovery_provider.recovery.render import plan_to_dict, plan_to_markdown
 
         try:
@@ -60,7 +61,9 @@ class PlanRecoveryOperator(BaseOperator):
             if best
             else "none",
         )
-        return {"plan": plan_to_dict(plan), "markdown": plan_to_markdown(plan, diagnosis=diagnosis)}
+        limits, hint = OutputLimits.configured(), ledger_hint(plan.fingerprint)
+        markdown = plan_to_markdown(plan, diagnosis=diagnosis, limits=limits, more_hint=hint)
+        return {"plan": plan_to_dict(plan), "markdown": markdown}
 
 
 __all__ = ["PlanRecoveryOperator"]

@@ -6,7 +6,8 @@ Pages (server-rendered, Jinja2) and the JSON API read the same data (:mod:`.read
 ``GET /incidents``, ``/api/incidents``      incidents; filters ``dag_id``, ``category``, ``state``,
                                             ``since``, ``until`` (ISO times, on last seen); ``page``,
                                             ``per_page``
-``GET /incidents/{id}``, ``/api/incidents/{id}``  one incident (number or fingerprint)
+``GET /incidents/{id}``, ``/api/incidents/{id}``  one incident (number or fingerprint); ``verbose=true``
+                                            shows every action, command and manual step
 ``GET /task``                               the task-instance view: the incident of ``dag_id`` /
                                             ``task_id`` (``run_id``) or a "no diagnosis" page
 ``GET /findings``, ``/api/findings``        shadow findings; filters ``state``, ``type``, ``dag_id``,
@@ -163,8 +164,8 @@ def _add_api(app: FastAPI) -> None:
         return reads.incidents(_ledger(), where, paged.page, paged.per_page)
 
     @app.get("/api/incidents/{key}")
-    def api_incident(_user: Reader, key: Key) -> dict[str, Any]:
-        return _found(reads.incident(_ledger(), _incident_key(key)), "such incident")
+    def api_incident(_user: Reader, key: Key, verbose: bool = False) -> dict[str, Any]:
+        return _found(reads.incident(_ledger(), _incident_key(key), verbose=verbose), "such incident")
 
     @app.get("/api/findings")
     def api_findings(_user: Reader, where: Findings, paged: Paged) -> dict[str, Any]:
@@ -200,8 +201,8 @@ def _add_pages(app: FastAPI) -> None:
         return _render(request, "incidents.html", data=data)
 
     @app.get("/incidents/{key}", response_class=HTMLResponse, include_in_schema=False)
-    def incident_page(request: Request, _user: Reader, key: Key) -> HTMLResponse:
-        data = _found(reads.incident(_ledger(), _incident_key(key)), "such incident")
+    def incident_page(request: Request, _user: Reader, key: Key, verbose: bool = False) -> HTMLResponse:
+        data = _found(reads.incident(_ledger(), _incident_key(key), verbose=verbose), "such incident")
         return _render(request, "incident.html", data=data)
 
     @app.get("/task", response_class=HTMLResponse, include_in_schema=False)

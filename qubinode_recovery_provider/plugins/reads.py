@@ -63,10 +63,16 @@ def finding(ledger: Ledger, finding_id: int) -> dict[str, Any] | None:
     return redacted(dict(entry)) if entry is not None else None
 
 
-def incident(ledger: Ledger, key: str | int, limit: int = 20) -> dict[str, Any] | None:
+def incident(
+    ledger: Ledger, key: str | int, limit: int = 20, *, verbose: bool = False
+) -> dict[str, Any] | None:
     """An incident with its latest diagnosis (evidence, context, LLM opinion), plans, attempts,
-    escalations, GitHub issue and the approval waiting for a person, if any."""
-    detail = ledger.incident_detail(key, limit)
+    escalations, GitHub issue and the approval waiting for a person, if any. Each diagnosis shows
+    its first few actions and commands and each plan its first few manual steps, all of them with
+    ``verbose`` (:mod:`~qubinode_recovery_provider.output_limits`)."""
+    from qubinode_recovery_provider.output_limits import OutputLimits, incident_data
+
+    detail = incident_data(ledger.incident_detail(key, limit), OutputLimits.configured(verbose=verbose))
     if not detail:
         return None
     data: dict[str, Any] = dict(detail)

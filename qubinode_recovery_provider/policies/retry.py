@@ -15,6 +15,7 @@ cheap once the pattern library is loaded (see ``bench/bench_notifier.py``).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import asdict, dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
     from qubinode_recovery_provider.deadline import Deadline
-    from qubinode_recovery_provider.models import Diagnosis
+    from qubinode_recovery_provider.models import Diagnosis, FailureEvent
+    from qubinode_recovery_provider.store import Ledger
     from qubinode_recovery_provider.utils.task_failure import LogTail
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 #: Longest reason Airflow stores on the task instance.
 MAX_REASON = 500
 MAX_EVIDENCE = 160
+#: Most seconds the retry-evidence read waits for a ledger lock or connection.
+LEDGER_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,8 @@ class DiagnosisRetryPolicy(RetryPolicy):
         tail = tf.read_attempt_log(key, tf.log_tail_lines(self.settings.log_tail_lines))
         event = tf.failure_event(key, exception, tail)
         end = deadline.end if deadline is not None else None
-        return tf.shared_analyzer().analyze(event, deadline=end), tail
+        diagnosis = tf.shared_analyzer().analyze(event, deadline=end)
+        return with_retry_evidence(diagnosis, event, deadline), tail
 
     def decide(
         self,
@@ -243,7 +248,8 @@ class DiagnosisRetryPolicy(RetryPolicy):
             )
             return RetryDecision.retry(timedelta(seconds=delay), _clip(reason + where))
         verdict = {True: "retryable", False: "not retryable", None: "retryable unknown"}[diagnosis.retryable]
-        reason = f"{_label(diagnosis)}, {verdict}: not sure enough, the task's retries apply"
+        ledger = f" ({diagnosis.retry_evidence})" if diagnosis.retry_evidence else ""
+        reason = f"{_label(diagnosis)}, {verdict}: not sure enough, the task's retries apply{ledger}"
         return RetryDecision(action=RetryAction.DEFAULT, reason=_clip(reason + where))
 
     def delay_for(self, diagnosis: Diagnosis, try_number: int) -> int:
@@ -279,6 +285,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
             "root_cause": diagnosis.root_cause.value,
             "confidence": diagnosis.confidence,
             "retryable": diagnosis.retryable,
+            "retry_evidence": diagnosis.retry_evidence,
             "pattern": diagnosis.primary_pattern,
             "fingerprint": diagnosis.fingerprint,
             "try_number": try_number,
@@ -305,6 +312,55 @@ class DiagnosisRetryPolicy(RetryPolicy):
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def with_retry_evidence(diagnosis: Diagnosis, event: FailureEvent, deadline: Deadline | None) -> Diagnosis:
+    """The diagnosis with its retry claim decided by the ledger's record of earlier retries of this
+    failure, where that record is conclusive (:mod:`~qubinode_recovery_provider.diagnosis.retry_evidence`).
+    A ``false`` claim is left alone (no ledger read); an unreachable ledger leaves the diagnosis as it is.
+    The read waits at most a third of the time left (2 s at most) for a lock or a connection.
+
+    :param diagnosis: the analyzer's diagnosis.
+    :param event: the failure (its own earlier tries in this run count).
+    :param deadline: the policy's deadline.
+    """
+    if diagnosis.retryable is False:
+        return diagnosis
+    from qubinode_recovery_provider.diagnosis import retry_evidence
+
+    timeout = min(LEDGER_TIMEOUT, deadline.remaining() / 3) if deadline is not None else LEDGER_TIMEOUT
+    if timeout < 0.05:
+        return diagnosis
+    try:
+        ledger = _evidence_ledger(timeout)
+    except Exception as exc:
+        log.warning("DiagnosisRetryPolicy: no ledger for retry evidence (%s: %s)", type(exc).__name__, exc)
+        return diagnosis
+    if ledger is None:
+        return diagnosis
+    return retry_evidence.from_ledger(diagnosis, ledger, event)
+
+
+_LEDGERS: dict[str, Ledger] = {}
+_LEDGERS_LOCK = threading.Lock()
+
+
+def _evidence_ledger(timeout: float) -> Ledger | None:
+    """The configured ledger, one per URL and process (not the runtime's: importing it costs a fresh
+    task process more than the read); None when it is a SQLite file that does not exist yet (no
+    history, and no file is created here)."""
+    from qubinode_recovery_provider.store import Ledger, resolve_ledger_url
+    from qubinode_recovery_provider.store.engine import normalize_url, sqlite_path
+
+    url = resolve_ledger_url()
+    path = sqlite_path(normalize_url(url))
+    if path is not None and not path.exists():
+        return None
+    with _LEDGERS_LOCK:
+        ledger = _LEDGERS.get(url)
+        if ledger is None:
+            ledger = _LEDGERS[url] = Ledger(url, timeout=timeout, auto_flush_interval=0)
+        return ledger
+
+
 def _label(diagnosis: Diagnosis) -> str:
     pattern = f", {diagnosis.primary_pattern}" if diagnosis.primary_pattern else ""
     return f"qubinode: {diagnosis.root_cause.value} ({diagnosis.confidence:.2f}{pattern})"
@@ -316,6 +372,11 @@ def _advice(diagnosis: Diagnosis) -> str:
 
 
 def _evidence(diagnosis: Diagnosis) -> str:
+    ledger = f" {diagnosis.retry_evidence}." if diagnosis.retry_evidence else ""
+    return ledger + _line_evidence(diagnosis)
+
+
+def _line_evidence(diagnosis: Diagnosis) -> str:
     if not diagnosis.matched_patterns:
         return ""
     line = " ".join(diagnosis.matched_patterns[0].evidence.split())

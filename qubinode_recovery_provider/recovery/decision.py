@@ -361,6 +361,7 @@ def approval_markdown(
     :param decision: the decision (its reasons)
     :param diagnosis: adds the verdict
     """
+    from qubinode_recovery_provider.output_limits import OutputLimits, ledger_hint
     from qubinode_recovery_provider.recovery.render import plan_to_markdown
 
     option = plan.options[decision.option_index] if decision.option_index is not None else plan.recommended
@@ -384,7 +385,13 @@ def approval_markdown(
         "",
         "---",
         "",
-        plan_to_markdown(plan, diagnosis=diagnosis, level=3),
+        plan_to_markdown(
+            plan,
+            diagnosis=diagnosis,
+            level=3,
+            limits=OutputLimits.configured(),
+            more_hint=ledger_hint(plan.fingerprint),
+        ),
     ]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -7,8 +7,11 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.output_limits import VERBOSE_HINT, more_note, shown_steps
+
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis, RecoveryOption, RecoveryPlan
+    from qubinode_recovery_provider.output_limits import OutputLimits
 
 _BACKTICKS_RE = re.compile(r"`+")
 
@@ -28,12 +31,22 @@ def plan_to_json(plan: RecoveryPlan, *, indent: int | None = 2) -> str:
     return json.dumps(plan_to_dict(plan), indent=indent, sort_keys=False)
 
 
-def plan_to_markdown(plan: RecoveryPlan, *, diagnosis: Diagnosis | None = None, level: int = 2) -> str:
+def plan_to_markdown(
+    plan: RecoveryPlan,
+    *,
+    diagnosis: Diagnosis | None = None,
+    level: int = 2,
+    limits: OutputLimits | None = None,
+    more_hint: str = VERBOSE_HINT,
+) -> str:
     """The plan as a Markdown document: summary, option table, then every option in detail.
 
     :param plan: the plan
     :param diagnosis: adds the diagnosis's verdict (category, confidence, patterns) when given
     :param level: heading level of the title (2 fits inside an issue or report)
+    :param limits: show at most these many check and fix steps per option
+        (:mod:`~qubinode_recovery_provider.output_limits`), and say how many are left out; None: all
+    :param more_hint: how the reader sees the steps left out
     """
     head = "#" * max(1, min(level, 5))
     lines = [f"{head} Recovery plan: {plan.root_cause.value.replace('_', ' ')} failure", ""]
@@ -41,7 +54,7 @@ def plan_to_markdown(plan: RecoveryPlan, *, diagnosis: Diagnosis | None = None, 
     lines += _recommended(plan)
     lines += _table(plan)
     for option in plan.options:
-        lines += _option_section(option, head + "#")
+        lines += _option_section(option, head + "#", limits, more_hint)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -121,11 +134,16 @@ def _table(plan: RecoveryPlan) -> list[str]:
     return [*lines, ""]
 
 
-def _option_section(option: RecoveryOption, head: str) -> list[str]:
+def _option_section(
+    option: RecoveryOption, head: str, limits: OutputLimits | None, more_hint: str
+) -> list[str]:
     lines = [f"{head} {option.priority}. {option.title}", ""]
     if option.reason and option.priority != 1:
         lines += [f"_{option.reason}_", ""]
-    lines += _numbered("Steps", option.steps)
+    steps = option.steps if limits is None else shown_steps(option.steps, limits)
+    lines += _numbered("Steps", steps)
+    if len(steps) < len(option.steps):
+        lines += [f"_{more_note(len(option.steps) - len(steps), 'step', more_hint)}._", ""]
     lines += _bullets("Prerequisites", option.prerequisites)
     lines += _bullets("Success criteria", option.success_criteria)
     lines += _bullets("Rollback", option.rollback_steps)

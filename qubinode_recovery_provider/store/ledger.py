@@ -549,6 +549,30 @@ class Ledger:
         with self._reading() as conn:
             return queries.action_outcomes(conn, fingerprint, action)
 
+    def retry_outcomes(
+        self,
+        fingerprint: str,
+        action: str,
+        *,
+        limit: int = 20,
+        settled_before: datetime | None = None,
+        current: queries.SameRun | None = None,
+    ) -> tuple[int, int]:
+        """(succeeded, failed) plain retries of this failure (:func:`.queries.retry_outcomes`).
+
+        :param fingerprint: the failure's fingerprint
+        :param action: the action that retries the failed task
+        :param limit: read at most this many of the latest attempts and occurrences
+        :param settled_before: only attempts finished before this count (default: 15 minutes ago, so a
+            retried run still in progress is not taken for a success)
+        :param current: the try being diagnosed (its own earlier tries in this run count)
+        """
+        cutoff = settled_before or utcnow() - timedelta(minutes=15)
+        # read as the schema is (no migration on this path: the tables it reads exist since revision
+        # 0001, and a failing task's retry decision must not pay for Alembic)
+        with self._available(), self.engine.connect().execution_options(**{READ_OPTION: True}) as conn:
+            return queries.retry_outcomes(conn, fingerprint, action, max(1, min(limit, 200)), cutoff, current)
+
     # --- checkpoints -----------------------------------------------------------------------------
 
     def record_checkpoint(

@@ -337,6 +337,118 @@ def action_outcomes(conn: Connection, fingerprint: str, action: str) -> tuple[in
     return counts.get(AttemptOutcome.SUCCEEDED.value, 0), counts.get(AttemptOutcome.FAILED.value, 0)
 
 
+@dataclass(frozen=True)
+class SameRun:
+    """The task instance being diagnosed, to find its own earlier tries in the ledger."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int
+
+
+def retry_outcomes(
+    conn: Connection,
+    fingerprint: str,
+    action: str,
+    limit: int,
+    settled_before: datetime,
+    current: SameRun | None = None,
+) -> tuple[int, int]:
+    """(succeeded, failed) plain retries of failures with ``fingerprint``, from the ledger's own rows.
+
+    A retry is an attempt of ``action`` (the recovery DAG's retry of the failed task) that really ran
+    (not a dry run), finished before ``settled_before``, without a longer timeout: it succeeded when the
+    same task did not fail again in that run afterwards, else it failed. The task's own retries count
+    as failed when a later try of the same run failed with the same fingerprint; ``current`` (the try
+    being diagnosed) counts as such a try. Only the ``limit`` latest attempts and occurrences are read;
+    every query uses an index (fingerprint; DAG, task and run).
+    """
+    succeeded = failed = 0
+    for args, outcome in _latest_retries(conn, fingerprint, action, limit, settled_before):
+        if outcome == AttemptOutcome.SUCCEEDED.value and not _failed_again(conn, args):
+            succeeded += 1
+        else:
+            failed += 1
+    return succeeded, failed + _own_retries_failed(conn, fingerprint, limit, current)
+
+
+def _latest_retries(
+    conn: Connection, fingerprint: str, action: str, limit: int, settled_before: datetime
+) -> list[tuple[dict[str, Any], str]]:
+    table = t.attempts
+    query = (
+        sa.select(table.c.action_args, table.c.outcome, table.c.started_at)
+        .where(
+            table.c.fingerprint == fingerprint,
+            table.c.action == action,
+            table.c.dry_run.is_(False),
+            table.c.outcome.in_([AttemptOutcome.SUCCEEDED.value, AttemptOutcome.FAILED.value]),
+            table.c.finished_at.is_not(None),
+            table.c.finished_at < settled_before,
+        )
+        .order_by(table.c.started_at.desc(), table.c.id.desc())
+        .limit(limit)
+    )
+    out = []
+    for args, outcome, started in conn.execute(query):
+        if not isinstance(args, dict) or args.get("execution_timeout_seconds"):
+            continue  # a retry with a longer timeout is not a plain retry
+        out.append(({**args, "_started_at": started}, str(outcome)))
+    return out
+
+
+def _failed_again(conn: Connection, args: dict[str, Any]) -> bool:
+    """Did a task the retry cleared fail again in that run after the retry started?"""
+    task_ids = [str(x) for x in (args.get("task_ids") or [])][:100]
+    dag_id, run_id = args.get("dag_id"), args.get("run_id")
+    if not (dag_id and run_id and task_ids):
+        return True  # an attempt that does not say what it retried proves nothing
+    table = t.diagnoses
+    query = (
+        sa.select(table.c.id)
+        .where(
+            table.c.dag_id == str(dag_id),
+            table.c.task_id.in_(task_ids),
+            table.c.run_id == str(run_id),
+            table.c.occurred_at >= args["_started_at"],
+        )
+        .limit(1)
+    )
+    return conn.execute(query).first() is not None
+
+
+def _own_retries_failed(conn: Connection, fingerprint: str, limit: int, current: SameRun | None) -> int:
+    """Earlier occurrences of ``fingerprint`` that a later try of the same run repeated."""
+    d = t.diagnoses
+    latest = (
+        sa.select(d.c.id, d.c.dag_id, d.c.task_id, d.c.run_id, d.c.try_number)
+        .where(d.c.fingerprint == fingerprint, d.c.try_number.is_not(None))
+        .order_by(d.c.occurred_at.desc(), d.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    later = d.alias("later")
+    query = sa.select(sa.func.count(sa.distinct(latest.c.id))).where(
+        later.c.fingerprint == fingerprint,
+        later.c.dag_id == latest.c.dag_id,
+        later.c.task_id == latest.c.task_id,
+        later.c.run_id == latest.c.run_id,
+        later.c.try_number > latest.c.try_number,
+    )
+    repeated = int(conn.execute(query).scalar() or 0)
+    if current is not None:
+        earlier = sa.select(d.c.id).where(
+            d.c.fingerprint == fingerprint,
+            d.c.dag_id == current.dag_id,
+            d.c.task_id == current.task_id,
+            d.c.run_id == current.run_id,
+            d.c.try_number < current.try_number,
+        )
+        repeated += 1 if conn.execute(earlier.limit(1)).first() is not None else 0
+    return repeated
+
+
 # --- checkpoints, escalations, shadow findings ----------------------------------------------------
 
 

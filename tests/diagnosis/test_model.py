@@ -72,7 +72,7 @@ def test_noise_stays_unknown(library: PatternLibrary, noise: str) -> None:
     assert d.model is not None
     assert not d.model.decided
     said_unknown = d.model.root_cause is RootCause.UNKNOWN
-    assert said_unknown or d.model.probability < ModelCalibration.load().decide_from_silent
+    assert said_unknown or d.model.probability < ModelCalibration.load().decide_from
 
 
 def test_a_diagnosis_the_model_decides_says_so_and_claims_no_retry(library: PatternLibrary) -> None:
@@ -207,3 +207,21 @@ def test_the_model_is_not_asked_once_the_deadline_has_stopped_the_scan(library: 
     d = FailureAnalyzer(library, use_llm=False, text_model=True).analyze(text, deadline=0.0)
     assert d.model is None
     assert d.decided_by == "patterns"
+
+
+def test_a_cause_a_pattern_named_is_never_replaced_but_its_confidence_is_joint() -> None:
+    from qubinode_recovery_provider.diagnosis.model import Prediction, combine
+    from qubinode_recovery_provider.models import Diagnosis
+
+    calibration = ModelCalibration(consult_below=0.8, decide_from=0.5)
+    unsure = Diagnosis(root_cause=RootCause.TIMEOUT, confidence=0.6, fingerprint="f", retryable=None)
+    disagreeing = Prediction("network", 0.99, 0.01, [(1, "connect: no route to host", 1.0)])
+    d = combine(unsure.model_copy(), disagreeing, calibration)
+    assert (d.root_cause, d.decided_by) == (RootCause.TIMEOUT, "patterns")
+    assert d.model is not None
+    assert not d.model.decided
+    assert d.confidence == calibration.confidence(0.6, 0.99, False, False, False)
+    agreeing = Prediction("timeout", 0.9, 0.05, [(1, "timed out", 1.0)])
+    assert combine(unsure.model_copy(), agreeing, calibration).confidence == calibration.confidence(
+        0.6, 0.9, True, False, False
+    )

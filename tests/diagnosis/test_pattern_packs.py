@@ -308,3 +308,52 @@ def test_a_cache_file_others_can_write_is_ignored(tmp_path: Path, monkeypatch) -
     cached.chmod(0o666)
     library = PatternLibrary.load([packs], shipped=False)
     assert library.patterns[0].pattern.regex == "No space left on device"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        (
+            {"description": "The disk is full. Inode exhaustion is left to unitinode_002."},
+            "user-visible description: 'unitinode_002'",
+        ),
+        (
+            {"recovery_hint": "Free space, then follow that pattern's advice."},
+            "user-visible recovery_hint: 'that pattern'",
+        ),
+        ({"description": "The disk is full (the disk_* family)."}, "user-visible description: 'disk_*'"),
+        ({"description": "The disk is full. TODO: quotas"}, "user-visible description: 'TODO'"),
+        ({"diagnostic_commands": ["df -h", "see pattern quota"]}, "user-visible diagnostic_commands"),
+        ({"description": "Full; a quota is not matched here."}, "user-visible description: 'is not matched'"),
+    ],
+)
+def test_checker_refuses_maintainer_notes_in_user_visible_text(tmp_path: Path, overrides, problem) -> None:
+    report = check_packs([_pack(tmp_path, **overrides)])
+    assert len(report.problems) == 1
+    assert f"unitdisk_001: {problem}" in report.problems[0]
+    assert report.problems[0].endswith("is a maintainer's note (move it to maintainer_note)")
+
+
+def test_a_maintainer_note_is_accepted_and_never_shown(tmp_path: Path, capsys) -> None:
+    from qubinode_recovery_provider.cli import main
+    from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+
+    note = "Inode exhaustion is left to unitinode_002; see pattern unitquota_003. TODO: quotas."
+    path = _pack(tmp_path, maintainer_note=note)
+    assert check_packs([path]).ok
+    library = PatternLibrary.load([tmp_path], shipped=False)
+    diagnosis = FailureAnalyzer(library, use_llm=False).analyze("write: No space left on device")
+    assert diagnosis.decisive_pattern == "unitdisk_001"
+    assert "unitinode" not in json.dumps(diagnosis.to_json_dict())
+    assert main(["patterns", "list", "--patterns-dir", str(tmp_path), "--json"]) == 0
+    assert "unitinode" not in capsys.readouterr().out
+
+
+def test_no_shipped_diagnosis_shows_a_pattern_id(analyzer) -> None:
+    """What the analyzer adds to a pattern's text says nothing internal either."""
+    library = PatternLibrary.load()
+    ids = {cp.id for cp in library}
+    for cp in library:
+        d = analyzer.analyze(cp.pattern.examples[0].text)
+        shown = " ".join([d.summary, *d.recommended_actions, *d.diagnostic_commands, *d.affected_services])
+        assert not [i for i in ids if i in shown], (cp.id, shown)

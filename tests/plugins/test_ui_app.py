@@ -253,6 +253,36 @@ def test_incident_detail_shows_diagnosis_plan_attempts_issue_and_opinion(
     assert client.get(f"{URL_PREFIX}/incidents/999", headers=viewer).status_code == 404
 
 
+def test_incident_detail_shows_the_first_actions_and_commands_unless_verbose(
+    client: TestClient, ledger: Ledger
+) -> None:
+    from ui_seed import failure
+
+    event, diagnosis = failure("build_vm", "create_vm", "manual__9", "fp-noisy", RootCause.NETWORK)
+    noisy = diagnosis.model_copy(
+        update={
+            "recommended_actions": [f"do thing {n}" for n in range(5)],
+            "diagnostic_commands": [f"check-{n} --now" for n in range(6)],
+        }
+    )
+    incident = ledger.record_failure(event, noisy)
+    viewer = token(client, "viewer")
+    data = client.get(f"{URL_PREFIX}/api/incidents/{incident.id}", headers=viewer).json()
+    assert data["latest"]["diagnosis"]["recommended_actions"] == ["do thing 0", "do thing 1", "do thing 2"]
+    assert data["latest"]["diagnosis"]["not_shown"] == {"recommended_actions": 2, "diagnostic_commands": 2}
+    full = client.get(f"{URL_PREFIX}/api/incidents/{incident.id}?verbose=true", headers=viewer).json()
+    assert len(full["latest"]["diagnosis"]["diagnostic_commands"]) == 6
+    page = client.get(f"{URL_PREFIX}/incidents/{incident.id}", headers=viewer).text
+    assert "do thing 2" in page
+    assert "do thing 3" not in page
+    assert "check-3 --now" in page
+    assert "check-4 --now" not in page
+    assert '<a href="?verbose=true">show all</a>' in page
+    page = client.get(f"{URL_PREFIX}/incidents/{incident.id}?verbose=true", headers=viewer).text
+    assert "do thing 4" in page
+    assert "check-5 --now" in page
+
+
 def test_the_approval_a_recovery_run_waits_for_is_linked(
     client: TestClient, ledger: Ledger, airflow_db: Path
 ) -> None:

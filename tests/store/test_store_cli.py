@@ -149,3 +149,30 @@ def test_store_and_incidents_cli_do_not_import_airflow() -> None:
         "sys.exit(any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules))"
     )
     assert processes.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_show_limits_actions_and_commands_unless_verbose(
+    ledger: Ledger, ledger_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    noisy = make_diagnosis("fp-noisy").model_copy(
+        update={
+            "recommended_actions": [f"action {n}" for n in range(5)],
+            "diagnostic_commands": [f"command {n}" for n in range(6)],
+        }
+    )
+    ledger.record_failure(make_event(), noisy)
+    assert main(["incidents", "show", "fp-noisy", "--ledger", ledger_url]) == 0
+    report = capsys.readouterr().out
+    assert "- action 2" in report
+    assert "action 3" not in report
+    assert "$ command 3" in report
+    assert "command 4" not in report
+    assert "(2 more actions not shown (--verbose shows all))" in report
+    assert main(["incidents", "show", "fp-noisy", "--ledger", ledger_url, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["diagnoses"][0]["diagnosis"]
+    assert len(shown["recommended_actions"]) == 3
+    assert shown["not_shown"] == {"recommended_actions": 2, "diagnostic_commands": 2}
+    assert main(["incidents", "show", "fp-noisy", "--ledger", ledger_url, "--json", "--verbose"]) == 0
+    full = json.loads(capsys.readouterr().out)["diagnoses"][0]["diagnosis"]
+    assert len(full["recommended_actions"]) == 5
+    assert "not_shown" not in full

@@ -5,8 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from qubinode_recovery_provider.models import Risk, RootCause, Severity
+from qubinode_recovery_provider.output_limits import CHECK_STEP, FIX_STEP
 from qubinode_recovery_provider.recovery import playbooks
-from qubinode_recovery_provider.recovery.options.base import A, Candidate, PlanContext, in_run, make_option
+from qubinode_recovery_provider.recovery.options.base import (
+    PATTERN_ID_RE,
+    A,
+    Candidate,
+    PlanContext,
+    in_run,
+    make_option,
+)
 from qubinode_recovery_provider.recovery.safety import is_safe_text, is_service_name
 
 MAX_MANUAL_STEPS = 14
@@ -38,14 +46,18 @@ def _host(ctx: PlanContext) -> str:
 
 
 def _manual_steps(ctx: PlanContext) -> list[str]:
-    checks = [_fill(cmd, ctx) for cmd in ctx.playbook.diagnostics]
-    for tool in ctx.tools:
-        checks.extend(playbooks.TOOL_DIAGNOSTICS.get(tool, ()))
-    checks.extend(cmd for cmd in ctx.diagnosis.diagnostic_commands if is_safe_text(cmd))
-    fixes = list(ctx.playbook.fixes)
-    fixes.extend(hint for hint in ctx.diagnosis.recommended_actions if is_safe_text(hint))
-    steps = [f"Check: `{cmd}`" for cmd in _unique(checks)]
-    steps += [f"Fix: {_fill(fix, ctx)}" for fix in _unique(fixes)]
+    """Checks then fixes, each ranked from the decisive cause outwards: its pattern's commands, its
+    tool's, then the category's generic ones (which the presenters usually leave out,
+    :mod:`~qubinode_recovery_provider.output_limits`); its pattern's advice, then the category's."""
+    decisive = ctx.diagnosis.decisive_pattern
+    checks = [cmd for cmd in ctx.diagnosis.diagnostic_commands if is_safe_text(cmd)]
+    if decisive is not None and PATTERN_ID_RE.match(decisive):
+        checks.extend(playbooks.TOOL_DIAGNOSTICS.get(playbooks.tool_of(decisive), ()))
+    checks.extend(ctx.playbook.diagnostics)
+    fixes = [hint for hint in ctx.diagnosis.recommended_actions if is_safe_text(hint)]
+    fixes.extend(ctx.playbook.fixes)
+    steps = [f"{CHECK_STEP}`{_fill(cmd, ctx)}`" for cmd in _unique(checks)]
+    steps += [f"{FIX_STEP}{_fill(fix, ctx)}" for fix in _unique(fixes)]
     return steps[:MAX_MANUAL_STEPS]
 
 

@@ -1,0 +1,85 @@
+"""Retry claims need evidence (issue 14, part 3): a pattern says ``retryable: true`` only for a cause that
+is transient by nature, and says why in ``transient_evidence``; generic timeouts, unreachable hosts,
+connect timeouts and process limits say ``null`` (the task's own retries apply)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
+from qubinode_recovery_provider.models import RootCause
+
+
+@pytest.fixture(scope="module")
+def shipped() -> PatternLibrary:
+    return PatternLibrary.load()
+
+
+def test_every_retryable_true_pattern_states_its_transient_evidence(shipped: PatternLibrary) -> None:
+    missing = [
+        cp.id for cp in shipped.patterns if cp.pattern.retryable is True and not cp.pattern.transient_evidence
+    ]
+    assert not missing, f"retryable: true without transient_evidence: {missing}"
+
+
+def test_transient_evidence_only_on_retryable_true_patterns(shipped: PatternLibrary) -> None:
+    stray = [
+        cp.id for cp in shipped.patterns if cp.pattern.transient_evidence and cp.pattern.retryable is not True
+    ]
+    assert not stray
+
+
+def test_no_timeout_pattern_claims_a_retry_helps(shipped: PatternLibrary) -> None:
+    """A timeout says only that something took too long, not that it is transient; a wait for a lock
+    that another job holds is the exception (the job finishes)."""
+    claims = [
+        cp.id
+        for cp in shipped.patterns
+        if cp.pattern.category is RootCause.TIMEOUT
+        and cp.pattern.retryable is True
+        and "lock" not in cp.pattern.transient_evidence
+    ]
+    assert not claims
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "error: timed out waiting for the condition",
+        "Job for freeipa.service failed because a timeout was exceeded.",
+        "[2026-11-02, 10:14:05 UTC] {taskinstance.py:3311} ERROR - airflow.exceptions.AirflowTaskTimeout: "
+        "Timeout, PID: 4242",
+        "bash: fork: retry: Resource temporarily unavailable",
+        "ssh: connect to host 10.0.0.5 port 22: Connection timed out",
+        'fatal: [hv1]: UNREACHABLE! => {"changed": false, "msg": "Failed to connect to the host via ssh: '
+        'ssh: connect to host 10.0.0.5 port 22: No route to host", "unreachable": true}',
+        'Get "http://169.254.169.254/latest/meta-data/": '
+        "dial tcp 169.254.169.254:80: connect: no route to host",
+        "dial tcp 10.0.0.5:6443: i/o timeout",
+        "dial tcp 10.0.0.5:8200: connect: connection refused",
+        "Timeout waiting for Airflow",
+    ],
+)
+def test_generic_timeouts_and_unreachable_hosts_are_not_claimed_transient(
+    analyzer: FailureAnalyzer, text: str
+) -> None:
+    d = analyzer.analyze(text)
+    assert d.root_cause is not RootCause.UNKNOWN, "the text should still be diagnosed"
+    assert d.retryable is None, f"{d.primary_pattern} claims retryable {d.retryable}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "read tcp 192.168.155.178:46000->104.18.123.25:443: read: connection reset by peer",
+        "Error response from daemon: toomanyrequests: Rate exceeded",
+        "received unexpected HTTP status: 503 Service Unavailable",
+        "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 2345 (apt-get)",
+        "curl: (6) Could not resolve host: quay.io: Temporary failure in name resolution",
+        ";; ->>HEADER<<- opcode: QUERY, status: SERVFAIL, id: 4242",
+        "FATAL:  the database system is starting up",
+    ],
+)
+def test_transient_causes_are_claimed(analyzer: FailureAnalyzer, text: str) -> None:
+    d = analyzer.analyze(text)
+    assert d.retryable is True, f"{d.primary_pattern}: {d.retryable}"
