@@ -139,6 +139,26 @@ def _model_lines(data: dict[str, Any]) -> list[str]:
         "out-of-fold accuracy) and the joint confidence fitted on out-of-fold verdicts of the training "
         "side (`calibration.json`).",
     ]
+    search = _load("model_search.json")
+    if search:
+        lines += [
+            "",
+            "The model was chosen by grouped 5-fold cross-validation on the training side "
+            f"({search['items']} items; `python scripts/train_model.py --search`, "
+            "`bench/results/model_search.json`): top-1 of the model alone, folds split by source.",
+            "",
+            *_table(
+                ["candidate", "grouped-CV top-1", "file KiB"],
+                [
+                    [
+                        c["params"] + (" (shipped)" if c["params"] == search["shipped"] else ""),
+                        f"{c['grouped_cv_top1']:.3f}",
+                        str(c["kib"]),
+                    ]
+                    for c in search["candidates"]
+                ],
+            ),
+        ]
     if cost:
         lines += [
             "",

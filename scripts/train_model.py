@@ -2,7 +2,7 @@
 
     python scripts/train_model.py            # writes qubinode_recovery_provider/diagnosis/text_model.bin.gz
     python scripts/train_model.py --check    # exit 1 when the shipped file differs from a fresh training
-    python scripts/train_model.py --search   # grouped cross-validation of the candidate models
+    python scripts/train_model.py --search   # grouped CV of the candidates: bench/results/model_search.json
 
 Build time only: scikit-learn (the ``test`` extra) fits the weights; the features are computed by the
 run-time code (:mod:`qubinode_recovery_provider.diagnosis.model`), so training and inference read the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import math
 import sys
 from array import array
@@ -51,6 +52,7 @@ CLASSES = (
     "virtualization",
 )
 FOLDS = 5
+SEARCH_RESULTS = ROOT / "bench" / "results" / "model_search.json"
 WEIGHT_LEVELS = 32767
 #: gzip's header carries a time stamp: a fixed one keeps the file byte-identical between trainings.
 GZIP_MTIME = 0
@@ -227,9 +229,10 @@ def fold_of(items: list[dict[str, Any]]) -> list[int]:
     return which
 
 
-def search(items: list[dict[str, Any]]) -> None:
+def search(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Grouped-CV top-1 of each candidate, alone (the model's own verdict on every item)."""
     which = fold_of(items)
+    rows = []
     for params in CANDIDATES:
         models = out_of_fold(items, params)
         hits = 0
@@ -237,6 +240,10 @@ def search(items: list[dict[str, Any]]) -> None:
             hits += models[which[i]].predict(text_lines(item["text"])).category == item["category"]
         size = len(gzip.compress(pack(*fit_arrays(items, params)), mtime=GZIP_MTIME))
         print(f"{params.describe():<36} grouped-CV top-1 {hits / len(items):.3f}  file {size / 1024:.0f} KiB")
+        rows.append(
+            {"params": params.describe(), "grouped_cv_top1": round(hits / len(items), 4), "kib": size >> 10}
+        )
+    return rows
 
 
 def model_bytes(items: list[dict[str, Any]]) -> bytes:
@@ -256,7 +263,9 @@ def main() -> int:
     args = parser.parse_args()
     items = load("train")
     if args.search:
-        search(items)
+        rows = search(items)
+        result = {"items": len(items), "folds": FOLDS, "shipped": SHIPPED.describe(), "candidates": rows}
+        SEARCH_RESULTS.write_text(json.dumps(result, indent=2) + "\n")
         return 0
     data = model_bytes(items)
     if args.check:
