@@ -146,8 +146,8 @@ def _model_lines(data: dict[str, Any]) -> list[str]:
             "The model was chosen by grouped 5-fold cross-validation on the training side "
             f"({search['items']} items; `python scripts/train_model.py --search`, "
             "`bench/results/model_search.json`): top-1 of the model alone, folds split by source. The "
-            "candidates are within about one standard error (0.013) of each other; the shipped one has the "
-            "smallest file among the best.",
+            "candidates are within about one standard error (0.013) of each other; the shipped one is among the "
+            "smallest files.",
             "",
             *_table(
                 ["candidate", "grouped-CV top-1", "file KiB"],
