@@ -146,8 +146,8 @@ def _model_lines(data: dict[str, Any]) -> list[str]:
             "The model was chosen by grouped 5-fold cross-validation on the training side "
             f"({search['items']} items; `python scripts/train_model.py --search`, "
             "`bench/results/model_search.json`): top-1 of the model alone, folds split by source. The "
-            "candidates are within about one standard error (0.013) of each other; the shipped one is among the "
-            "smallest files.",
+            "candidates are within about one standard error (0.013) of each other; the shipped one is "
+            "among the smallest files.",
             "",
             *_table(
                 ["candidate", "grouped-CV top-1", "file KiB"],
@@ -452,6 +452,103 @@ def worst_case_lines(data: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _ms(row: dict[str, Any]) -> list[str]:
+    """Wall median (min-max) and CPU median of a ``bench_startup`` row."""
+    return [
+        f"{row['wall_median_ms']:.0f} ms ({row['wall_min_ms']:.0f}-{row['wall_max_ms']:.0f})",
+        f"{row['cpu_median_ms']:.0f} ms",
+    ]
+
+
+def startup_section() -> list[str]:
+    data = _load("startup.json")
+    lines = [
+        "## Start-up",
+        "",
+        "Command: `python bench/bench_startup.py` (`--sections one_line`, `batch` or `task_path` runs one). "
+        "Whole processes, the package byte-compiled first as an installed one is; wall clock and the "
+        "child's CPU time (less sensitive to other work on the machine), median of N runs.",
+        "",
+    ]
+    if data is None:
+        return [*lines, "No result yet.", ""]
+    one = data.get("one_line")
+    if one:
+        labels = {
+            "python_isolated_no_site": "`python -I -S -c pass` (the interpreter alone)",
+            "python_pass": "`python -c pass` (with the venv's `site`)",
+            "python_import_pydantic": "`python -c 'from pydantic import BaseModel'`",
+            "diagnose_error_warm": f"`qubinode-recovery diagnose --error '{one['message']}'`, warm cache",
+            "diagnose_stdin_warm": "the same text on stdin (`--log-file -`), warm cache",
+            "diagnose_error_cold": "`diagnose --error`, empty cache (first run on a host)",
+        }
+        rows = [[label, *_ms(one[key]), str(one[key]["n"])] for key, label in labels.items() if key in one]
+        lines += _table(["process", "wall median (min-max)", "CPU median", "runs"], rows)
+        lines += [
+            "",
+            f"Load average {one['load_average_at_start']} at the start, {one['load_average_at_end']} at the "
+            "end (2 CPUs).",
+            "",
+        ]
+    batch = data.get("batch")
+    if batch:
+        lines += [
+            f"`diagnose --batch` over {batch['items']} logs of {batch['item_bytes'] / 1e6:.0f} MB against "
+            "the reference's ten regexes, each a whole process, alternated:",
+            "",
+        ]
+        rows = [
+            ["`qubinode-recovery diagnose --batch`", *_ms(batch["ours"])],
+            ["the reference's ten regexes (Python process)", *_ms(batch["reference"])],
+        ]
+        lines += _table(["process", "wall median (min-max)", "CPU median"], rows)
+        lines += [
+            "",
+            f"Ratio (reference / ours): {batch['ratio_wall']}x wall, {batch['ratio_cpu']}x CPU. Load average "
+            f"{batch['load_average_at_start']} at the start, {batch['load_average_at_end']} at the end.",
+            "",
+        ]
+    both = data.get("before_after")
+    if both:
+        lines += [
+            f"Before and after (`--before-tree`: the code of commit {both.get('before_commit', '?')} "
+            "against this checkout's), each imported from its own tree, alternated:",
+            "",
+        ]
+        rows = [
+            [label, *_ms(both[f"{key}_before"]), *_ms(both[f"{key}_after"])]
+            for key, label in (("one_line", "one-line `diagnose --error`"), ("batch", "`diagnose --batch`"))
+        ]
+        lines += _table(["process", "before, wall", "before, CPU", "after, wall", "after, CPU"], rows)
+        lines += [
+            "",
+            f"Load average {both['load_average_at_start']} at the start, {both['load_average_at_end']} at "
+            "the end.",
+            "",
+        ]
+    task = data.get("task_path")
+    if task:
+        lines += [
+            "A fresh task process (`bench/bench_notifier.py`'s fresh-process runs: Airflow's Task SDK "
+            "imported before the clock starts, the host's caches warm):",
+            "",
+        ]
+        rows = [
+            ["importing our notifier and policy modules", f"{task['import_ms_median']:.0f} ms"],
+            ["first retry-policy decision", f"{task['policy_cold']['median_ms']:.0f} ms"],
+            ["notifier after the policy", f"{task['notifier_after_policy_cold']['median_ms']:.0f} ms"],
+            ["notifier alone (first failure)", f"{task['notifier_cold']['median_ms']:.0f} ms"],
+        ]
+        lines += _table(["step", "median"], rows)
+        lines += [
+            "",
+            f"{task['policy_cold']['n']} fresh processes each; load average {task['load_average_at_start']} "
+            f"at the start, {task['load_average_at_end']} at the end.",
+            "",
+        ]
+    return lines
+
+
 def shadow_section() -> list[str]:
     data = _load("shadow.json")
     lines = [
@@ -617,6 +714,7 @@ def render() -> str:
     lines += accuracy_section()
     lines += analyzer_section()
     lines += notifier_section()
+    lines += startup_section()
     lines += shadow_section()
     lines += redaction_section()
     lines += task_log_capture_section()

@@ -168,6 +168,22 @@ OPTIONS: dict[str, Option] = {
         "",
         "http://marquez:5000",
     ),
+    "kcli_check": Option(
+        "The shadow scan DAG compares kcli's view of each listed host that is a kcli client (kcli -C "
+        "CLIENT list vm) with libvirt's listing, when kcli's config file exists and kcli_command is "
+        "found; kcli failing or disagreeing is a kcli_check_failed finding.",
+        "boolean",
+        "True",
+    ),
+    "kcli_config": Option(
+        "kcli's client config file. Empty: ~/.kcli/config.yml of the user the scan runs as.",
+        "string",
+        "",
+        "/home/airflow/.kcli/config.yml",
+    ),
+    "kcli_command": Option(
+        "The kcli program the shadow scan DAG runs (a name on PATH or a path).", "string", "kcli"
+    ),
     "shadow_scan_schedule": Option(
         "Cron schedule of the qubinode_shadow_scan DAG.", "string", "*/15 * * * *"
     ),

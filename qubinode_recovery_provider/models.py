@@ -8,66 +8,25 @@ ignore fields they do not know.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
-#: The highest try number accepted from outside (CLI flags, a recovery run's conf): Airflow counts tries
-#: from 1, and no task is retried ten thousand times.
-MAX_TRY_NUMBER = 10_000
-
-
-def utcnow() -> datetime:
-    """Return the current time as an aware UTC datetime."""
-    return datetime.now(UTC)
-
-
-class RootCause(enum.StrEnum):
-    """The ten root-cause categories of the brief."""
-
-    VIRTUALIZATION = "virtualization"
-    NETWORK = "network"
-    STORAGE = "storage"
-    SERVICE_DEPENDENCY = "service_dependency"
-    CREDENTIAL = "credential"
-    RESOURCE_EXHAUSTION = "resource_exhaustion"
-    CONFIGURATION = "configuration"
-    TIMEOUT = "timeout"
-    STATE_MISMATCH = "state_mismatch"
-    UNKNOWN = "unknown"
-
-
-class Severity(enum.StrEnum):
-    """How bad a failure is for the DAG that hit it."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_RANK[self]
-
-
-_SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
-
-
-class Health(enum.StrEnum):
-    """State of a probed service, resource or network target."""
-
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    DOWN = "down"
-    UNKNOWN = "unknown"
+# Re-exported (every layer imports them from here); defined without pydantic in categories.py.
+from qubinode_recovery_provider.categories import MAX_TRY_NUMBER as MAX_TRY_NUMBER
+from qubinode_recovery_provider.categories import SCHEMA_VERSION as SCHEMA_VERSION
+from qubinode_recovery_provider.categories import Health as Health
+from qubinode_recovery_provider.categories import RootCause as RootCause
+from qubinode_recovery_provider.categories import Severity as Severity
+from qubinode_recovery_provider.categories import utcnow as utcnow
 
 
 class _Model(BaseModel):
-    """Base: JSON-friendly, tolerant of fields added by newer versions."""
+    """Base: JSON-friendly, tolerant of fields added by newer versions. A model's validator is built on
+    its first use (``defer_build``): a process (a failing task's) pays only for the models it uses."""
 
-    model_config = ConfigDict(extra="ignore", use_enum_values=False, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", use_enum_values=False, populate_by_name=True, defer_build=True)
 
 
 class FailureEvent(_Model):
@@ -104,7 +63,7 @@ class TaskConfig(BaseModel):
     :param tags: DAG tags (``qubinode_auto_recovery:off`` is read by the policy)
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     dag_id: str | None = None
     task_id: str | None = None
@@ -458,10 +417,10 @@ class ModelOpinion(_Model):
 
     root_cause: RootCause
     probability: float = Field(ge=0.0, le=1.0)
-    decided: bool = False
-    evidence: list[ModelEvidence] = Field(default_factory=list)
     pattern_root_cause: RootCause
     pattern_confidence: float = Field(ge=0.0, le=1.0)
+    decided: bool = False
+    evidence: list[ModelEvidence] = Field(default_factory=list)
 
 
 class Diagnosis(_Model):

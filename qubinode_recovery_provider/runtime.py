@@ -23,18 +23,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.models import Health, Risk
-from qubinode_recovery_provider.recovery.actions import ActionRegistry, build_default_registry
-from qubinode_recovery_provider.recovery.handlers import HandlerRegistry
-from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
     from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
-    from qubinode_recovery_provider.recovery.actions import ActionFn, ActionSpec, Probe
+    from qubinode_recovery_provider.recovery.actions import ActionFn, ActionRegistry, ActionSpec, Probe
     from qubinode_recovery_provider.recovery.executor import ApprovalCallback
+    from qubinode_recovery_provider.recovery.handlers import HandlerRegistry
     from qubinode_recovery_provider.recovery.planner import RecoveryPlanner
+    from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
     from qubinode_recovery_provider.store import Ledger
 
 
@@ -68,7 +67,8 @@ class _Shared:
     analyzer: FailureAnalyzer | None = None
     second_opinion: Any = UNSET
     failure_ledgers: dict[tuple[str, str], Ledger] = field(default_factory=dict)
-    handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
+    handlers: HandlerRegistry | None = None  # made on first use (the recovery package is not
+    # imported by processes that only diagnose: a retry policy's decision)
     custom_actions: list[CustomAction] = field(default_factory=list)
 
 
@@ -181,7 +181,12 @@ class Runtime:
     @property
     def handlers(self) -> HandlerRegistry:
         """The registered rollback handlers."""
-        return self._shared.handlers
+        with self._shared.lock:
+            if self._shared.handlers is None:
+                from qubinode_recovery_provider.recovery.handlers import HandlerRegistry
+
+                self._shared.handlers = HandlerRegistry()
+            return self._shared.handlers
 
     @property
     def registry(self) -> ActionRegistry:
@@ -193,6 +198,8 @@ class Runtime:
             return self._registry
 
     def _build_registry(self) -> ActionRegistry:
+        from qubinode_recovery_provider.recovery.actions import build_default_registry
+
         registry = build_default_registry(
             retry=self.retry,
             probe=self.probe,
@@ -213,6 +220,8 @@ class Runtime:
 
     def policy(self) -> RecoveryPolicy:
         """The configured policy with this process's auto-recovery switch applied."""
+        from qubinode_recovery_provider.recovery.policy import RecoveryPolicy
+
         if self.auto_override is None:
             return RecoveryPolicy.from_config()
         return RecoveryPolicy.from_config(auto_recovery_enabled=self.auto_override)

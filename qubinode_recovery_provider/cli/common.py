@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qubinode_recovery_provider.cli import UsageError, output
-from qubinode_recovery_provider.models import MAX_TRY_NUMBER
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
@@ -90,7 +89,17 @@ def bounded_seconds(high: float) -> Callable[[str], float]:
     return parse
 
 
-try_number = bounded_int(1, MAX_TRY_NUMBER)
+def try_number(text: str) -> int:
+    """An argparse ``type=`` accepting a try number (1 to ``models.MAX_TRY_NUMBER``); the models are
+    imported only when a command takes one (``diagnose`` starts without pydantic's model building).
+
+    :param text: the flag's value.
+    """
+    from qubinode_recovery_provider.models import MAX_TRY_NUMBER
+
+    return bounded_int(1, MAX_TRY_NUMBER)(text)
+
+
 task_timeout = bounded_seconds(MAX_TASK_TIMEOUT_SECONDS)
 call_timeout = bounded_seconds(MAX_CALL_TIMEOUT_SECONDS)
 
@@ -485,14 +494,16 @@ def load_library(extra_dirs: Sequence[str] = ()) -> PatternLibrary:
     return library
 
 
-def load_analyzer(extra_dirs: Sequence[str] = ()) -> FailureAnalyzer:
+def load_analyzer(extra_dirs: Sequence[str] = (), *, plain_results: bool = False) -> FailureAnalyzer:
     """An analyzer over :func:`load_library`; patterns only (``diagnose --llm`` adds the second opinion).
 
     :param extra_dirs: more directories of packs.
+    :param plain_results: diagnoses as plain dataclasses, for a command that only prints them (no
+        pydantic: see :mod:`qubinode_recovery_provider.diagnosis.plain`).
     """
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
 
-    return FailureAnalyzer(load_library(extra_dirs), use_llm=False)
+    return FailureAnalyzer(load_library(extra_dirs), use_llm=False, plain_results=plain_results)
 
 
 def json_and_ledger_flags(parser: argparse.ArgumentParser) -> None:

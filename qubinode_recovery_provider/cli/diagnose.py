@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if args.plugin is not None or args.output is not None:
             raise UsageError("--plugin and --output are for one failure (--error or --log-file), not --batch")
         records = read_batch(args.batch)
-        analyzer = load_analyzer(args.patterns_dir)
+        analyzer = load_analyzer(args.patterns_dir, plain_results=not args.llm)
         analyzer.second_opinion = opinion
         context = _probe() if args.probe else None
         for record in records:
@@ -123,11 +123,11 @@ def _diagnose_one(args: argparse.Namespace, opinion: SecondOpinion | None) -> Di
     if args.error is not None:
         if not args.error.strip():
             raise UsageError("--error is empty: give the error message or log excerpt to diagnose")
-        analyzer = load_analyzer(args.patterns_dir)
+        analyzer = load_analyzer(args.patterns_dir, plain_results=not args.llm)
         analyzer.second_opinion = opinion
         return analyzer.analyze(args.error, _probe() if args.probe else None)
     path = log_file_path(args.log_file)
-    analyzer = load_analyzer(args.patterns_dir)
+    analyzer = load_analyzer(args.patterns_dir, plain_results=not args.llm)
     analyzer.second_opinion = opinion
     context = _probe() if args.probe else None
     shown = "stdin" if args.log_file == "-" else args.log_file

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from qubinode_recovery_provider.cli import EXIT_OK, UsageError, output
 from qubinode_recovery_provider.cli.common import (
-    MAX_TRY_NUMBER,
     load_analyzer,
     load_json,
     read_document,
@@ -28,7 +27,7 @@ from qubinode_recovery_provider.cli.common import (
     try_number,
     verbose_flag,
 )
-from qubinode_recovery_provider.models import Diagnosis
+from qubinode_recovery_provider.models import MAX_TRY_NUMBER, Diagnosis
 from qubinode_recovery_provider.output_limits import OutputLimits, plan_data
 
 if TYPE_CHECKING:

@@ -224,12 +224,16 @@ def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]
     return since, args.until
 
 
-def check_runs_file(name: str) -> None:
+def check_runs_file(name: str) -> list[Any] | None:
     """Check a ``--runs-file`` before the scan: one JSON document, or JSON lines, of REST pages, runs or
     task instances. A truncated or malformed file is bad input naming the line, never "0 findings".
 
     :param name: the path.
+    :returns: the decoded pages when the fast check decoded them (for the scan to reuse), else None.
     """
+    pages = _pages_at_c_speed(name)
+    if pages is not None:
+        return pages
     text = _read_runs_text(name)
     try:
         _check_runs_shape(decode_json(text, MAX_RUNS_DEPTH, strict_numbers=False), None)
@@ -244,6 +248,38 @@ def check_runs_file(name: str) -> None:
                     _check_runs_shape(decode_json(line, MAX_RUNS_DEPTH, strict_numbers=False), number)
                 except JSONProblem as problem:
                     raise UsageError(describe(problem, f"runs file {name}", number)) from None
+    return None
+
+
+def _pages_at_c_speed(name: str) -> list[Any] | None:
+    """The file's pages when it decodes whole as REST pages (msgspec's typed decoder, which also checks that
+    every run, task instance and DAG is an object) within :data:`MAX_RUNS_DEPTH` levels. msgspec counts
+    each level it enters, skipped fields included, against the interpreter's recursion limit (Python
+    3.11; later versions count C levels apart, and the test of a 257-level file would say so), which is
+    set here so that it stops before that depth; anything it refuses (a deeper file, another shape, a
+    syntax error, bytes that are not UTF-8) gets the exact check, which names the line and column. A
+    file of tens of MB costs a tenth of the exact check, and the scan reuses the pages."""
+    from qubinode_recovery_provider.shadow.runs import decode_pages
+
+    try:
+        content = Path(name).read_bytes()
+    except OSError:
+        return None  # the exact check says why
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(_stack_depth() + MAX_RUNS_DEPTH - 8)
+    try:
+        return decode_pages(content)
+    except RecursionError:
+        return None
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
+    return depth
 
 
 def _read_runs_text(name: str) -> str:
@@ -299,8 +335,8 @@ def _runs_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> RunsS
     from qubinode_recovery_provider.shadow import AirflowRunsSource, RunsFileSource
 
     if args.runs_file:
-        check_runs_file(args.runs_file)
-        return RunsFileSource(args.runs_file)
+        pages = check_runs_file(args.runs_file)
+        return RunsFileSource(args.runs_file, pages=pages)
     return AirflowRunsSource(stack.enter_context(AirflowAPIClient(_api_settings(args))))
 
 

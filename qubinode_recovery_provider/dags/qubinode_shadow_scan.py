@@ -12,8 +12,10 @@ as they are); **full_rescan** reads the whole window and stores fresh watermarks
    an ``inventory_unreachable`` finding, never a failed task).
 2. ``scan`` -- the finished runs (Airflow REST API v2 through the ``recovery_conn_id`` connection),
    the OpenLineage events (``marquez_url`` or ``lineage_file``) and the listings go through the shadow
-   detector; findings are recorded in the ledger (repeats are deduplicated), new ones of high severity
-   are queued for escalation.
+   detector; where kcli is set up (``kcli_config`` exists, ``kcli_command`` is found, ``kcli_check``
+   on), kcli's own view of each listed host that is a kcli client is compared with libvirt's
+   (``kcli_check_failed`` when kcli fails or disagrees); findings are recorded in the ledger (repeats
+   are deduplicated), new ones of high severity are queued for escalation.
 3. ``start_recovery`` -- one ``qubinode_failure_recovery`` run per new critical finding, when the
    **start_recovery** param is on (default: ``auto_recovery_enabled``).
 4. ``deliver_escalations`` -- with ``github_repository`` set, the escalation outbox goes to GitHub
@@ -98,6 +100,7 @@ def scan(window: dict[str, str], inventories: list[dict[str, Any]]) -> list[dict
     from qubinode_recovery_provider.store import Ledger
 
     params = get_current_context()["params"]
+    kcli = _kcli_check()
     ledger = Ledger.from_config()
     full = bool(params.get("full_rescan"))
     incremental = IncrementalScan(ledger, full=full) if full or not params.get("window") else None
@@ -109,6 +112,7 @@ def scan(window: dict[str, str], inventories: list[dict[str, Any]]) -> list[dict
             since=datetime.fromisoformat(window["since"]),
             until=datetime.fromisoformat(window["until"]),
             incremental=incremental,
+            kcli=kcli,
         )
     for warning in result.warnings:
         log.warning("%s", warning)
@@ -133,6 +137,18 @@ def scan(window: dict[str, str], inventories: list[dict[str, Any]]) -> list[dict
             incremental.commit()  # only once the findings are recorded
     log.info("Scan summary: %s; hand-off: %s", result.summary()["stats"], handoff.to_dict())
     return handoff.recovery_confs
+
+
+def _kcli_check() -> Any:
+    """kcli's check of the hosts it knows, when kcli is set up where the scan runs (else None)."""
+    from qubinode_recovery_provider.shadow.kcli import available_check
+
+    if not config.get_bool("kcli_check"):
+        log.info("kcli check off: [qubinode_recovery] kcli_check is false")
+        return None
+    check, why = available_check(config.get("kcli_config") or None, config.get("kcli_command") or "kcli")
+    log.info("%s", why)
+    return check
 
 
 def build() -> DAG:

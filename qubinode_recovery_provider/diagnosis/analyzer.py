@@ -22,26 +22,22 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.categories import Health, RootCause, Severity
 from qubinode_recovery_provider.diagnosis import model as learned
 from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, template
 from qubinode_recovery_provider.diagnosis.linear import compile_linear
-from qubinode_recovery_provider.diagnosis.llm import SecondOpinion, second_opinion_for
 from qubinode_recovery_provider.diagnosis.matcher import MAX_SCAN_BYTES, Hit, Matcher, ScanResult
-from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, Pattern, PatternLibrary
-from qubinode_recovery_provider.models import (
-    Diagnosis,
-    DiagnosticContext,
-    FailureEvent,
-    Health,
-    PatternMatch,
-    RootCause,
-    Severity,
-)
+from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, PatternLibrary
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+
+    from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
+    from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
+    from qubinode_recovery_provider.diagnosis.patterns import PatternRule
+    from qubinode_recovery_provider.models import Diagnosis, DiagnosticContext, FailureEvent
 
 log = logging.getLogger(__name__)
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -107,7 +103,7 @@ class Evidence:
 
     @property
     def category(self) -> RootCause:
-        return self.compiled.pattern.category
+        return self.compiled.rule.category
 
 
 @dataclass
@@ -136,6 +132,8 @@ class FailureAnalyzer:
         model and, when there is none, diagnoses with the patterns only and says so in :attr:`warnings`;
         False never asks.
     :param second_opinion: the second opinion to use (overrides ``use_llm``).
+    :param plain_results: return :class:`.plain.PlainDiagnosis` (the same fields and JSON, no pydantic:
+        a process that only prints the diagnosis starts faster) instead of the pydantic model.
     :param text_model: the learned model asked when the patterns are not confident (:mod:`.model`):
         None follows ``[qubinode_recovery] learned_model`` (on by default: the shipped model, loaded on
         first need); False never asks; a :class:`~.model.TextModel` is asked instead of the shipped one.
@@ -149,6 +147,7 @@ class FailureAnalyzer:
         *,
         use_llm: bool | None = None,
         second_opinion: SecondOpinion | None = None,
+        plain_results: bool = False,
         text_model: learned.TextModel | bool | None = None,
     ) -> None:
         self.library = library if library is not None else PatternLibrary.from_config()
@@ -157,13 +156,25 @@ class FailureAnalyzer:
         self._text_model: learned.TextModel | bool | None = text_model
         self.model_warning: str | None = None
         self.index_kind = index_kind
+        self.plain_results = plain_results
         self.llm_warning: str | None = None
         if second_opinion is not None:
             self.second_opinion: SecondOpinion | None = second_opinion
         else:
-            self.second_opinion, self.llm_warning = second_opinion_for(use_llm)
+            self.second_opinion, self.llm_warning = _second_opinion_for(use_llm)
             if self.llm_warning:
                 log.warning("%s", self.llm_warning)
+
+    @cached_property
+    def _result_types(self) -> tuple[Any, Any]:
+        """The classes of a diagnosis and of its pattern matches (see ``plain_results``)."""
+        if self.plain_results:
+            from qubinode_recovery_provider.diagnosis.plain import PlainDiagnosis, PlainPatternMatch
+
+            return PlainDiagnosis, PlainPatternMatch
+        from qubinode_recovery_provider.models import Diagnosis, PatternMatch
+
+        return Diagnosis, PatternMatch
 
     @cached_property
     def matcher(self) -> Matcher:
@@ -199,10 +210,14 @@ class FailureAnalyzer:
             diagnosis is made from the lines read so far (its summary and recommended actions say so);
             an LLM second opinion that the time left cannot hold is deferred.
         """
-        if isinstance(failure, DiagnosticContext):
-            context = context or failure
-            failure = failure.failure_event()
-        event = failure if isinstance(failure, FailureEvent) else None
+        event: FailureEvent | None = None
+        if not isinstance(failure, str):  # the models are not loaded for a plain text
+            from qubinode_recovery_provider.models import DiagnosticContext, FailureEvent
+
+            if isinstance(failure, DiagnosticContext):
+                context = context or failure
+                failure = failure.failure_event()
+            event = failure if isinstance(failure, FailureEvent) else None
         text = event.text() if event is not None else str(failure)
         diagnosis = self._diagnose(self.matcher.scan_text(text, deadline), context, event, diagnosis_id)
         if self.second_opinion is None:
@@ -255,7 +270,8 @@ class FailureAnalyzer:
         model = self.text_model()
         if model is None:
             return diagnosis
-        return learned.combine(diagnosis, model.predict(learned.model_lines(scan)), self.model_calibration)
+        prediction = model.predict(learned.model_lines(scan))
+        return learned.combine(diagnosis, prediction, self.model_calibration, plain=self.plain_results)
 
     def text_model(self) -> learned.TextModel | None:
         """The learned model, loaded on first call; None when it is off or its file is unreadable."""
@@ -297,7 +313,7 @@ class FailureAnalyzer:
     def _known(self, evidence: list[Evidence], context: DiagnosticContext | None) -> Diagnosis:
         category, in_category, features = _rank(evidence)
         primary = in_category[0]
-        pattern = primary.compiled.pattern
+        pattern = primary.compiled.rule
         _apply_context(features, primary, context)
         confidence = self._confidence(features)
         retryable = pattern.retryable if confidence >= self.calibration.min_retryable_confidence else None
@@ -305,7 +321,8 @@ class FailureAnalyzer:
         decisive = template(primary.best.text if primary.best else "")
         advice = cause_advice(pattern, category, retryable)
         services = advice.services + _correlated_services(in_category[1:], advice.services, context)
-        return Diagnosis(
+        diagnosis_type, match_type = self._result_types
+        result: Diagnosis = diagnosis_type(
             root_cause=category,
             summary=pattern.description,
             confidence=confidence,
@@ -313,7 +330,7 @@ class FailureAnalyzer:
             retryable=retryable,
             retry_delay_seconds=_retry_delay(pattern, category) if retryable else None,
             affected_services=services,
-            matched_patterns=[_as_match(e) for e in ordered],
+            matched_patterns=[_as_match(e, match_type) for e in ordered],
             fingerprint=fingerprint(category.value, [pattern.id], decisive),
             template=decisive,
             recommended_actions=advice.actions,
@@ -321,6 +338,7 @@ class FailureAnalyzer:
             corroboration=features.corroborations,
             contradictions=features.contradictions,
         )
+        return result
 
     def _unknown(self, scan: ScanResult, wrappers: list[Evidence]) -> Diagnosis:
         """No pattern names a cause. ``wrappers`` are symptom patterns that only say *that* something
@@ -328,16 +346,15 @@ class FailureAnalyzer:
         best = wrappers[0].best if wrappers else None
         decisive = template(best.text if best else _decisive_unknown_line(scan))
         ids = [wrappers[0].compiled.id] if wrappers else []
-        return Diagnosis(
+        diagnosis_type, match_type = self._result_types
+        result: Diagnosis = diagnosis_type(
             root_cause=RootCause.UNKNOWN,
-            summary=(
-                wrappers[0].compiled.pattern.description if wrappers else "No known error pattern matched"
-            )
+            summary=(wrappers[0].compiled.rule.description if wrappers else "No known error pattern matched")
             + "; grouped by the template of the decisive line.",
             confidence=self.calibration.unknown_confidence,
             severity=Severity.MEDIUM,
             retryable=None,
-            matched_patterns=[_as_match(e) for e in wrappers],
+            matched_patterns=[_as_match(e, match_type) for e in wrappers],
             fingerprint=fingerprint(RootCause.UNKNOWN.value, ids, decisive),
             template=decisive,
             recommended_actions=[
@@ -345,6 +362,7 @@ class FailureAnalyzer:
                 "If this failure recurs, add a pattern for it (qubinode-recovery patterns suggest).",
             ],
         )
+        return result
 
     def _confidence(self, f: Features) -> float:
         c = self.calibration
@@ -370,6 +388,25 @@ class FailureAnalyzer:
         return category, features
 
 
+def _second_opinion_for(use_llm: bool | None) -> tuple[SecondOpinion | None, str | None]:
+    """:func:`.llm.second_opinion_for`, without importing the LLM module when no LLM is asked for or
+    configured (most processes: it costs start-up time)."""
+    if use_llm is False:
+        return None, None
+    if use_llm is None:
+        from qubinode_recovery_provider import config
+
+        try:
+            configured = config.get("llm_conn_id").strip() or config.get("llm_model").strip()
+        except Exception:  # an unreadable configuration: the LLM module says what is wrong
+            configured = "?"
+        if not configured:
+            return None, None
+    from qubinode_recovery_provider.diagnosis.llm import second_opinion_for
+
+    return second_opinion_for(use_llm)
+
+
 def _rank(evidence: Sequence[Evidence]) -> tuple[RootCause, list[Evidence], Features]:
     """The winning category, its evidence (best first) and the confidence features."""
     ranked = sorted(_category_scores(evidence).items(), key=lambda kv: -kv[1])
@@ -379,14 +416,14 @@ def _rank(evidence: Sequence[Evidence]) -> tuple[RootCause, list[Evidence], Feat
     features = Features(
         score=top,
         margin=(top - second) / top if top else 0.0,
-        cause=1.0 if in_category[0].compiled.pattern.role == "cause" else 0.0,
+        cause=1.0 if in_category[0].compiled.rule.role == "cause" else 0.0,
         agree=float(len({e.best.line_number for e in in_category if e.best}) - 1),
     )
     return category, _specific_first(in_category), features
 
 
 def _hit_weight(cp: CompiledPattern, hit: Hit, total_lines: int) -> float:
-    base = 1.0 if cp.pattern.role == "cause" else SYMPTOM_WEIGHT
+    base = 1.0 if cp.rule.role == "cause" else SYMPTOM_WEIGHT
     specificity = 0.6 + 0.4 * min(1.0, hit.match_length / 40.0)
     recency = 0.85 + 0.15 * (hit.line_number / total_lines)
     return base * specificity * recency * _level_factor(hit.text)
@@ -418,7 +455,7 @@ def _category_scores(evidence: Sequence[Evidence]) -> dict[RootCause, float]:
 def _apply_context(features: Features, primary: Evidence, context: DiagnosticContext | None) -> None:
     if context is None:
         return
-    for service in primary.compiled.pattern.services:
+    for service in primary.compiled.rule.services:
         health = context.service(service)
         if health is None or health.state is Health.UNKNOWN:
             continue
@@ -456,7 +493,7 @@ def _correlated_services(
         return []
     known = {name.removesuffix(".service") for name in named}
     found = []
-    for name in _unique(s for e in others for s in e.compiled.pattern.services):
+    for name in _unique(s for e in others for s in e.compiled.rule.services):
         health = context.service(name)
         if name.removesuffix(".service") in known or health is None:
             continue
@@ -475,9 +512,9 @@ def _retry_delay(pattern: Pattern, category: RootCause) -> int:
     return pattern.retry_delay_seconds or DEFAULT_RETRY_DELAY.get(category, 60)
 
 
-def _as_match(ev: Evidence) -> PatternMatch:
+def _as_match(ev: Evidence, match_type: Any) -> Any:
     hit = ev.best or ev.hits[0]
-    return PatternMatch(
+    return match_type(
         pattern_id=ev.compiled.id,
         category=ev.category,
         line_number=hit.line_number,
@@ -492,11 +529,11 @@ def _specific_first(in_category: list[Evidence]) -> list[Evidence]:
     the tool's says which tool and what to do about it (``Failed to connect socket to
     '/var/run/libvirt/libvirt-sock': Connection refused`` is libvirtd down, not "a local service")."""
     best = in_category[0]
-    if best.compiled.pattern.pack != GENERIC_PACK or best.best is None:
+    if best.compiled.rule.pack != GENERIC_PACK or best.best is None:
         return in_category
     line = best.best.line_number
     for ev in in_category[1:]:
-        if ev.best is not None and ev.best.line_number == line and ev.compiled.pattern.pack != GENERIC_PACK:
+        if ev.best is not None and ev.best.line_number == line and ev.compiled.rule.pack != GENERIC_PACK:
             return [ev, *(e for e in in_category if e is not ev)]
     return in_category
 
@@ -512,7 +549,9 @@ class CauseAdvice:
     commands: list[str]
 
 
-def cause_advice(pattern: Pattern | None, category: RootCause, retryable: bool | None) -> CauseAdvice:
+def cause_advice(
+    pattern: Pattern | PatternRule | None, category: RootCause, retryable: bool | None
+) -> CauseAdvice:
     """The advice of a diagnosis whose decisive pattern is ``pattern``: its services, its recovery hint
     then what its retryability means, its diagnostic commands. Other patterns that matched elsewhere in
     the log add nothing. Without a decisive pattern (a diagnosis made by another component), only the

@@ -12,15 +12,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qubinode_recovery_provider.diagnosis.matcher import Matcher
 from qubinode_recovery_provider.diagnosis.patterns import (
     SHIPPED_PACKS_DIR,
     PackError,
-    Pattern,
     PatternLibrary,
     pack_files,
 )
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
 
 
 @dataclass

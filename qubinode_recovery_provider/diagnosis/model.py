@@ -32,21 +32,15 @@ from operator import mul
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.categories import RootCause, Severity
 from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, mask, template
 from qubinode_recovery_provider.diagnosis.preprocess import expand_line
-from qubinode_recovery_provider.models import (
-    Diagnosis,
-    ModelEvidence,
-    ModelOpinion,
-    PatternMatch,
-    RootCause,
-    Severity,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from qubinode_recovery_provider.diagnosis.matcher import ScanResult
+    from qubinode_recovery_provider.models import Diagnosis, ModelOpinion
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +377,9 @@ class ModelCalibration:
         return round(1.0 / (1.0 + math.exp(-z)), 4)
 
 
-def combine(diagnosis: Diagnosis, prediction: Prediction, calibration: ModelCalibration) -> Diagnosis:
+def combine(
+    diagnosis: Diagnosis, prediction: Prediction, calibration: ModelCalibration, *, plain: bool = False
+) -> Diagnosis:
     """The diagnosis once the model has been heard: the model's cause when no pattern named one and it
     is sure enough (:meth:`ModelCalibration.decides`), else the patterns' verdict. The joint confidence
     replaces the patterns' when the model decided, or when the patterns named a cause (the model
@@ -393,30 +389,47 @@ def combine(diagnosis: Diagnosis, prediction: Prediction, calibration: ModelCali
     :param diagnosis: the patterns' diagnosis (not confident, or unknown).
     :param prediction: the model's verdict on the same lines.
     :param calibration: thresholds and joint-confidence coefficients.
+    :param plain: ``diagnosis`` is a :class:`.plain.PlainDiagnosis` (the opinion is made plain too).
     """
+    opinion_type, evidence_type, match_type = _result_types(plain)
     silent = diagnosis.root_cause is RootCause.UNKNOWN
     agree = prediction.category == diagnosis.root_cause.value
     decided = calibration.decides(diagnosis.root_cause.value, prediction.category, prediction.probability)
-    opinion = ModelOpinion(
+    opinion = opinion_type(
         root_cause=RootCause(prediction.category),
         probability=min(1.0, prediction.probability),
-        decided=decided,
-        evidence=[ModelEvidence(line_number=n, text=t[:500], weight=w) for n, t, w in prediction.evidence],
         pattern_root_cause=diagnosis.root_cause,
         pattern_confidence=diagnosis.confidence,
+        decided=decided,
+        evidence=[evidence_type(line_number=n, text=t[:500], weight=w) for n, t, w in prediction.evidence],
     )
     if decided or not silent:
         confidence = calibration.confidence(
             diagnosis.confidence, prediction.probability, agree, decided, silent
         )
         if decided:
-            diagnosis = _decided_by_model(diagnosis, opinion)
+            diagnosis = _decided_by_model(diagnosis, opinion, match_type)
         diagnosis.confidence = confidence
     diagnosis.model = opinion
     return diagnosis
 
 
-def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion) -> Diagnosis:
+def _result_types(plain: bool) -> tuple[Any, Any, Any]:
+    """The classes of the opinion, its evidence and a pattern match: pydantic's, or the plain ones."""
+    if plain:
+        from qubinode_recovery_provider.diagnosis.plain import (
+            PlainModelEvidence,
+            PlainModelOpinion,
+            PlainPatternMatch,
+        )
+
+        return PlainModelOpinion, PlainModelEvidence, PlainPatternMatch
+    from qubinode_recovery_provider.models import ModelEvidence, ModelOpinion, PatternMatch
+
+    return ModelOpinion, ModelEvidence, PatternMatch
+
+
+def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion, match_type: Any) -> Diagnosis:
     """A diagnosis whose cause the model named: its decisive line first, then the patterns' matches
     (wrapper lines), no retry claim, generic advice."""
     cause = opinion.root_cause
@@ -429,7 +442,7 @@ def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion) -> Diagnosis:
             "retryable": None,
             "retry_delay_seconds": None,
             "affected_services": [],
-            "matched_patterns": [_as_match(opinion), *diagnosis.matched_patterns],
+            "matched_patterns": [_as_match(opinion, match_type), *diagnosis.matched_patterns],
             "fingerprint": fingerprint(cause.value, [MODEL_ID], decisive),
             "template": decisive,
             "recommended_actions": [
@@ -443,14 +456,14 @@ def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion) -> Diagnosis:
     )
 
 
-def _as_match(opinion: ModelOpinion) -> PatternMatch:
+def _as_match(opinion: ModelOpinion, match_type: Any) -> Any:
     """The model's decisive line as the first match (``learned-model``), so every reader of the
     decisive line (the retry policy's reason, the notifier's note) shows it."""
-    top = opinion.evidence[0] if opinion.evidence else ModelEvidence(line_number=0, text="")
-    return PatternMatch(
+    top = opinion.evidence[0] if opinion.evidence else None
+    return match_type(
         pattern_id=MODEL_ID,
         category=opinion.root_cause,
-        line_number=top.line_number,
-        evidence=top.text,
-        weight=top.weight,
+        line_number=top.line_number if top else 0,
+        evidence=top.text if top else "",
+        weight=top.weight if top else 0.0,
     )

@@ -21,12 +21,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing import TYPE_CHECKING, Any, cast
 
 from qubinode_recovery_provider import __version__
+from qubinode_recovery_provider.categories import RootCause, Severity
+from qubinode_recovery_provider.diagnosis import library_cache
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
 from qubinode_recovery_provider.diagnosis.linear import (
     MAX_PROBE_SECONDS,
@@ -37,7 +36,9 @@ from qubinode_recovery_provider.diagnosis.linear import (
     probe_seconds,
 )
 from qubinode_recovery_provider.diagnosis.literals import literals_of_parsed, parse_regex
-from qubinode_recovery_provider.models import RootCause, Severity
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ PACK_CACHE_MIN_PATTERNS = 200
 PACK_CACHE_VERSION = 1
 #: Problems recorded by a lenient load (one line each); more are counted, not kept.
 MAX_WARNINGS = 100
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-ID_RE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*_[0-9]{3}$")
+#: What verification of a user pack depends on (part of the library cache's key).
+_VERIFY_LIMITS = (MIN_LITERAL_LENGTH, MAX_PROBE_SECONDS, RE2_MAX_MEM)
 
 
 class PackError(ValueError):
@@ -64,115 +65,107 @@ class PackError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class Example(BaseModel):
-    """A real text a real tool printed, with where it was published."""
+class PatternRule:
+    """What the analyzer reads of a cached pattern, without validating it again (no pydantic): the
+    fields of :class:`~.pack_schema.Pattern`, from the cache row (validated when it was written,
+    guarded by the cache's checksum), with the schema's defaults for the fields the row leaves out.
 
-    model_config = ConfigDict(extra="forbid")
+    :param raw: the cache row.
+    """
 
-    text: str = Field(min_length=1)
-    source: str = Field(min_length=1)
+    #: The defaults of :class:`~.pack_schema.Pattern`'s optional fields (a test holds them equal).
+    DEFAULTS: dict[str, Any] = {
+        "ignore_case": True,
+        "role": "cause",
+        "retry_delay_seconds": None,
+        "services": [],
+        "recovery_hint": "",
+        "diagnostic_commands": [],
+        "references": [],
+        "literals": None,
+        "exclude": [],
+        "pack": "",
+        "transient_evidence": "",
+        "maintainer_note": "",
+    }
 
+    __slots__ = ("_raw", "category", "severity")
 
-class Pattern(BaseModel):
-    """One known error."""
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+        self.category = RootCause(raw["category"])
+        self.severity = Severity(raw["severity"])
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    regex: str
-    ignore_case: bool = True
-    category: RootCause
-    severity: Severity
-    retryable: bool | None
-    #: why a ``retryable: true`` cause is transient by nature (the rule in docs/categories.md)
-    transient_evidence: str = ""
-    role: str = "cause"
-    retry_delay_seconds: int | None = Field(default=None, ge=1, le=86400)
-    services: list[str] = Field(default_factory=list)
-    description: str = Field(min_length=1)
-    recovery_hint: str = ""
-    diagnostic_commands: list[str] = Field(default_factory=list)
-    references: list[str] = Field(default_factory=list)
-    #: For the pack's maintainers (why a wording is left to another pattern...): never shown to users.
-    maintainer_note: str = ""
-    literals: list[str] | None = None
-    exclude: list[str] = Field(default_factory=list)
-    examples: list[Example] = Field(min_length=1)
-    near_misses: list[Example] = Field(min_length=1)
-    pack: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not ID_RE.match(value):
-            raise ValueError(f"id {value!r} must look like name_001 (lower case, 3-digit suffix)")
-        return value
-
-    @field_validator("role")
-    @classmethod
-    def _check_role(cls, value: str) -> str:
-        if value not in {"cause", "symptom"}:
-            raise ValueError(f"role must be 'cause' or 'symptom', not {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _check_category(self) -> Pattern:
-        if self.category is RootCause.UNKNOWN and self.role != "symptom":
-            raise ValueError("only a 'symptom' pattern can have the category 'unknown'")
-        return self
-
-    def compile(self) -> LinearPattern:
-        """The RE2 form of ``regex`` and ``exclude`` (raises :class:`.NotLinear`)."""
-        return LinearPattern.compile(self.regex, self.exclude, self.ignore_case)
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._raw[name]
+        except KeyError:
+            pass
+        if name in self.DEFAULTS:
+            default = self.DEFAULTS[name]
+            return list(default) if isinstance(default, list) else default
+        raise AttributeError(name)
 
 
 class CompiledPattern:
     """A validated pattern with its prefilter literals (lower case) and its RE2 expression, compiled on
     first use: a failing task's process loads every pattern but runs only the few whose prefilter
-    finds a candidate line. A pattern read from the pack cache is validated on first use too (the
-    prefilter needs only its regex, its case flag and its literals).
+    finds a candidate line. A pattern read from a cache is validated only when its full definition is
+    asked for (:attr:`pattern`); the prefilter and the analyzer read its fields as they are
+    (:attr:`rule`).
 
     :param pattern: the validated pattern, or None when ``raw`` is given.
     :param literals: its prefilter literals.
-    :param raw: the pattern as the pack cache stores it (validated when :attr:`pattern` is first read).
+    :param raw: the pattern as the caches store it (validated when :attr:`pattern` is first read).
     """
 
-    __slots__ = ("_linear", "_pattern", "_raw", "id", "literals")
+    __slots__ = ("_linear", "_pattern", "_raw", "_rule", "id", "literals")
 
     def __init__(
         self, pattern: Pattern | None, literals: tuple[str, ...], raw: dict[str, Any] | None = None
     ) -> None:
         self._pattern = pattern
         self._raw = raw
+        self._rule: PatternRule | None = None
         self.literals = literals
         self.id: str = pattern.id if pattern is not None else str((raw or {})["id"])
         self._linear: LinearPattern | None = None
 
     @property
     def pattern(self) -> Pattern:
-        """The validated pattern."""
+        """The validated pattern (its examples and near misses too)."""
         if self._pattern is None:
+            from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
+
             self._pattern = Pattern.model_validate(self._raw)
-            self._raw = None
         return self._pattern
+
+    @property
+    def rule(self) -> Pattern:
+        """The pattern's fields for matching and weighing: the validated pattern, or for a cached one
+        a :class:`PatternRule` over its cache row (typed as the pattern it stands for)."""
+        if self._pattern is not None:
+            return self._pattern
+        if self._rule is None:
+            self._rule = PatternRule(self._raw or {})
+        return cast("Pattern", self._rule)
 
     @property
     def regex_source(self) -> str:
         """The regex text (without validating a cached pattern)."""
-        return self._pattern.regex if self._pattern is not None else str((self._raw or {})["regex"])
+        return self.rule.regex
 
     @property
     def ignore_case(self) -> bool:
         """Whether the regex ignores case (without validating a cached pattern)."""
-        if self._pattern is not None:
-            return self._pattern.ignore_case
-        return bool((self._raw or {}).get("ignore_case", True))
+        return self.rule.ignore_case
 
     @property
     def linear(self) -> LinearPattern:
         """The compiled RE2 pattern (compiled now if it was not; raises :class:`.NotLinear`)."""
         if self._linear is None:
-            self._linear = self.pattern.compile()
+            rule = self.rule
+            self._linear = LinearPattern.compile(rule.regex, rule.exclude, rule.ignore_case)
         return self._linear
 
 
@@ -218,13 +211,7 @@ class PatternLibrary:
         :param path: the YAML file.
         :param verify: also check that every regex is linear-time and cheap.
         """
-        raw = _read_bytes(path)
-        compiled = _cached_pack(raw) if verify else None
-        if compiled is None:
-            compiled = parse_pack(_parse_yaml(raw, path), str(path), verify=verify)
-            if verify and len(compiled) >= PACK_CACHE_MIN_PATTERNS:
-                _store_pack(raw, compiled)
-        return self._add(compiled, str(path))
+        return self._add(_read_pack(path, verify), str(path))
 
     def _add(self, compiled: list[CompiledPattern], source: str) -> list[CompiledPattern]:
         for cp in compiled:
@@ -270,14 +257,37 @@ class PatternLibrary:
                 if strict:
                     raise
                 library.warn(str(exc))
-        for path, verify in sources:
+        library._load_files(sources, strict)
+        return library
+
+    def _load_files(self, sources: list[tuple[Path, bool]], strict: bool) -> None:
+        """Add the packs of ``sources``: from the host's library cache when they were loaded before
+        (:mod:`.library_cache`), else from their files (and cache the result)."""
+        key = library_cache.library_key(sources, _VERIFY_LIMITS)
+        entries, problem = library_cache.read(key) if key is not None else (None, None)
+        if problem is not None:
+            self.warn(problem)
+        if entries is None or len(entries) != len(sources):
+            entries = [self._load_entry(path, verify) for path, verify in sources]
+            if key is not None:
+                library_cache.write(key, entries)
+        for (path, _), entry in zip(sources, entries, strict=True):
             try:
-                library.add_file(path, verify=verify)
+                if isinstance(entry, library_cache.PackFailure):
+                    raise PackError(entry.source, entry.pattern_id, entry.problem)
+                self._add([CompiledPattern(None, tuple(lit), raw) for raw, lit in entry], str(path))
             except PackError as exc:
                 if strict:
                     raise
-                library.warn(str(exc))
-        return library
+                self.warn(str(exc))
+
+    @staticmethod
+    def _load_entry(path: Path, verify: bool) -> library_cache.PackEntry:
+        try:
+            compiled = _read_pack(path, verify)
+        except PackError as exc:
+            return library_cache.PackFailure(exc.source, exc.pattern_id, exc.problem)
+        return [(_dump(cp), list(cp.literals)) for cp in compiled]
 
     @classmethod
     def from_config(cls) -> PatternLibrary:
@@ -292,6 +302,22 @@ class PatternLibrary:
             library.warn(f"[qubinode_recovery] pattern_dirs: cannot be read: {exc}")
             return library
         return cls.load(directories, strict=False)
+
+
+def _read_pack(path: Path, verify: bool) -> list[CompiledPattern]:
+    """The patterns of one pack file (a verified large pack from the pack cache when it can)."""
+    raw = _read_bytes(path)
+    compiled = _cached_pack(raw) if verify else None
+    if compiled is None:
+        compiled = parse_pack(_parse_yaml(raw, path), str(path), verify=verify)
+        if verify and len(compiled) >= PACK_CACHE_MIN_PATTERNS:
+            _store_pack(raw, compiled)
+    return compiled
+
+
+def _dump(cp: CompiledPattern) -> dict[str, Any]:
+    """A validated pattern as the caches store it (re-validated on first use)."""
+    return cp.pattern.model_dump(mode="json", exclude_defaults=True)
 
 
 def pack_files(directory: Path) -> list[Path]:
@@ -320,8 +346,11 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _parse_yaml(raw: bytes, path: Path) -> dict[str, Any]:
+    import yaml  # only when a pack is read from its file (not from the library cache)
+
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(raw.decode("utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
     except UnicodeDecodeError as exc:
         raise PackError(str(path), None, f"not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
@@ -366,6 +395,10 @@ def parse_pack(data: dict[str, Any], source: str, *, verify: bool = True) -> lis
 def _compile_pattern(raw: Any, pack: str, source: str, index: int) -> CompiledPattern:
     if not isinstance(raw, dict):
         raise PackError(source, f"patterns[{index}]", "a pattern must be a mapping")
+    from pydantic import ValidationError
+
+    from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
+
     pattern_id = str(raw.get("id") or f"patterns[{index}]")
     try:
         pattern = Pattern.model_validate({**raw, "pack": pack})
@@ -472,11 +505,17 @@ def _store_pack(raw: bytes, compiled: list[CompiledPattern]) -> None:
     path = _pack_cache_path(raw)
     if path is None:
         return
-    rows = [
-        {"pattern": cp.pattern.model_dump(mode="json", exclude_defaults=True), "literals": list(cp.literals)}
-        for cp in compiled
-    ]
+    rows = [{"pattern": _dump(cp), "literals": list(cp.literals)} for cp in compiled]
     write_atomically(path, json.dumps({"version": PACK_CACHE_VERSION, "patterns": rows}).encode())
+
+
+def __getattr__(name: str) -> Any:
+    """``Pattern``, ``Example`` and ``ID_RE`` (from :mod:`.pack_schema`), imported on first use."""
+    if name in {"Pattern", "Example", "ID_RE"}:
+        from qubinode_recovery_provider.diagnosis import pack_schema
+
+        return getattr(pack_schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class KnownErrorPattern:

@@ -15,7 +15,12 @@ OpenLineage reports, and their log. This module reads those texts, never runs th
 - ``ansible-playbook FILE`` (readable here) or a rendered playbook with ``community.libvirt.virt``
   tasks that name the domain (``state``/``command``);
 - log lines: ``Deploying vm NAME from image IMAGE`` (kcli), ``Domain 'NAME' created|started|defined|
-  destroyed|undefined`` (virsh), which confirm a command's contract or name the VMs of a plan.
+  destroyed|undefined`` (virsh), which confirm a command's contract or name the VMs of a plan;
+- Ansible's output (its default callback): a ``TASK [NAME]`` banner whose task is a
+  ``community.libvirt.virt`` task of the playbook the task ran (or shows the module's ``name=...``
+  arguments), then its ``changed: [HOST]`` / ``ok: [HOST] => (item=LABEL)`` lines (the loop item names
+  the domain when the task's ``name`` is ``{{ item }}`` or ``{{ item.KEY }}``) and, with ``-v``, the
+  define command's result ``"created": "NAME"``.
 
 Each contract has a confidence and its evidence. Within a run the last action on a domain wins (a
 later ``kcli delete vm`` cancels an earlier create). Plain Python; log lines are matched with RE2
@@ -121,6 +126,7 @@ def infer_task(
     """
     result = TaskInference(task_id)
     seen: set[str] = set()
+    playbooks: list[Any] = []  # what the task's Ansible output is read against
     for origin, text in texts.items():
         if not mentions_vm_tool(text):
             continue
@@ -130,18 +136,21 @@ def infer_task(
         seen.add(text.strip())
         result.sources.append(origin)
         if _looks_like_playbook(text):
-            result.contracts.extend(
-                _playbook_contracts(_load_yaml(text), f"{origin} (playbook)", result.notes)
-            )
+            playbooks.append(_load_yaml(text))
+            result.contracts.extend(_playbook_contracts(playbooks[-1], f"{origin} (playbook)", result.notes))
             continue
         for command, quoted in _commands(text, remote_host):
             found = _contracts_of(command, cwd, result.notes)
             for contract in found:
                 contract.evidence.insert(0, f"{origin}: {quoted}")
             result.contracts.extend(found)
+            if command.program == "ansible-playbook":
+                playbooks.extend(_playbook_files(command, cwd))
     if log:
         result.sources.append("log")
-        _merge_log(result, log_contracts(log[:MAX_LOG_CHARS]))
+        text = log[:MAX_LOG_CHARS]
+        _merge_log(result, log_contracts(text))
+        _merge_output(result, ansible_output_contracts(text, playbooks))
     del result.contracts[MAX_CONTRACTS_PER_TASK:]
     for contract in result.contracts:
         contract.task_id = task_id
@@ -159,6 +168,25 @@ def _merge_log(result: TaskInference, from_log: list[Contract]) -> None:
         else:
             result.contracts.append(contract)
             by_name[(contract.name, contract.negative)] = contract
+
+
+def _merge_output(result: TaskInference, from_output: list[Contract]) -> None:
+    """Ansible's output confirms the playbook's contract for the same domain, action and host (or a
+    contract without a host); otherwise it adds its own, in the order the tasks ran."""
+    for contract in from_output:
+        known = next(
+            (
+                c
+                for c in result.contracts
+                if (c.name, c.action) == (contract.name, contract.action) and c.host in (None, contract.host)
+            ),
+            None,
+        )
+        if known is None:
+            result.contracts.append(contract)
+        elif contract.evidence[0] not in known.evidence:
+            known.confidence = min(0.95, known.confidence + LOG_CONFIRMS)
+            known.evidence.extend(contract.evidence)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -397,10 +425,11 @@ def _virsh(command: Command, cwd: str | None, notes: list[str]) -> list[Contract
     return [Contract(name, action, host, "virsh", CONFIDENCE["command"], evidence)]
 
 
+_PLAYBOOK_VALUE_OPTIONS = frozenset({"-i", "-e", "--extra-vars", "-l", "-u", "-t"})
+
+
 def _ansible_playbook(command: Command, cwd: str | None, notes: list[str]) -> list[Contract]:
-    options, playbooks = _options(
-        list(command.words[1:]), frozenset({"-i", "-e", "--extra-vars", "-l", "-u", "-t"})
-    )
+    options, playbooks = _options(list(command.words[1:]), _PLAYBOOK_VALUE_OPTIONS)
     extra = {}
     for value in options.get("-e", []) + options.get("--extra-vars", []):
         for pair in value.split():
@@ -417,6 +446,13 @@ def _ansible_playbook(command: Command, cwd: str | None, notes: list[str]) -> li
             continue
         found.extend(_playbook_contracts(data, f"playbook {path}", notes, extra))
     return found
+
+
+def _playbook_files(command: Command, cwd: str | None) -> list[Any]:
+    """The playbooks an ``ansible-playbook`` command runs, those readable here."""
+    _, playbooks = _options(list(command.words[1:]), _PLAYBOOK_VALUE_OPTIONS)
+    found = (_read_yaml_file(_resolve(p, cwd)) for p in playbooks)
+    return [data for data in found if data is not None]
 
 
 _READERS: dict[str, Any] = {
@@ -544,6 +580,139 @@ def log_contracts(log: str) -> list[Contract]:
                 found.append(Contract(name, verb, None, tool, CONFIDENCE["log"], evidence))
             break
     return found
+
+
+# --- Ansible's output -----------------------------------------------------------------------------
+
+_ANSIBLE_BANNER = r"(?:TASK|RUNNING HANDLER) \[(.*)\] \*{3,}"
+_ANSIBLE_RESULT = (
+    r"(?:^|\s)(changed|ok): \[([^\]\s]+)(?: -> ([^\]\s]+))?\](?: => \(item=(.*?)\)(?: => \{|\s*$))?"
+)
+_ANSIBLE_CREATED = r'"created": "([^"\\]+)"'
+_LOCAL = ("localhost", "127.0.0.1", "::1")
+
+
+@functools.cache
+def _ansible_regexes() -> tuple[Any, Any, Any]:
+    from qubinode_recovery_provider.diagnosis.linear import compile_linear
+
+    return compile_linear(_ANSIBLE_BANNER), compile_linear(_ANSIBLE_RESULT), compile_linear(_ANSIBLE_CREATED)
+
+
+@dataclass
+class _VirtTask:
+    """A ``community.libvirt.virt`` task as the playbook (or the banner's arguments) gives it."""
+
+    name: str  # the ``name``/``guest`` argument, unrendered (``{{ item }}``)
+    action: str | None  # None: ``command: define`` from XML (the name comes from the result)
+    values: dict[str, str]  # the play's vars
+
+
+def ansible_output_contracts(log: str, playbooks: Iterable[Any] = ()) -> list[Contract]:
+    """Contracts named by Ansible's output of ``community.libvirt.virt`` tasks (default callback).
+
+    A banner ``TASK [NAME]`` is a virt task when a play of ``playbooks`` has a virt task of that name,
+    or when the banner shows the module's arguments (``display_args_to_stdout``). Each successful
+    ``changed``/``ok`` line of it then names the domain: the task's ``name`` argument, rendered with the
+    line's loop item; a ``define`` from XML names it in its ``-v`` result (``"created": "NAME"``).
+    ``failed``, ``fatal`` and ``skipping`` lines name nothing. The host is the one in brackets (the
+    delegate after ``->``), unless it is the control node itself.
+    """
+    if "TASK [" not in log and "RUNNING HANDLER [" not in log:
+        return []
+    known = _virt_tasks_by_name(playbooks)
+    banner, result_line, created = _ansible_regexes()
+    found: list[Contract] = []
+    task: _VirtTask | None = None
+    label, host = "", ""
+    for line in log.splitlines():
+        header = banner.search(line) if "[" in line and "***" in line else None
+        if header is not None:
+            label, host = header.group(1).strip(), ""
+            task = _virt_task_named(label, known)
+            continue
+        if task is None:
+            continue
+        match = result_line.search(line) if ": [" in line else None
+        if match is not None:
+            host = match.group(3) or match.group(2)
+            if task.action is not None:
+                found.extend(_output_contract(task, match.group(4), host, label, line))
+                continue
+        made = created.search(line) if '"created"' in line and host else None
+        if made is not None and task.action is None and _name_ok(made.group(1), "ansible output", []):
+            where = None if host.lower() in _LOCAL else host
+            evidence = [f"ansible output: task {redact(label)[:80]!r} defined {made.group(1)} on {host}"]
+            found.append(Contract(made.group(1), DEFINE, where, "ansible", CONFIDENCE["playbook"], evidence))
+    return found
+
+
+def _output_contract(task: _VirtTask, item: str | None, host: str, label: str, line: str) -> list[Contract]:
+    values = dict(task.values)
+    if item is not None:
+        values.update(_item_values(item.strip()))
+    name = substitute(task.name, values)
+    if task.action is None or not _name_ok(name, "ansible output", []):
+        return []
+    where = None if host.lower() in _LOCAL else host
+    evidence = [f"ansible output: task {redact(label)[:80]!r}: {redact(line.strip())[:160]}"]
+    return [Contract(name, task.action, where, "ansible", CONFIDENCE["playbook"], evidence)]
+
+
+def _item_values(item: str) -> dict[str, str]:
+    """``item`` (a string label), or ``item.KEY`` of a dict item printed as Python prints a dict."""
+    if not item.startswith("{"):
+        return {"item": item}
+    import ast
+
+    try:
+        data = ast.literal_eval(item) if len(item) <= 4096 else None
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        return {}
+    return {f"item.{k}": str(v) for k, v in data.items() if isinstance(v, str | int | float)}
+
+
+def _virt_tasks_by_name(playbooks: Iterable[Any]) -> dict[str, _VirtTask]:
+    known: dict[str, _VirtTask] = {}
+    for data in playbooks:
+        for play in (data if isinstance(data, list) else [])[:100]:
+            if not isinstance(play, dict):
+                continue
+            values = _scalars(play.get("vars"))
+            for task in _tasks(play):
+                parsed = _virt_args(task, values)
+                if parsed is not None and isinstance(task.get("name"), str):
+                    known.setdefault(task["name"].strip(), parsed)
+    return known
+
+
+def _virt_args(task: dict[str, Any], values: Mapping[str, str]) -> _VirtTask | None:
+    args = next((task[m] for m in _VIRT_MODULES if m in task), None)
+    if not isinstance(args, dict):
+        return None
+    name = args.get("name") or args.get("guest")
+    command = str(args.get("command", ""))
+    if command == "define" and not isinstance(name, str):
+        return _VirtTask("", None, dict(values))
+    action = _ANSIBLE_COMMANDS.get(command) or _ANSIBLE_STATES.get(str(args.get("state", "")))
+    if not isinstance(name, str) or action is None:
+        return None
+    return _VirtTask(name, action, {**values, **_scalars(task.get("vars"))})
+
+
+def _virt_task_named(label: str, known: Mapping[str, _VirtTask]) -> _VirtTask | None:
+    """The virt task of a banner: by its name (``ROLE : NAME`` for role tasks), else by the module
+    arguments the banner shows (``TASK [Start web1 name=web1, state=running]``)."""
+    for candidate in (label, label.partition(" : ")[2]):
+        if candidate and candidate in known:
+            return known[candidate]
+    parts = label.split(", ")
+    head = parts[0].rsplit(" ", 1)
+    words = [head[-1], *parts[1:]] if len(head) == 2 else parts[1:]
+    pairs = {key: value for key, sep, value in (w.partition("=") for w in words) if sep}
+    return _virt_args({"community.libvirt.virt": pairs}, {}) if "name" in pairs or "guest" in pairs else None
 
 
 # --- helpers --------------------------------------------------------------------------------------

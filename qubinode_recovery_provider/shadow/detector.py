@@ -136,6 +136,7 @@ class ShadowErrorDetector:
         self.infer = infer
         self.default_host = default_host
         self.explain = frozenset(explain)
+        self._ignored_cache: dict[str | None, bool] = {}
 
     def detect(
         self,
@@ -191,7 +192,11 @@ class ShadowErrorDetector:
         )
 
     def _ignored(self, operator: str | None) -> bool:
-        return bool(operator) and operator.rpartition(".")[2] in self.ignore_operators  # type: ignore[union-attr]
+        known = self._ignored_cache.get(operator)
+        if known is None:
+            known = bool(operator) and operator.rpartition(".")[2] in self.ignore_operators  # type: ignore[union-attr]
+            self._ignored_cache[operator] = known
+        return known
 
     # --- lineage ------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ OpenLineage provider reports it as an output dataset with namespace ``libvirt://
 
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -95,11 +96,21 @@ def declared_from_dataset(
     namespace: str, name: str, facets: Mapping[str, Any] | None, task_id: str | None
 ) -> DeclaredDomain | None:
     """The promise carried by one OpenLineage output dataset, or None when it is not a libvirt domain."""
+    facet = (facets or {}).get(FACET_NAME) or {}
+    state = facet.get("expectedState") if isinstance(facet, Mapping) else None
+    if state is not None and not isinstance(state, str):
+        state = str(state)
+    return _declared_from_dataset(namespace, name, state, task_id)
+
+
+@functools.lru_cache(maxsize=8192)
+def _declared_from_dataset(
+    namespace: str, name: str, state: str | None, task_id: str | None
+) -> DeclaredDomain | None:
+    """Cached: the tasks of a DAG declare the same domains run after run (the result is immutable)."""
     host = namespace_host(namespace)
     if host is None or not name:
         return None
-    facet = (facets or {}).get(FACET_NAME) or {}
-    state = facet.get("expectedState") if isinstance(facet, Mapping) else None
     try:
         return DeclaredDomain(host, check_name(urllib.parse.unquote(name)), check_state(state), task_id)
     except DomainURIError:

@@ -198,6 +198,32 @@ class KcliCheck:
         return findings
 
 
+def available_check(
+    path: str | Path | None = None, command: str = "kcli", timeout: float = DEFAULT_TIMEOUT
+) -> tuple[KcliCheck | None, str]:
+    """The check of the hosts of kcli's config when kcli is set up here: the config file exists and
+    names KVM clients, and ``command`` is found (on ``PATH``, or as a path); else None. With a
+    sentence saying which hosts are checked, or why nothing is.
+
+    :param path: kcli's config (default ``~/.kcli/config.yml``)
+    """
+    import shutil
+
+    file = Path(path or DEFAULT_CONFIG).expanduser()
+    if not file.is_file():
+        return None, f"kcli check off: no kcli config at {file}"
+    program = shutil.which(command)
+    if program is None:
+        return None, f"kcli check off: {command} not found"
+    try:
+        clients = [c.name for c in read_kcli_config(file)[1]]
+    except KcliConfigError as exc:
+        return None, f"kcli check off: {exc}"
+    if not clients:
+        return None, f"kcli check off: {file} names no KVM client"
+    return KcliCheck(clients, (program,), timeout), f"kcli check of {', '.join(clients)} with {program}"
+
+
 def kcli_finding(inventory: HostInventory, view: KcliView) -> ShadowError | None:
     """A ``kcli_check_failed`` finding when kcli failed on the host or disagrees with libvirt."""
     listed = (

@@ -251,10 +251,21 @@ class LineageIndex:
         return (counts, self._ol_runs, self._orphans, runs)
 
     def merge_dump(self, data: tuple[Any, ...]) -> None:
-        """Fold in an index :meth:`dump`-ed by another process."""
+        """Fold in an index :meth:`dump`-ed by another process (which may have kept every run: the
+        runs this index does not want are counted and dropped here)."""
         counts, ol_runs, orphans, runs = data
         partial = LineageIndex(None, self.report.name)
         partial.report.items, partial.report.skipped, partial.other_runs, partial.unattributed = counts
+        wanted, dags = self.wanted, self.wanted_dags
+        if wanted is not None and dags is not None:
+            kept = [(key, run) for key, run in runs if key in wanted]
+            partial.other_runs += sum(run[6] for key, run in runs if key not in wanted)
+            ol_runs = {ol: key for ol, key in ol_runs.items() if key in wanted}
+            for parent, records in list(orphans.items()):
+                mine = [r for r in records if r.dag_id in dags]
+                partial.other_runs += len(records) - len(mine)
+                orphans[parent] = mine
+            runs = kept
         partial._ol_runs, partial._orphans = ol_runs, orphans
         partial.runs = {key: RunLineage.load(run) for key, run in runs}
         self.merge(partial)

@@ -17,7 +17,11 @@ makes the source unavailable (a warning), never an exception.
 With ``workers`` > 1 a large uncompressed file is cut at line boundaries into that many byte ranges,
 read side by side by forked worker processes (the calling process reads the last range), and the
 partial indexes are merged. Fork only from a process without other threads (the CLI does this before
-it starts the libvirt listings); the default is one worker.
+it starts the libvirt listings); the default is one worker. A scan without a window start may fork the
+workers before it has read the runs (:meth:`FileLineageSource.start` with ``wanted=None``, then
+:meth:`PendingRead.narrow`): they read while the runs are read, keep every run of their range, and the
+runs outside the scan are dropped when their partial indexes are merged. Their ranges are then larger
+than the calling process's, which reads the runs first.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ _BUFFER = 1 << 20
 _DOCUMENT_LIMIT = 4 << 20  # a ``.json`` file up to this size may hold one pretty-printed event
 PARALLEL_MIN_BYTES = 32 << 20  # smaller files are not worth a worker process
 _MAX_BAD_LINES = 20
+#: The calling process's share of a file whose workers start before the runs are read.
+_EARLY_SHARE = 0.25
 log = logging.getLogger(__name__)
 
 # The wanted runs, inherited by forked workers instead of being pickled to each of them.
@@ -126,10 +132,16 @@ class FileLineageSource:
     def read(self, wanted: Collection[RunKey] | None, since: datetime | None = None) -> LineageIndex:
         return self.start(wanted, since).result()
 
-    def start(self, wanted: Collection[RunKey] | None, since: datetime | None = None) -> PendingRead:
+    def start(
+        self, wanted: Collection[RunKey] | None, since: datetime | None = None, early: bool = False
+    ) -> PendingRead:
         """Begin reading: with ``workers`` > 1 the worker processes are forked now (call this before
-        starting threads); :meth:`PendingRead.result` reads the rest here and merges."""
-        return PendingRead(self, wanted, since)
+        starting threads); :meth:`PendingRead.result` reads the rest here and merges.
+
+        :param early: the runs are not read yet (``wanted`` None): the workers keep every run and take
+            the larger share of the file; call :meth:`PendingRead.narrow` with the runs before the result
+        """
+        return PendingRead(self, wanted, since, early)
 
     def _read_document(self, path: Path, index: LineageIndex) -> None:
         """A one-event file (possibly pretty printed); several lines of JSON are read as lines."""
@@ -158,7 +170,11 @@ class PendingRead:
     """A lineage read under way: worker processes for the ranges of large files already run."""
 
     def __init__(
-        self, source: FileLineageSource, wanted: Collection[RunKey] | None, since: datetime | None
+        self,
+        source: FileLineageSource,
+        wanted: Collection[RunKey] | None,
+        since: datetime | None,
+        early: bool = False,
     ) -> None:
         self.source = source
         self.index = LineageIndex(wanted, name=source.name)
@@ -177,7 +193,8 @@ class PendingRead:
                     and size >= PARALLEL_MIN_BYTES
                     and path not in self.offsets
                 ):
-                    self.forked[path] = _Forked.start(path, size, source.workers, wanted)
+                    share = _EARLY_SHARE if early else None
+                    self.forked[path] = _Forked.start(path, size, source.workers, wanted, share)
 
     def _plan_resume(self, resume: Resume) -> None:
         """Choose the files and offsets of an incremental read; record this scan's checkpoint."""
@@ -209,6 +226,18 @@ class PendingRead:
             self.files = [*dict.fromkeys([*moved, *since_checkpoint]), main]
             self.offsets = {p: offset for p in moved if _size(p) >= offset}
             source.resume_note = f"{source.name}: rotated since the last scan: read {len(self.files)} files"
+
+    def narrow(self, wanted: Collection[RunKey] | None) -> None:
+        """The runs to keep, once known (after an early :meth:`FileLineageSource.start`)."""
+        self.index = LineageIndex(wanted, name=self.source.name)
+        for forked in self.forked.values():
+            forked.wanted = wanted
+
+    def cancel(self) -> None:
+        """Stop the workers of a read whose result is no longer wanted (the runs could not be read)."""
+        for forked in self.forked.values():
+            forked.cancel()
+        self.forked.clear()
 
     def result(self) -> LineageIndex:
         index, report = self.index, self.index.report
@@ -252,7 +281,7 @@ def _read_lines(lines: Iterator[bytes] | IO[bytes], index: LineageIndex, end: in
         chunk.lines += 1
         if end is not None:
             position += len(line)
-        if line.strip():
+        if not line.isspace():  # (no copy of the line, unlike strip)
             try:
                 record = decode_event(line)
             except EventError as exc:
@@ -276,12 +305,14 @@ def _read_range(path: str, begin: int, end: int, wanted: Collection[RunKey] | No
         return _read_lines(handle, LineageIndex(wanted), end)
 
 
-def _boundaries(path: Path, size: int, parts: int) -> list[int]:
-    """Byte offsets cutting ``path`` into ``parts`` ranges that start at line starts."""
+def _boundaries(path: Path, size: int, parts: int, last_share: float | None = None) -> list[int]:
+    """Byte offsets cutting ``path`` into ``parts`` ranges that start at line starts (the last one
+    ``last_share`` of the file, the others equal)."""
+    last = last_share if last_share is not None and parts > 1 else 1 / parts
     cuts = [0]
     with open(path, "rb") as handle:
         for k in range(1, parts):
-            handle.seek(max(cuts[-1], size * k // parts))
+            handle.seek(max(cuts[-1], int(size * (1 - last) * k / (parts - 1))))
             handle.readline()
             cuts.append(min(size, handle.tell()))
     cuts.append(size)
@@ -299,11 +330,20 @@ class _Forked:
     children: list[tuple[Any, Any]]  # (process, receiving end of its pipe)
 
     @classmethod
-    def start(cls, path: Path, size: int, workers: int, wanted: Collection[RunKey] | None) -> _Forked:
+    def start(
+        cls,
+        path: Path,
+        size: int,
+        workers: int,
+        wanted: Collection[RunKey] | None,
+        parent_share: float | None = None,
+    ) -> _Forked:
+        """Fork a worker per range but the last; ``parent_share``: the fraction of the file left to the
+        calling process (default: an equal share)."""
         import multiprocessing
 
         global _FORK_WANTED
-        ranges = list(itertools.pairwise(_boundaries(path, size, workers)))
+        ranges = list(itertools.pairwise(_boundaries(path, size, workers, parent_share)))
         children: list[tuple[Any, Any]] = []
         _FORK_WANTED = wanted  # inherited by the children, not pickled
         try:
@@ -334,6 +374,13 @@ class _Forked:
                 receive.close()
                 process.join()
         return [*chunks, *own]
+
+    def cancel(self) -> None:
+        for process, receive in self.children:
+            process.terminate()
+            process.join(timeout=10)
+            receive.close()
+        self.children = []
 
 
 def _child(send: Any, path: str, begin: int, end: int) -> None:

@@ -8,6 +8,13 @@ window are skipped; runs are read newest first until a whole page is older than 
 
 The expected state of a declared VM travels in the ``libvirtDomain`` facet of its dataset; Marquez keeps
 dataset facets on the dataset, so the datasets of ``libvirt://`` namespaces are listed once per scan.
+
+Incremental scans (a watermark from an earlier scan: the last event time seen per namespace) read the
+raw OpenLineage events instead, through ``GET /api/v1/events/lineage`` with ``after`` (inclusive),
+``before`` (exclusive), ``sortDirection=asc`` and ``limit``/``offset``: only the events from the
+earlier of the watermark minus the overlap and the checked runs' earliest start minus the overlap. The
+events are the same JSON the file transport writes, so they are decoded the same way. A Marquez
+without that endpoint (404) is walked as above from the same moment.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from qubinode_recovery_provider.shadow.domains import FACET_NAME, namespace_host
 from qubinode_recovery_provider.shadow.lineage import LineageIndex, RunKey
 from qubinode_recovery_provider.shadow.olevents import EventError, decode_document
+from qubinode_recovery_provider.shadow.watermarks import OVERLAP
 
 _STATES = {
     "COMPLETED": "COMPLETE",
@@ -70,6 +78,7 @@ class MarquezLineageSource:
         self.transport = transport
         self.requests = 0
         self._from: datetime | None = None
+        self._now: datetime | None = None
         self._previous: dict[str, str] = {}
         self.last_event: dict[str, datetime] = {}
         self.resume_note: str | None = None
@@ -85,9 +94,21 @@ class MarquezLineageSource:
         """Walk back only to ``from_time`` (the checked runs' earliest start minus the overlap) instead
         of the window minus ``lookback``; ``position`` holds the last event time seen per namespace."""
         self._from = from_time
+        self._now = now or datetime.now(UTC)
         self._previous = dict((position or {}).get("namespaces") or {})
         if from_time is not None:
             self.resume_note = f"{self.name}: runs read back to {from_time.isoformat()} (incremental)"
+
+    def events_after(self) -> datetime | None:
+        """Where an incremental read starts: the earlier of the oldest watermark of the namespaces read
+        minus :data:`~qubinode_recovery_provider.shadow.watermarks.OVERLAP` and the checked runs' start
+        minus the overlap; None without a watermark (the first scan walks the jobs)."""
+        names = self.namespaces or list(self._previous)
+        marks = [_time(self._previous.get(n)) for n in names]
+        if not marks or any(m is None for m in marks):
+            return None
+        after = min(m for m in marks if m is not None) - OVERLAP
+        return min(after, self._from) if self._from is not None else after
 
     def position(self) -> dict[str, Any] | None:
         """The last event time seen per namespace (kept for namespaces not seen this time)."""
@@ -118,6 +139,12 @@ class MarquezLineageSource:
     # --- traversal -------------------------------------------------------------------------------
 
     def _read(self, client: httpx.Client, index: LineageIndex, cutoff: datetime | None) -> None:
+        after = self.events_after()
+        if after is not None and self._read_events(client, index, after):
+            self.resume_note = f"{self.name}: events after {after.isoformat()} (incremental)"
+            return
+        if after is not None:
+            cutoff = min(cutoff, after) if cutoff is not None else after
         all_namespaces = [str(ns.get("name")) for ns in self._pages(client, "/namespaces", "namespaces")]
         states = self._expected_states(client, [n for n in all_namespaces if namespace_host(n)])
         job_namespaces = self.namespaces or [n for n in all_namespaces if not namespace_host(n)]
@@ -126,11 +153,35 @@ class MarquezLineageSource:
             for job in self._pages(client, path, "jobs"):
                 if self._wanted_job(job, index, cutoff):
                     for run in self._runs(client, namespace, job, cutoff):
-                        self._seen(namespace, run)
+                        self._seen(namespace, _run_time(run))
                         self._take(index, job, run, states)
 
-    def _seen(self, namespace: str, run: dict[str, Any]) -> None:
-        moment = _run_time(run)
+    def _read_events(self, client: httpx.Client, index: LineageIndex, after: datetime) -> bool:
+        """The events in ``[after, now + 1 day)``, oldest first; False when Marquez has no events API."""
+        import httpx
+
+        before = (self._now or datetime.now(UTC)) + timedelta(days=1)  # Marquez's default is 2030
+        query = {"after": after.isoformat(), "before": before.isoformat(), "sortDirection": "asc"}
+        try:
+            for page in self._page_lists(client, "/events/lineage", "events", query):
+                for event in page:
+                    self._take_event(index, event)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404 and not index.report.items:
+                return False
+            raise
+        return True
+
+    def _take_event(self, index: LineageIndex, event: dict[str, Any]) -> None:
+        job = event.get("job")
+        job = job if isinstance(job, dict) else {}
+        namespace = str(job.get("namespace") or "")
+        if self.namespaces and namespace not in self.namespaces:
+            return
+        self._seen(namespace, _time(event.get("eventTime")))
+        self._add(index, event, f"event of job {job.get('name')}")
+
+    def _seen(self, namespace: str, moment: datetime | None) -> None:
         if moment is not None and (namespace not in self.last_event or moment > self.last_event[namespace]):
             self.last_event[namespace] = moment
 
@@ -141,11 +192,14 @@ class MarquezLineageSource:
         run: dict[str, Any],
         states: dict[tuple[str, str], str],
     ) -> None:
+        self._add(index, _as_event(job, run, states), f"run {run.get('id')} of job {job.get('name')}")
+
+    def _add(self, index: LineageIndex, event: dict[str, Any], what: str) -> None:
         try:
-            record = decode_document(_as_event(job, run, states))
+            record = decode_document(event)
         except EventError as exc:
             index.report.skipped += 1
-            index.report.warn(f"{self.name}: run {run.get('id')} of job {job.get('name')} skipped: {exc}")
+            index.report.warn(f"{self.name}: {what} skipped: {exc}")
             return
         if record is not None:
             index.add(record)
@@ -191,10 +245,12 @@ class MarquezLineageSource:
         for page in self._page_lists(client, path, key):
             yield from page
 
-    def _page_lists(self, client: httpx.Client, path: str, key: str) -> Iterator[list[dict[str, Any]]]:
+    def _page_lists(
+        self, client: httpx.Client, path: str, key: str, query: dict[str, Any] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         offset = 0
         while True:
-            body = self._get(client, path, {"limit": self.page_size, "offset": offset})
+            body = self._get(client, path, {**(query or {}), "limit": self.page_size, "offset": offset})
             items = body.get(key)
             if not isinstance(items, list):
                 raise MarquezError(f"GET {path}: response has no '{key}' list")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.shadow.contracts import mentions_vm_tool
 from qubinode_recovery_provider.shadow.domains import (
+    FACET_NAME,
     PARAM_KEY,
     DomainURIError,
     declarations_from_params,
@@ -102,7 +103,7 @@ if msgspec is not None:
         jobType: str | None = None
 
     class _SourceCode(msgspec.Struct):
-        sourceCode: msgspec.Raw = msgspec.Raw()
+        sourceCode: str | None = None
 
     class _JobFacets(msgspec.Struct):
         airflow: _AirflowJobFacet | None = None
@@ -114,10 +115,16 @@ if msgspec is not None:
         name: str | None = None
         facets: _JobFacets | None = None
 
+    class _LibvirtDomainFacet(msgspec.Struct):
+        expectedState: Any = None
+
+    class _DatasetFacets(msgspec.Struct, rename={"libvirt_domain": FACET_NAME}):
+        libvirt_domain: _LibvirtDomainFacet | None = None
+
     class _Dataset(msgspec.Struct):
         namespace: str | None = None
         name: str | None = None
-        facets: msgspec.Raw = msgspec.Raw()
+        facets: _DatasetFacets | None = None
 
     class _Event(msgspec.Struct):
         eventType: str | None = None
@@ -213,8 +220,11 @@ def _dag_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageRe
     state = facets.airflowState
     if state is not None:
         record.dag_run_state = as_str(state.dagRunState)
-        tasks_state = mapping(state.tasksState)
-        record.tasks_state = {str(k): as_str(v) for k, v in tasks_state.items()} if tasks_state else None
+        tasks_state = state.tasksState
+        if type(tasks_state) is not dict or not all(type(v) is str for v in tasks_state.values()):
+            tasks_state = mapping(tasks_state)  # a View, or values other than strings
+            tasks_state = {str(k): as_str(v) for k, v in tasks_state.items()} if tasks_state else None
+        record.tasks_state = tasks_state or None
     return record
 
 
@@ -241,7 +251,7 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
         try_number=_int(ti.try_number, 0) if ti is not None else 0,
         event_time=event.eventTime or "",
         outputs=_outputs(outputs, task_id) if outputs else (),
-        conf_declared=_conf_declared(dag_run.conf) if dag_run is not None else (),
+        conf_declared=_conf_declared(dag_run.conf) if dag_run is not None and dag_run.conf else (),
         error=_error(facets) if facets.errorMessage is not None else None,
         ol_run_id=event.run.runId,
         parent_run_id=parent.run.runId if parent is not None and parent.run is not None else None,
@@ -250,17 +260,11 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
 
 
 def _source_code(job: Any) -> str | None:
-    """The task's ``sourceCode`` job facet when it names a VM tool (other tasks' code is not decoded)."""
-    facet = job.facets.sourceCode if job.facets is not None else None
+    """The task's ``sourceCode`` job facet when it names a VM tool (kept only then)."""
+    facets = job.facets
+    facet = facets.sourceCode if facets is not None else None
     code = facet.sourceCode if facet is not None else None
-    if code is None:
-        return None
-    if is_raw(code):
-        raw = bytes(code)
-        if not raw or not mentions_vm_tool(raw):
-            return None
-        code = msgspec.json.decode(raw)
-    return code[:65536] if isinstance(code, str) and mentions_vm_tool(code) else None
+    return code[:65536] if type(code) is str and mentions_vm_tool(code) else None
 
 
 def _task_from_job_name(job_name: str | None, dag_id: str | None) -> str | None:
@@ -280,11 +284,19 @@ def _outputs(outputs: Any, task_id: str | None) -> tuple[DeclaredDomain, ...]:
         if not namespace[:10].lower().startswith("libvirt://"):
             continue
         declared = declared_from_dataset(
-            namespace, as_str(dataset.name) or "", mapping(dataset.facets), task_id
+            namespace, as_str(dataset.name) or "", _dataset_facets(dataset.facets), task_id
         )
         if declared is not None:
             found.append(declared)
     return tuple(found)
+
+
+def _dataset_facets(facets: Any) -> dict[str, Any] | None:
+    """The dataset's facets as a dict (typed: only the ``libvirtDomain`` facet was decoded)."""
+    if facets is None or isinstance(facets, View | dict):
+        return mapping(facets)
+    facet = facets.libvirt_domain
+    return {FACET_NAME: {"expectedState": facet.expectedState}} if facet is not None else None
 
 
 def _announced(job: Any) -> dict[str, tuple[str | None, bool]] | None:

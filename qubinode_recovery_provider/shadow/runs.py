@@ -277,13 +277,16 @@ class RunsFileSource:
     """Runs and task instances from a file of REST API JSON (see the module docstring).
 
     :param path: the JSON or JSON-lines file
+    :param pages: the file already decoded by :func:`decode_pages` (the CLI's input check); used by
+        the first :meth:`fetch` instead of reading the file again
     """
 
     name = "runs file"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, pages: list[Any] | None = None) -> None:
         self.path = Path(path)
         self.report = SourceReport(self.name)
+        self._pages_read = pages
 
     def __repr__(self) -> str:
         return f"RunsFileSource({str(self.path)!r})"
@@ -295,12 +298,16 @@ class RunsFileSource:
 
     def fetch(self, since: datetime | None = None, until: datetime | None = None) -> list[RunRecord]:
         """The successful runs in the file that ended in ``[since, until)`` (all when both are None)."""
-        try:
-            content = self.path.read_bytes()
-        except OSError as exc:
-            raise RunsSourceError(f"cannot read runs file {self.path}: {exc.strerror or exc}") from None
         collector = RunCollector(since, until)
-        for page in self._pages(content, collector.report):
+        pages: Iterable[Any] | None
+        pages, self._pages_read = self._pages_read, None
+        if pages is None:
+            try:
+                content = self.path.read_bytes()
+            except OSError as exc:
+                raise RunsSourceError(f"cannot read runs file {self.path}: {exc.strerror or exc}") from None
+            pages = self._pages(content, collector.report)
+        for page in pages:
             collector.add_page(page)
         runs = collector.result()
         self.report = collector.report
@@ -324,13 +331,22 @@ class RunsFileSource:
             yield _classify(data)
 
 
+def decode_pages(content: bytes | str) -> list[Any] | None:
+    """The file as typed REST pages, or None when msgspec is missing or the content is not one JSON
+    document of pages (a list of them, or one) whose runs, task instances and DAGs are objects."""
+    if _PAGES is None:
+        return None
+    try:
+        decoded = _PAGES.decode(content)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
 def _whole_document(content: bytes) -> list[Any] | None:
-    if _PAGES is not None:
-        try:
-            decoded = _PAGES.decode(content)
-            return decoded if isinstance(decoded, list) else [decoded]
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            pass
+    pages = decode_pages(content)
+    if pages is not None:
+        return pages
     try:
         data = json.loads(content)
     except (ValueError, RecursionError):

@@ -195,8 +195,10 @@ def _run_scan(
 
     if incremental is not None:
         since = incremental.runs_since(runs_source, since)
+    # no window: the workers read while the runs are read
+    early = _start_early(lineage_source) if forks and since is None and incremental is None else None
     mark = time.perf_counter()
-    runs = runs_source.fetch(since, until)
+    runs = _fetch_runs(runs_source, since, until, early)
     timings["runs"] = time.perf_counter() - mark
     if incremental is not None:
         runs = incremental.new_runs(runs_source, runs, since)
@@ -205,7 +207,8 @@ def _run_scan(
     lineage: LineageIndex | None = None
     if lineage_source is not None:
         mark = time.perf_counter()
-        lineage = _read_lineage(lineage_source, {r.key for r in runs}, since, listing if forks else None)
+        wanted = {r.key for r in runs}
+        lineage = _read_lineage(lineage_source, wanted, since, listing if forks else None, early)
         timings["lineage"] = time.perf_counter() - mark
         if incremental is not None:
             incremental.stage_lineage(lineage_source)
@@ -259,13 +262,41 @@ def _run_scan(
     )
 
 
+def _fetch_runs(
+    source: RunsSource, since: datetime | None, until: datetime | None, early: Any
+) -> list[RunRecord]:
+    """The runs; the workers of an early lineage read are stopped when they cannot be read."""
+    try:
+        return source.fetch(since, until)
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
+
+
+def _start_early(source: LineageSource | None) -> Any:
+    """Fork the source's workers before the runs are read (they keep every run until merged)."""
+    start = getattr(source, "start", None)
+    return start(None, None, early=True) if start is not None else None
+
+
 def _read_lineage(
     source: LineageSource,
     wanted: set[tuple[str, str]],
     since: datetime | None,
     listing: InventoryListing | None,
+    early: Any = None,
 ) -> LineageIndex:
-    """Read the lineage of the ``wanted`` runs; start ``listing`` once the source's workers are forked."""
+    """Read the lineage of the ``wanted`` runs; start ``listing`` once the source's workers are forked.
+
+    :param early: the read :func:`_start_early` began before the runs were known
+    """
+    if early is not None:
+        early.narrow(wanted)
+        if listing is not None:
+            listing.start()
+        found: LineageIndex = early.result()
+        return found
     start = getattr(source, "start", None)
     if start is None:
         return source.read(wanted, since)

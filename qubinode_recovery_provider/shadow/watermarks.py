@@ -12,8 +12,10 @@ One watermark per source (``qr_scan_watermarks``, keyed by the source's :attr:`w
   overlap, and late START/COMPLETE pairs of a long run are still found. A rotated file (new inode) is
   followed into the sibling that kept the old inode (``events.jsonl.1``), read from the old offset; a
   file truncated in place (``copytruncate``) is read from its start, with its siblings written since.
-- **Marquez**: the last event time seen per namespace; the walk stops at the earliest start of the
-  checked runs minus :data:`OVERLAP` instead of the window minus a day.
+- **Marquez**: the last event time seen per namespace. The next scan asks Marquez's events API only for
+  the events after the earlier of that time minus :data:`OVERLAP` and the earliest start of the checked
+  runs minus :data:`OVERLAP` (``GET /api/v1/events/lineage?after=...``); without a watermark (the first
+  scan) it walks the jobs' runs back to the runs' start instead of the window minus a day.
 
 ``--full`` (or ``full=True``) reads everything in the window and stores fresh watermarks. Watermarks are
 stored by :meth:`IncrementalScan.commit`, after the findings are recorded, so a scan that dies midway is

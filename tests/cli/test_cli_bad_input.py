@@ -26,6 +26,12 @@ TRY_TOO_BIG = "99999999999999999999"
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
+def _runs_page_nested(depth: int) -> str:
+    """A valid REST page whose run's conf nests ``depth`` levels in all (the page, its list, the run)."""
+    inner = "[" * (depth - 3) + "]" * (depth - 3)
+    return '{"dag_runs": [{"dag_id": "d", "dag_run_id": "r", "state": "success", "conf": ' + inner + "}]}"
+
+
 def _write(path: Path, content: str | bytes) -> str:
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -199,6 +205,10 @@ CASES: dict[str, Case] = {
         lambda d: ["scan", "--runs-file", _write(d / "r.json", "[" * DEEP + "]" * DEEP)],
         "JSON nested deeper than 256 levels (line 1, column 257)",
     ),
+    "runs file a REST page nested 257 deep": (
+        lambda d: ["scan", "--runs-file", _write(d / "r.json", _runs_page_nested(257))],
+        "JSON nested deeper than 256 levels (line 1, column 331)",
+    ),
     "runs file empty": (lambda d: ["scan", "--runs-file", _write(d / "r.json", "\n")], "is empty"),
     "runs file binary": (
         lambda d: ["scan", "--runs-file", _write(d / "r.json", b"\x1f\x8b\x08\xff\xfe")],
@@ -306,6 +316,14 @@ def test_values_at_the_bounds_are_accepted(tmp_path: Path, capsys: pytest.Captur
     assert json.loads(capsys.readouterr().out)["root_cause"] == "storage"
     assert main(["incidents", "show", str(2**63 - 1)]) == 1  # a valid id, just not in the (empty) ledger
     assert "no incident" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("depth", [200, 250, 256])
+def test_a_runs_file_at_most_256_deep_is_accepted(tmp_path: Path, depth: int) -> None:
+    """The fast check (msgspec) hands files near the bound to the exact one, which accepts them."""
+    from qubinode_recovery_provider.cli.scan import check_runs_file
+
+    check_runs_file(_write(tmp_path / "r.json", _runs_page_nested(depth)))
 
 
 def test_the_help_still_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

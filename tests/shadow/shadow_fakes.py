@@ -3,8 +3,10 @@ REST API. Both listen on 127.0.0.1 only and answer with JSON shaped by the publi
 openapi.yml; Airflow's v2 REST API), so the real HTTP clients run unchanged against them.
 
 ``MarquezServer`` ingests real OpenLineage events the way Marquez does (namespaces, jobs with their
-latest facets, one run per OpenLineage run id with its state, datasets with their facets) and serves
-``/api/v1`` with ``limit``/``offset`` pagination.
+latest facets, one run per OpenLineage run id with its state, datasets with their facets, and the raw
+events) and serves ``/api/v1`` with ``limit``/``offset`` pagination; ``/events/lineage`` filters and
+sorts as Marquez's ``OpenLineageDao`` does (``event_time >= after AND event_time < before``, by event
+time, descending unless ``sortDirection=asc``; defaults ``after`` 1970, ``before`` 2030).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -98,6 +101,9 @@ class MarquezServer:
         self.runs: dict[str, dict[str, Any]] = {}
         self.run_jobs: dict[str, tuple[str, str]] = {}
         self.datasets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.event_queries: list[dict[str, str]] = []  # the query of each /events/lineage request
+        self.events_served = 0
         self.fail_paths: set[str] = set()
         for event in events:
             self.ingest(event)
@@ -109,6 +115,7 @@ class MarquezServer:
         )["updatedAt"] = at
 
     def ingest(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
         at = event["eventTime"]
         job_ns, job_name = event["job"]["namespace"], event["job"]["name"]
         self._namespace(job_ns, at)
@@ -198,7 +205,20 @@ class MarquezServer:
         parts = [unquote(p) for p in path[len("/api/v1/") :].split("/")]
         return self._route(parts, query)
 
+    def _lineage_events(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        asked = {k: v[0] for k, v in query.items()}
+        self.event_queries.append(asked)
+        after = _instant(asked.get("after", "1970-01-01T00:00:00+00:00"))
+        before = _instant(asked.get("before", "2030-01-01T00:00:00+00:00"))
+        chosen = [e for e in self.events if after <= _instant(e["eventTime"]) < before]
+        chosen.sort(key=lambda e: _instant(e["eventTime"]), reverse=asked.get("sortDirection") != "asc")
+        page = self._page(chosen, query)
+        self.events_served += len(page)
+        return {"events": page, "totalCount": len(chosen)}
+
     def _route(self, parts: list[str], query: dict) -> tuple[int, Any]:
+        if parts == ["events", "lineage"]:
+            return 200, self._lineage_events(query)
         if parts == ["namespaces"]:
             return 200, {"namespaces": self._page(list(self.namespaces.values()), query)}
         if len(parts) == 3 and parts[0] == "namespaces" and parts[2] == "jobs":
@@ -213,6 +233,11 @@ class MarquezServer:
             runs.sort(key=lambda r: r["createdAt"], reverse=True)  # newest first, as Marquez lists them
             return 200, {"runs": self._page(runs, query)}
         return 404, {"code": 404, "message": "/".join(parts)}
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- Airflow REST API v2 -------------------------------------------------------------------------

@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from qubinode_recovery_provider.shadow.commands import MAX_TEXT_CHARS, split_commands
-from qubinode_recovery_provider.shadow.contracts import infer_task, last_actions, log_contracts, substitute
+from qubinode_recovery_provider.shadow.contracts import (
+    ansible_output_contracts,
+    infer_task,
+    last_actions,
+    log_contracts,
+    substitute,
+)
 from qubinode_recovery_provider.shadow.inference import infer_run
 from qubinode_recovery_provider.shadow.records import RunRecord, TaskRecord
 
@@ -150,6 +157,125 @@ def test_a_rendered_playbook_text_is_read_as_yaml() -> None:
         "    - community.libvirt.virt:\n        name: vm7\n        state: running\n"
     )
     assert _contracts(playbook) == [("vm7", "start", None, "ansible")]
+
+
+LAB_PLAYBOOK = """\
+- name: Build the lab
+  hosts: kvm1
+  gather_facts: false
+  vars:
+    lab: qlab
+  tasks:
+    - name: Define the VMs
+      community.libvirt.virt:
+        command: define
+        xml: "{{ lookup('template', 'vm.xml.j2') }}"
+      loop: "{{ vms }}"
+    - name: Start the VMs
+      community.libvirt.virt:
+        name: "{{ item.name }}"
+        state: running
+      loop:
+        - {name: idm, memory: 4096}
+        - {name: gitlab, memory: 8192}
+    - name: Stop the old proxy
+      community.libvirt.virt:
+        name: "{{ lab }}-proxy"
+        state: shutdown
+    - name: Check the disks
+      ansible.builtin.command: df -h
+"""
+
+# ansible-playbook -v, default callback (ansible-core 2.15), as a BashOperator logs it: the banners
+# padded with stars, "changed"/"ok" per host and loop item, the -v result after "=>", the recap.
+LAB_OUTPUT = """\
+[2026-11-28T06:55:01.100+0000] {subprocess.py:93} INFO - Using /etc/ansible/ansible.cfg as config file
+[2026-11-28T06:55:01.101+0000] {subprocess.py:93} INFO -
+[2026-11-28T06:55:01.102+0000] {subprocess.py:93} INFO - PLAY [Build the lab] \
+***********************************************************
+[2026-11-28T06:55:01.103+0000] {subprocess.py:93} INFO -
+[2026-11-28T06:55:01.104+0000] {subprocess.py:93} INFO - TASK [Define the VMs] \
+**********************************************************
+[2026-11-28T06:55:03.201+0000] {subprocess.py:93} INFO - changed: [kvm1] => (item=idm) => \
+{"ansible_loop_var": "item", "changed": true, "created": "idm", "item": "idm"}
+[2026-11-28T06:55:04.388+0000] {subprocess.py:93} INFO - changed: [kvm1] => (item=gitlab) => \
+{"ansible_loop_var": "item", "changed": true, "created": "gitlab", "item": "gitlab"}
+[2026-11-28T06:55:04.389+0000] {subprocess.py:93} INFO -
+[2026-11-28T06:55:04.390+0000] {subprocess.py:93} INFO - TASK [Start the VMs] \
+***********************************************************
+[2026-11-28T06:55:06.512+0000] {subprocess.py:93} INFO - changed: [kvm1] => \
+(item={'name': 'idm', 'memory': 4096}) => {"ansible_loop_var": "item", "changed": true, \
+"item": {"memory": 4096, "name": "idm"}, "msg": 0}
+[2026-11-28T06:55:07.020+0000] {subprocess.py:93} INFO - ok: [kvm1] => \
+(item={'name': 'gitlab', 'memory': 8192}) => {"ansible_loop_var": "item", "changed": false, \
+"item": {"memory": 8192, "name": "gitlab"}}
+[2026-11-28T06:55:07.021+0000] {subprocess.py:93} INFO -
+[2026-11-28T06:55:07.022+0000] {subprocess.py:93} INFO - TASK [Stop the old proxy] \
+******************************************************
+[2026-11-28T06:55:08.340+0000] {subprocess.py:93} INFO - changed: [kvm1] => \
+{"changed": true, "msg": 0}
+[2026-11-28T06:55:08.341+0000] {subprocess.py:93} INFO -
+[2026-11-28T06:55:08.342+0000] {subprocess.py:93} INFO - TASK [Check the disks] \
+********************************************************
+[2026-11-28T06:55:08.901+0000] {subprocess.py:93} INFO - changed: [kvm1] => {"changed": true, \
+"cmd": ["df", "-h"], "rc": 0}
+[2026-11-28T06:55:08.902+0000] {subprocess.py:93} INFO -
+[2026-11-28T06:55:08.903+0000] {subprocess.py:93} INFO - PLAY RECAP \
+*********************************************************************
+[2026-11-28T06:55:08.904+0000] {subprocess.py:93} INFO - kvm1                       : ok=4    \
+changed=4    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0
+""".replace("\\\n", "")
+
+
+def test_ansible_output_names_the_domains_of_virt_tasks(tmp_path: Path) -> None:
+    """Loop items and the define result name the domains; other tasks, ``ok`` lines and the recap
+    are read for what they are."""
+    (tmp_path / "lab.yml").write_text(LAB_PLAYBOOK)
+    found = ansible_output_contracts(LAB_OUTPUT, [yaml.safe_load(LAB_PLAYBOOK)])
+    assert [(c.name, c.action, c.host, c.expected_state) for c in found] == [
+        ("idm", "define", "kvm1", "defined"),
+        ("gitlab", "define", "kvm1", "defined"),
+        ("idm", "start", "kvm1", "running"),
+        ("gitlab", "start", "kvm1", "running"),  # ok: already running, still the intended state
+        ("qlab-proxy", "stop", "kvm1", "stopped"),
+    ]
+    assert found[2].evidence[0].startswith("ansible output: task 'Start the VMs': ")
+
+    inference = infer_task(
+        "build_lab",
+        {"rendered bash_command": f"ansible-playbook -v -i inventory {tmp_path}/lab.yml"},
+        LAB_OUTPUT,
+    )
+    final = {(c.name, c.host): c for c in last_actions(inference.contracts)}
+    assert set(final) == {("idm", "kvm1"), ("gitlab", "kvm1"), ("qlab-proxy", "kvm1")}
+    assert final[("idm", "kvm1")].action == "start"  # defined, then started: the last action wins
+    assert final[("idm", "kvm1")].confidence == pytest.approx(0.7)  # only the output could name it
+    assert final[("qlab-proxy", "kvm1")].action == "stop"
+    assert final[("qlab-proxy", "kvm1")].confidence == pytest.approx(0.8)  # playbook, confirmed by output
+    assert any("not a literal name" in note for note in inference.notes)  # {{ item.name }} unrendered
+
+
+def test_ansible_output_without_the_playbook() -> None:
+    """Without the playbook, only banners that show the module's arguments (``display_args_to_stdout``)
+    are virt tasks; a role task's banner is ``ROLE : NAME``."""
+    output = (
+        "TASK [Start web1 name=web1, state=running] *************************************\n"
+        "changed: [localhost -> kvm9]\n"
+        "TASK [Start the VMs] *************************************************************\n"
+        "changed: [kvm1] => (item=idm)\n"
+    )
+    assert [(c.name, c.action, c.host) for c in ansible_output_contracts(output)] == [
+        ("web1", "start", "kvm9")  # delegated: the module ran on kvm9
+    ]
+    role = "- hosts: kvm3\n  tasks:\n    - name: boot\n      virt: {name: '{{ item }}', state: running}\n"
+    output = (
+        "TASK [lab_vms : boot] ******\n"
+        "changed: [kvm3] => (item=db1)\n"
+        'failed: [kvm3] (item=db2) => {"changed": false, "msg": "virtual machine db2 not found"}\n'
+        "skipping: [kvm3] => (item=db3) \n"
+    )
+    found = ansible_output_contracts(output, [yaml.safe_load(role)])
+    assert [(c.name, c.action, c.host) for c in found] == [("db1", "start", "kvm3")]
 
 
 def test_the_last_action_wins() -> None:

@@ -21,6 +21,7 @@ from qubinode_recovery_provider.shadow.inventory import InventoryTarget
 from qubinode_recovery_provider.shadow.kcli import (
     KcliCheck,
     KcliConfigError,
+    available_check,
     client_uri,
     kcli_targets,
     kcli_view,
@@ -165,3 +166,22 @@ def test_cli_kcli_check_without_a_config_is_bad_input(
     assert code == 2
     assert err.count("\n") == 1
     assert "cannot read kcli config" in err
+
+
+def test_the_check_is_available_only_where_kcli_is_set_up(tmp_path: Path) -> None:
+    config = _config(tmp_path, f"default:\n  client: lab\nlab:\n  url: test://{LAB_XML}\n")
+    check, why = available_check(tmp_path / "missing.yml", STAND_IN[1])
+    assert check is None
+    assert why == f"kcli check off: no kcli config at {tmp_path / 'missing.yml'}"
+    check, why = available_check(config, str(tmp_path / "no-such-kcli"))
+    assert check is None
+    assert why.endswith("no-such-kcli not found")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check, why = available_check(_config(empty, "default:\n  client: lab\n"), STAND_IN[1])
+    assert check is None
+    assert why.endswith("names no KVM client")
+    check, why = available_check(config, STAND_IN[1], timeout=7)
+    assert check is not None
+    assert (list(check.clients), tuple(check.command), check.timeout) == (["lab"], (STAND_IN[1],), 7)
+    assert why == f"kcli check of lab with {STAND_IN[1]}"

@@ -179,3 +179,62 @@ def test_parallel_workers_give_the_same_index_and_line_numbers(
     assert parallel.report.warnings == sequential.report.warnings
     assert f"{path}:{len(real_lines) + 1}:" in parallel.report.warnings[0]
     assert f"{path}:{2 * len(real_lines) + 2}:" in parallel.report.warnings[1]
+
+
+@pytest.mark.parametrize("stripped", [False, True], ids=["airflow facet", "parent run only"])
+def test_workers_started_before_the_runs_are_known_keep_only_the_wanted_runs(
+    tmp_path: Path, real_events: list[dict], monkeypatch: pytest.MonkeyPatch, stripped: bool
+) -> None:
+    """An early start (the scan forks the workers, then reads the runs) gives the index of a read that
+    knew the wanted runs from the start, counts included."""
+    lines = []
+    for event in real_events * 3:
+        event = json.loads(json.dumps(event))
+        if stripped:
+            event["run"]["facets"].pop("airflow", None)
+        lines.append(json.dumps(event))
+    path = _write(tmp_path / "events.jsonl", lines)
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    known = FileLineageSource(path).read({DB_RUN})
+    pending = FileLineageSource(path, workers=3).start(None, early=True)
+    assert pending.forked  # the workers run already
+    pending.narrow({DB_RUN})
+    early = pending.result()
+    assert list(early.runs) == [DB_RUN]
+    assert _summary(early) == _summary(known)
+    assert (early.other_runs, early.unattributed, early.report.items) == (
+        known.other_runs,
+        known.unattributed,
+        known.report.items,
+    )
+
+
+def test_an_early_read_whose_runs_cannot_be_read_stops_its_workers(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qubinode_recovery_provider.shadow.runs import RunsSourceError
+    from qubinode_recovery_provider.shadow.scan import run_scan
+
+    class Broken:
+        name = "runs"
+
+        def fetch(self, since: Any = None, until: Any = None) -> list[Any]:
+            raise RunsSourceError("the API is down")
+
+    forked: list[Any] = []
+    real_start = lf._Forked.start
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        forked.append(real_start(*args, **kwargs))
+        forked.extend(process for process, _ in forked[-1].children)
+        return forked[0]
+
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(lf._Forked, "start", spy)
+    path = _write(tmp_path / "events.jsonl", real_lines * 3)
+    with pytest.raises(RunsSourceError):
+        run_scan(Broken(), FileLineageSource(path, workers=3))  # type: ignore[arg-type]
+    processes = forked[1:]
+    assert len(processes) == 2  # the workers had started
+    assert not any(p.is_alive() for p in processes)  # cancelled: terminated and joined
+    assert forked[0].children == []

@@ -4,7 +4,7 @@ OpenAPI spec (its responses are validated against the spec's schemas), fed with 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from shadow_site import REAL_EVENTS, free_port
 
 from qubinode_recovery_provider.shadow import FileLineageSource, MarquezLineageSource
 from qubinode_recovery_provider.shadow.lineage import LineageIndex
+from qubinode_recovery_provider.shadow.watermarks import OVERLAP
 
 SPEC = Path("/work/shared/specs/marquez-openapi.yml")
 SPEC_URN = "urn:marquez-openapi"
@@ -161,3 +162,98 @@ def test_incremental_marquez_walks_back_only_to_the_runs_start_and_keeps_the_las
     assert position["namespaces"]["other-ns"] == "2026-11-01T00:00:00+00:00"
     assert position["namespaces"]["qubinode-test"].startswith("2026-11-28T06:55")
     assert resumed.watermark_key == f"marquez:{resumed.base_url}"
+
+
+def _run_copy(events: list[dict[str, Any]], key: tuple[str, str], shift: timedelta, tag: str) -> list[Any]:
+    """The events of run ``key`` as another run of the same DAG, ``shift`` later (new ids)."""
+    mine = [e for e in events if json.dumps(e).count(key[1])]
+    text = json.dumps(mine).replace(key[1], f"{key[1]}-{tag}")
+    for run_id in {e["run"]["runId"] for e in mine}:
+        text = text.replace(run_id, f"{run_id[: -len(tag)]}{tag}")
+    copies = json.loads(text)
+    for event in copies:
+        moment = datetime.fromisoformat(event["eventTime"]) + shift
+        event["eventTime"] = moment.isoformat()
+    return copies
+
+
+def test_the_stand_in_serves_lineage_events_as_the_spec_says(
+    marquez: MarquezServer, spec_registry: Registry
+) -> None:
+    query = {"after": ["2026-11-28T06:55:08+00:00"], "sortDirection": ["asc"], "limit": ["5"]}
+    status, body = marquez.handle("GET", "/api/v1/events/lineage", query, None, {})
+    assert status == 200
+    _validate(spec_registry, "LineageEventList", body)
+    times = [e["eventTime"] for e in body["events"]]
+    assert times == sorted(times)
+    assert len(times) == 5
+    assert times[0].startswith("2026-11-28T06:55:08.39")  # the first at or after ``after``
+    assert body["totalCount"] == 13
+
+
+def test_an_incremental_marquez_scan_requests_only_the_events_after_the_watermark(
+    real_events: list[dict[str, Any]],
+) -> None:
+    """The first scan walks the jobs and keeps the last event time per namespace; the second asks the
+    events API only for what follows that watermark minus the overlap, and still pairs the new run's
+    START and COMPLETE events."""
+    key = ("example_kcli_deploy_db", "manual__2026-11-28T06:55:07.194990+00:00")
+    history = _run_copy(real_events, key, -timedelta(hours=2), "old")
+    server = MarquezServer([*history, *real_events])
+    with serve(server.handle) as served:
+        first = MarquezLineageSource(served.url, page_size=4)
+        first.resume(None, None, None)
+        first.read(None)
+        watermark = first.position()
+        assert watermark is not None
+        assert watermark["namespaces"]["qubinode-test"] == "2026-11-28T06:55:37.931953+00:00"
+        assert server.event_queries == []  # no watermark yet: the jobs were walked
+
+        new = _run_copy(real_events, key, timedelta(minutes=20), "new")
+        for event in new:
+            server.ingest(event)
+        new_key = (key[0], f"{key[1]}-new")
+        started = datetime.fromisoformat(new[0]["eventTime"])
+        second = MarquezLineageSource(served.url, page_size=4)
+        second.resume(watermark, started - OVERLAP, datetime(2026, 11, 28, 7, 20, tzinfo=UTC))
+        paths_before = len(served.requests)
+        index = second.read({new_key})
+        paths = {path for _, path in served.requests[paths_before:]}
+    after = datetime(2026, 11, 28, 6, 55, 37, 931953, tzinfo=UTC) - OVERLAP
+    assert paths == {"/api/v1/events/lineage"}  # no job or run listing
+    assert {q["after"] for q in server.event_queries} == {after.isoformat()}
+    assert {q["sortDirection"] for q in server.event_queries} == {"asc"}
+    assert server.events_served == len(real_events) + len(new)  # the old run's events are not sent
+    run = index.get(*new_key)
+    assert run is not None
+    assert run.dag_terminal is not None
+    assert {t.terminal_type for t in run.tasks.values()} == {"COMPLETE"}
+    assert all("START" in t.types for t in run.tasks.values())
+    assert second.position() == {"namespaces": {"qubinode-test": new[-1]["eventTime"]}}
+    assert second.resume_note is not None
+    assert "events after" in second.resume_note
+
+
+def test_a_marquez_without_the_events_api_is_walked_from_the_watermark(
+    marquez: MarquezServer,
+) -> None:
+    key = ("example_kcli_deploy_db", "manual__2026-11-28T06:55:07.194990+00:00")
+    marquez.fail_paths.add("/api/v1/events/lineage")  # answers 500: an error, not a fallback
+    with serve(marquez.handle) as served:
+        broken = MarquezLineageSource(served.url)
+        broken.resume({"namespaces": {"qubinode-test": "2026-11-28T06:55:20+00:00"}}, None, None)
+        failed = broken.read({key})
+    assert not failed.report.available
+
+    class Older(MarquezServer):
+        def _route(self, parts: list[str], query: dict) -> tuple[int, Any]:
+            if parts == ["events", "lineage"]:
+                return 404, {"code": 404, "message": "HTTP 404 Not Found"}
+            return super()._route(parts, query)
+
+    with serve(Older(marquez.events).handle) as served:
+        older = MarquezLineageSource(served.url)
+        older.resume({"namespaces": {"qubinode-test": "2026-11-28T06:55:20+00:00"}}, None, None)
+        index = older.read({key})
+    assert index.report.available
+    assert list(index.runs) == [key]

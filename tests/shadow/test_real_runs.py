@@ -171,6 +171,8 @@ def test_the_scan_dag_records_escalates_and_starts_recovery(
         "password": dag_runs.password,
     }
     dead = {"conn_type": "libvirt", "extra": {"uri": "qemu+tcp://127.0.0.1:1/system", "host_name": "kvm9"}}
+    kcli_config = tmp_path / "kcli.yml"  # host lab is a kcli client; the stand-in sees another host
+    kcli_config.write_text(f"lab:\n  url: test://{dag_runs.lab_xml}\n")
     env = airflow_env(
         home,
         dag_runs.dags,
@@ -181,6 +183,10 @@ def test_the_scan_dag_records_escalates_and_starts_recovery(
         AIRFLOW__QUBINODE_RECOVERY__LIBVIRT_CONN_IDS="libvirt_lab,libvirt_dead",
         AIRFLOW__QUBINODE_RECOVERY__LINEAGE_FILE=str(dag_runs.events),
         AIRFLOW__QUBINODE_RECOVERY__STATE_DIR=str(state),
+        AIRFLOW__QUBINODE_RECOVERY__KCLI_CONFIG=str(kcli_config),
+        AIRFLOW__QUBINODE_RECOVERY__KCLI_COMMAND=str(REPO / "dags" / "examples" / "bin" / "kcli"),
+        KCLI_LIBVIRT_URI=f"test://{EXISTING_LAB_XML}",
+        KCLI_STATE_DIR=str(tmp_path / "kcli-state"),
     )
     conf = json.dumps({"window": "2h", "start_recovery": True})
     proc = run_airflow(env, "dags", "test", "qubinode_shadow_scan", "-c", conf)
@@ -192,7 +198,9 @@ def test_the_scan_dag_records_escalates_and_starts_recovery(
         ("vm_not_created", "example_kcli_deploy_db", "libvirt://lab/db1"),
         ("vm_not_running", "example_kcli_start_cache", "libvirt://lab/cache1"),
         ("inventory_unreachable", None, "libvirt://kvm9"),
+        ("kcli_check_failed", None, "libvirt://lab"),  # kcli's view of lab disagrees with libvirt's
     }
+    assert "kcli check of lab with " in proc.stdout + proc.stderr
     correct = dag_runs.run_of("example_kcli_deploy_web")["dag_run_id"]
     assert not [r for r in recorded if r["run_id"] == correct]
     titles = [p["title"] for p in pending]

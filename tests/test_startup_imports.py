@@ -1,0 +1,136 @@
+"""The cheap paths stay cheap: what a fresh process imports to answer.
+
+Each case runs in a child process of its own (``sys.modules`` of this test process is full) with a
+cache folder of its own, and reports the modules it imported. Speed itself is measured by
+``bench/bench_startup.py`` (docs/benchmarks.md), not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from support import processes
+
+from qubinode_recovery_provider.cli import SUBCOMMAND_MODULES
+
+#: Never needed to diagnose one failure text from the command line, once the host's caches are warm.
+HEAVY = (
+    "airflow",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_ai",
+    "github",
+    "yaml",
+    "sqlalchemy",
+    "alembic",
+    "jinja2",
+    "requests",
+    "httpx",
+    "jsonschema",
+    "psutil",
+    "qubinode_recovery_provider.diagnosis.llm",
+    "qubinode_recovery_provider.recovery",
+    "qubinode_recovery_provider.store",
+    "qubinode_recovery_provider.escalation",
+    "qubinode_recovery_provider.shadow",
+)
+#: Other subcommands' modules: a run imports only its own.
+OTHER_COMMANDS = tuple(
+    f"qubinode_recovery_provider.cli.{name}" for name in SUBCOMMAND_MODULES if name != "diagnose"
+)
+
+CLI_CHILD = """
+import json, sys
+from qubinode_recovery_provider.cli import main
+code = main(json.loads(sys.argv[2]))
+with open(sys.argv[1], "w") as handle:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, handle)
+"""
+
+POLICY_CHILD = """
+import json, sys
+import airflow.sdk
+import airflow.sdk.definitions.retry_policy
+before = set(sys.modules)
+from qubinode_recovery_provider.policies import DiagnosisRetryPolicy
+decision = DiagnosisRetryPolicy(push_xcom=False).evaluate(Exception(sys.argv[2]), 1, 3, {})
+with open(sys.argv[1], "w") as handle:
+    json.dump({"action": str(decision.action), "modules": sorted(set(sys.modules) - before)}, handle)
+"""
+
+
+def _loaded(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def run_child(code: str, args: list[str], tmp_path: Path, stdin: str | None = None) -> dict[str, object]:
+    out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}.json"
+    env = {
+        **os.environ,
+        "QUBINODE_RECOVERY_CACHE_DIR": str(tmp_path / "cache"),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(tmp_path / "logs"),
+    }
+    result = processes.run(
+        [sys.executable, "-c", code, str(out), *args], timeout=180, env=env, input=stdin, check=True
+    )
+    assert out.exists(), result.stderr
+    report: dict[str, object] = json.loads(out.read_text())
+    return report
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin"),
+    [
+        pytest.param(["diagnose", "--error", "No space left on device"], None, id="error"),
+        pytest.param(["diagnose", "--json", "--error", "No space left on device"], None, id="json"),
+        pytest.param(["diagnose", "--log-file", "-"], "No space left on device\n", id="stdin"),
+    ],
+)
+def test_one_line_diagnose_imports_nothing_heavy_once_the_cache_is_warm(
+    argv: list[str], stdin: str | None, tmp_path: Path
+) -> None:
+    cold = run_child(CLI_CHILD, [json.dumps(argv)], tmp_path, stdin)
+    assert cold["code"] == 0
+    assert "yaml" in cold["modules"]  # type: ignore[operator]  # an empty cache reads the packs' YAML
+    warm = run_child(CLI_CHILD, [json.dumps(argv)], tmp_path, stdin)
+    assert warm["code"] == 0
+    modules: list[str] = warm["modules"]  # type: ignore[assignment]
+    assert _loaded(modules, HEAVY) == []
+    assert _loaded(modules, OTHER_COMMANDS) == []
+    assert "qubinode_recovery_provider.cli.diagnose" in modules
+
+
+def test_batch_diagnose_imports_nothing_heavy(tmp_path: Path) -> None:
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(json.dumps({"id": "a", "text": "No space left on device"}) + "\n")
+    argv = json.dumps(["diagnose", "--batch", str(batch)])
+    run_child(CLI_CHILD, [argv], tmp_path)
+    warm = run_child(CLI_CHILD, [argv], tmp_path)
+    assert _loaded(warm["modules"], HEAVY) == []  # type: ignore[arg-type]
+
+
+def test_the_first_retry_decision_imports_only_what_diagnosis_needs(tmp_path: Path) -> None:
+    run_child(CLI_CHILD, [json.dumps(["diagnose", "--error", "x"])], tmp_path)  # the host's caches
+    report = run_child(POLICY_CHILD, ["No space left on device"], tmp_path)
+    assert report["action"].endswith("FAIL") or report["action"] == "fail"  # type: ignore[union-attr]
+    new: list[str] = report["modules"]  # type: ignore[assignment]
+    forbidden = (
+        "yaml",
+        "sqlalchemy",
+        "alembic",
+        "pydantic_ai",
+        "github",
+        "requests",
+        "psutil",
+        "qubinode_recovery_provider.diagnosis.llm",
+        "qubinode_recovery_provider.recovery",
+        "qubinode_recovery_provider.store",
+        "qubinode_recovery_provider.notifications",
+        "qubinode_recovery_provider.escalation",
+    )
+    assert _loaded(new, forbidden) == []
+    assert "qubinode_recovery_provider.diagnosis.analyzer" in new
