@@ -45,8 +45,8 @@ test-fast: setup
 	$(call run_pytest,-m "not slow")
 
 bench: setup
-	$(BIN)/python bench/accuracy.py --split dev
-	$(BIN)/python bench/accuracy.py --split heldout --overlap
+	$(BIN)/python bench/accuracy.py --overlap
+	$(BIN)/python bench/bench_model.py
 	$(BIN)/python bench/bench_analyzer.py
 	$(BIN)/python bench/bench_notifier.py
 	$(BIN)/python bench/bench_redaction.py

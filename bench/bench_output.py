@@ -5,7 +5,7 @@ For every item of one corpus side, the diagnosis is printed as ``qubinode-recove
 counts the services, recommended actions and commands in the first, and the manual fix's check and fix
 steps in the second, and reports the mean and the maximum of each.
 
-    python bench/bench_output.py                      # this tree, the development side
+    python bench/bench_output.py                      # this tree, the training side
     python bench/bench_output.py --code /tmp/before   # another tree's package (e.g. ``git archive``)
 
 Before/after in ``docs/benchmarks.md``: ``git archive a3abdc4 qubinode_recovery_provider | tar -x -C
@@ -84,7 +84,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--split", default="dev", help="corpus side (default dev; train once it exists)")
+    parser.add_argument("--split", default="train", help="corpus side (bench/corpus.py; default train)")
     parser.add_argument(
         "--code", type=Path, help="the directory holding the qubinode_recovery_provider to measure"
     )

@@ -210,6 +210,12 @@ OPTIONS: dict[str, Option] = {
         "",
         "http://airflow:8080",
     ),
+    "learned_model": Option(
+        "Ask the learned text model (shipped with the provider, plain Python) when the patterns are not "
+        "confident or name no cause (docs/diagnosis.md). False: the patterns alone decide.",
+        "boolean",
+        "True",
+    ),
     "llm_model": Option(
         "LLM second opinion on low-confidence diagnoses (docs/llm.md): a PydanticAI model string, or with "
         "llm_base_url the model's name on that OpenAI-compatible server. Empty: off.",

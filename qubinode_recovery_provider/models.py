@@ -397,6 +397,32 @@ class LLMOpinion(_Model):
         )
 
 
+class ModelEvidence(_Model):
+    """A line that weighed for the learned model's verdict."""
+
+    line_number: int = Field(description="1-based line in the analysed text")
+    text: str
+    weight: float = 0.0
+
+
+class ModelOpinion(_Model):
+    """What the learned text model said about a failure the patterns were not confident of.
+
+    :param root_cause: the cause it named.
+    :param probability: its own probability for that cause (the diagnosis holds the calibrated one).
+    :param decided: whether its verdict became the diagnosis (``Diagnosis.decided_by`` is ``model``).
+    :param evidence: the lines that weighed most for its verdict, heaviest first.
+    :param pattern_root_cause: what the patterns said, and ``pattern_confidence`` how sure they were.
+    """
+
+    root_cause: RootCause
+    probability: float = Field(ge=0.0, le=1.0)
+    pattern_root_cause: RootCause
+    pattern_confidence: float = Field(ge=0.0, le=1.0)
+    decided: bool = False
+    evidence: list[ModelEvidence] = Field(default_factory=list)
+
+
 class Diagnosis(_Model):
     """The analyzer's verdict on one failure."""
 
@@ -425,6 +451,13 @@ class Diagnosis(_Model):
         default=None, description="the LLM second opinion's reasoning, when one was applied"
     )
     llm: LLMOpinion | None = Field(default=None, description="the LLM second opinion, when one was asked")
+    decided_by: str = Field(
+        default="patterns",
+        description="patterns; or model: the learned text model named the cause (no pattern was confident)",
+    )
+    model: ModelOpinion | None = Field(
+        default=None, description="the learned model's opinion, when the patterns were not confident"
+    )
     dag_id: str | None = None
     task_id: str | None = None
     run_id: str | None = None
@@ -439,7 +472,9 @@ class Diagnosis(_Model):
         """The pattern the diagnosis was made from: the first matched pattern when it is of the
         diagnosis's category; None when another component named the category (no pattern decided)."""
         first = self.matched_patterns[0] if self.matched_patterns else None
-        return first.pattern_id if first is not None and first.category is self.root_cause else None
+        if first is None or first.category is not self.root_cause or self.decided_by != "patterns":
+            return None
+        return first.pattern_id
 
     def to_json_dict(self) -> dict[str, Any]:
         """A plain JSON-ready dict (enums as values, datetimes as ISO strings)."""

@@ -11,7 +11,7 @@ from support import processes
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_wheel_ships_the_packs_the_calibration_the_migrations_and_the_entry_points(
+def test_the_wheel_ships_the_packs_the_calibration_the_model_the_migrations_and_the_entry_points(
     tmp_path: Path,
 ) -> None:
     proc = processes.run(
@@ -35,6 +35,7 @@ def test_the_wheel_ships_the_packs_the_calibration_the_migrations_and_the_entry_
     packs = {Path(n).name for n in names if n.startswith("qubinode_recovery_provider/diagnosis/packs/")}
     assert packs == {p.name for p in (ROOT / "qubinode_recovery_provider/diagnosis/packs").glob("*.yaml")}
     assert "qubinode_recovery_provider/diagnosis/calibration.json" in names
+    assert "qubinode_recovery_provider/diagnosis/text_model.bin.gz" in names
     assert "qubinode_recovery_provider/store/migrations/versions/0001_initial.py" in names
     assert "qubinode_recovery_provider/store/migrations/script.py.mako" in names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "dags/"))]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.categories import Health, RootCause, Severity
+from qubinode_recovery_provider.diagnosis import model as learned
 from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, template
 from qubinode_recovery_provider.diagnosis.linear import compile_linear
 from qubinode_recovery_provider.diagnosis.matcher import MAX_SCAN_BYTES, Hit, Matcher, ScanResult
@@ -133,6 +134,9 @@ class FailureAnalyzer:
     :param second_opinion: the second opinion to use (overrides ``use_llm``).
     :param plain_results: return :class:`.plain.PlainDiagnosis` (the same fields and JSON, no pydantic:
         a process that only prints the diagnosis starts faster) instead of the pydantic model.
+    :param text_model: the learned model asked when the patterns are not confident (:mod:`.model`):
+        None follows ``[qubinode_recovery] learned_model`` (on by default: the shipped model, loaded on
+        first need); False never asks; a :class:`~.model.TextModel` is asked instead of the shipped one.
     """
 
     def __init__(
@@ -144,9 +148,13 @@ class FailureAnalyzer:
         use_llm: bool | None = None,
         second_opinion: SecondOpinion | None = None,
         plain_results: bool = False,
+        text_model: learned.TextModel | bool | None = None,
     ) -> None:
         self.library = library if library is not None else PatternLibrary.from_config()
         self.calibration = calibration or Calibration.load()
+        self.model_calibration = learned.ModelCalibration.load()
+        self._text_model: learned.TextModel | bool | None = text_model
+        self.model_warning: str | None = None
         self.index_kind = index_kind
         self.plain_results = plain_results
         self.llm_warning: str | None = None
@@ -176,8 +184,9 @@ class FailureAnalyzer:
     def warnings(self) -> list[str]:
         """Problems skipped while loading the pattern library (missing ``pattern_dirs``, broken packs),
         one line each; ``self.library.warning_count`` counts them all. Then why the LLM second opinion is
-        off although it was asked for, and its fall-backs (:attr:`SecondOpinion.warnings`)."""
-        extra = [self.llm_warning] if self.llm_warning else []
+        off although it was asked for, and its fall-backs (:attr:`SecondOpinion.warnings`). The learned
+        model's, when its file could not be read (the patterns then decide alone)."""
+        extra = [w for w in (self.model_warning, self.llm_warning) if w]
         if self.second_opinion is not None:
             extra += self.second_opinion.warnings
         return [*self.library.warnings, *extra]
@@ -245,12 +254,43 @@ class FailureAnalyzer:
         evidence = self._weigh(scan)
         known = [e for e in evidence if e.category is not RootCause.UNKNOWN]
         diagnosis = self._known(known, context) if known else self._unknown(scan, evidence)
+        diagnosis = self._consult_model(diagnosis, scan)
         diagnosis.id = diagnosis_id
         if event is not None:
             diagnosis.dag_id, diagnosis.task_id, diagnosis.run_id = event.dag_id, event.task_id, event.run_id
         if not scan.complete:
             _note_incomplete(diagnosis, scan)
         return diagnosis
+
+    def _consult_model(self, diagnosis: Diagnosis, scan: ScanResult) -> Diagnosis:
+        """Ask the learned model when the patterns are not confident (:func:`.model.combine`); not once
+        the deadline has stopped the scan."""
+        if diagnosis.confidence >= self.model_calibration.consult_below or scan.stopped == "deadline":
+            return diagnosis
+        model = self.text_model()
+        if model is None:
+            return diagnosis
+        prediction = model.predict(learned.model_lines(scan))
+        return learned.combine(diagnosis, prediction, self.model_calibration, plain=self.plain_results)
+
+    def text_model(self) -> learned.TextModel | None:
+        """The learned model, loaded on first call; None when it is off or its file is unreadable."""
+        if self._text_model is None:
+            from qubinode_recovery_provider import config
+
+            try:
+                self._text_model = config.get_bool("learned_model")
+            except config.ConfigError as exc:
+                self.model_warning = f"{exc}; the learned model is off"
+                self._text_model = False
+        if self._text_model is True:
+            loaded = learned.shipped_model()
+            if isinstance(loaded, learned.ModelError):
+                self.model_warning = f"learned model off, diagnosing with the patterns only: {loaded}"
+                self._text_model = False
+            else:
+                self._text_model = loaded
+        return self._text_model if isinstance(self._text_model, learned.TextModel) else None
 
     def _weigh(self, scan: ScanResult) -> list[Evidence]:
         by_pattern: dict[int, list[Hit]] = defaultdict(list)

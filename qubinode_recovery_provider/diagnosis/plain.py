@@ -11,7 +11,7 @@ Plain Python, no Airflow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,27 @@ class PlainPatternMatch:
     line_number: int
     evidence: str
     weight: float = 0.0
+
+
+@dataclass
+class PlainModelEvidence:
+    """:class:`~qubinode_recovery_provider.models.ModelEvidence` without pydantic."""
+
+    line_number: int
+    text: str
+    weight: float = 0.0
+
+
+@dataclass
+class PlainModelOpinion:
+    """:class:`~qubinode_recovery_provider.models.ModelOpinion` without pydantic."""
+
+    root_cause: RootCause
+    probability: float
+    pattern_root_cause: RootCause
+    pattern_confidence: float
+    decided: bool = False
+    evidence: list[PlainModelEvidence] = field(default_factory=list)
 
 
 @dataclass
@@ -56,6 +77,8 @@ class PlainDiagnosis:
     contradictions: list[str] = field(default_factory=list)
     llm_reasoning: str | None = None
     llm: None = None
+    decided_by: str = "patterns"
+    model: PlainModelOpinion | None = None
     dag_id: str | None = None
     task_id: str | None = None
     run_id: str | None = None
@@ -69,7 +92,9 @@ class PlainDiagnosis:
     def decisive_pattern(self) -> str | None:
         """As :attr:`Diagnosis.decisive_pattern`: the first matched pattern when it is of the category."""
         first = self.matched_patterns[0] if self.matched_patterns else None
-        return first.pattern_id if first is not None and first.category is self.root_cause else None
+        if first is None or first.category is not self.root_cause or self.decided_by != "patterns":
+            return None
+        return first.pattern_id
 
     def model_copy(self, *, update: dict[str, Any] | None = None) -> PlainDiagnosis:
         """As pydantic's ``model_copy``: a shallow copy with the fields of ``update`` replaced."""
@@ -86,6 +111,7 @@ class PlainDiagnosis:
 
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["matched_patterns"] = [vars(m) for m in self.matched_patterns]
+        values["model"] = asdict(self.model) if self.model is not None else None
         return Diagnosis.model_validate(values)
 
 
@@ -110,6 +136,8 @@ JSON_ORDER = (
     "contradictions",
     "llm_reasoning",
     "llm",
+    "decided_by",
+    "model",
     "dag_id",
     "task_id",
     "run_id",
@@ -123,11 +151,11 @@ def _json(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, PlainPatternMatch):
+    if isinstance(value, PlainPatternMatch | PlainModelOpinion | PlainModelEvidence):
         return {f.name: _json(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, list):
         return [_json(item) for item in value]
     return value
 
 
-__all__ = ["JSON_ORDER", "PlainDiagnosis", "PlainPatternMatch"]
+__all__ = ["JSON_ORDER", "PlainDiagnosis", "PlainModelEvidence", "PlainModelOpinion", "PlainPatternMatch"]

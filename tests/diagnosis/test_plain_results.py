@@ -18,7 +18,7 @@ from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, Patte
 from qubinode_recovery_provider.diagnosis.plain import JSON_ORDER, PlainDiagnosis, PlainPatternMatch
 from qubinode_recovery_provider.models import Diagnosis, PatternMatch, RootCause
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "dev.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "train.jsonl"
 
 
 def _defaults(model: type) -> dict[str, object]:
