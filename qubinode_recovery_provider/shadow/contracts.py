@@ -93,6 +93,7 @@ class TaskInference:
     contracts: list[Contract] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    read_files: bool = False  # a command read a file (a plan, a playbook, a domain XML)
 
 
 def mentions_vm_tool(text: str | bytes | None) -> bool:
@@ -140,6 +141,7 @@ def infer_task(
             result.contracts.extend(_playbook_contracts(playbooks[-1], f"{origin} (playbook)", result.notes))
             continue
         for command, quoted in _commands(text, remote_host):
+            result.read_files = result.read_files or _reads_files(command)
             found = _contracts_of(command, cwd, result.notes)
             for contract in found:
                 contract.evidence.insert(0, f"{origin}: {quoted}")

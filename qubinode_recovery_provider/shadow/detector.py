@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qubinode_recovery_provider.models import Severity, ShadowError, ShadowErrorType, utcnow
 from qubinode_recovery_provider.redaction import redact
@@ -149,6 +149,7 @@ class ShadowErrorDetector:
         self._stamp = self.now or utcnow()
         inventories = list(inventories)
         self._host = self.default_host or _single_host(inventories)
+        self._inferences: dict[Any, RunInference] = {}
         usable = lineage if lineage is not None and lineage.report.available else None
         promises: dict[str, list[Promise]] = {}
         for run in runs:
@@ -352,7 +353,7 @@ class ShadowErrorDetector:
         report: DetectionReport,
     ) -> None:
         """Add the inferred contracts of ``run`` that no explicit declaration names."""
-        inference = infer_run(run, lineage, self._host)
+        inference = infer_run(run, lineage, self._host, self._inferences)
         for declared in inference.declared:
             if declared.uri in found:
                 inference.notes.append(f"{declared.uri}: declared explicitly; the declaration wins")

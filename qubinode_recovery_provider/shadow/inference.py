@@ -84,18 +84,43 @@ def opted_out(run: RunRecord) -> str | None:
     return None
 
 
-def infer_run(run: RunRecord, lineage: RunLineage | None, default_host: str) -> RunInference:
+def infer_run(
+    run: RunRecord,
+    lineage: RunLineage | None,
+    default_host: str,
+    cache: dict[Any, RunInference] | None = None,
+) -> RunInference:
     """The inferred contracts of ``run``'s successful tasks (in the order they ended).
 
     :param default_host: the inventory host of commands that name none
+    :param cache: the inferences of earlier runs of one scan, by what was read (the runs of one DAG
+        mostly render the same commands); inferences that read a file are not kept
     """
     result = RunInference()
     reason = opted_out(run)
     if reason:
         result.opted_out = reason
         return result
+    tasks = _task_texts(run, lineage)
+    if cache is None:
+        return _infer(tasks, default_host)
+    key = (default_host, *((t, tuple(x.items()), log, tuple(c.items())) for t, x, log, c in tasks))
+    cached = cache.get(key)
+    if cached is None:
+        cached = _infer(tasks, default_host)
+        if any(task.read_files for task in cached.tasks):
+            return cached
+        cache[key] = cached
+    # a copy of the lists: the caller adds notes
+    return RunInference(list(cached.declared), list(cached.tasks), list(cached.notes))
+
+
+def _infer(
+    tasks: list[tuple[str, dict[str, str], str | None, dict[str, str]]], default_host: str
+) -> RunInference:
+    result = RunInference()
     contracts: list[Contract] = []
-    for task_id, texts, log, context in _task_texts(run, lineage):
+    for task_id, texts, log, context in tasks:
         inference = infer_task(task_id, texts, log, context.get("remote_host"), context.get("cwd"))
         if inference.sources:
             result.tasks.append(inference)

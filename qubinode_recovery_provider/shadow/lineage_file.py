@@ -133,15 +133,20 @@ class FileLineageSource:
         return self.start(wanted, since).result()
 
     def start(
-        self, wanted: Collection[RunKey] | None, since: datetime | None = None, early: bool = False
+        self,
+        wanted: Collection[RunKey] | None,
+        since: datetime | None = None,
+        early: bool = False,
+        fork: bool = True,
     ) -> PendingRead:
         """Begin reading: with ``workers`` > 1 the worker processes are forked now (call this before
         starting threads); :meth:`PendingRead.result` reads the rest here and merges.
 
         :param early: the runs are not read yet (``wanted`` None): the workers keep every run and take
             the larger share of the file; call :meth:`PendingRead.narrow` with the runs before the result
+        :param fork: False: read in this process only (threads already run)
         """
-        return PendingRead(self, wanted, since, early)
+        return PendingRead(self, wanted, since, early, fork)
 
     def _read_document(self, path: Path, index: LineageIndex) -> None:
         """A one-event file (possibly pretty printed); several lines of JSON are read as lines."""
@@ -175,6 +180,7 @@ class PendingRead:
         wanted: Collection[RunKey] | None,
         since: datetime | None,
         early: bool = False,
+        fork: bool = True,
     ) -> None:
         self.source = source
         self.index = LineageIndex(wanted, name=source.name)
@@ -185,7 +191,7 @@ class PendingRead:
         if source._resume is not None:
             self._plan_resume(source._resume)
         self.forked: dict[Path, _Forked] = {}
-        if source.workers > 1:
+        if source.workers > 1 and fork:
             for path in self.files:
                 size = _size(path)
                 if (

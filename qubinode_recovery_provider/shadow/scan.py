@@ -188,7 +188,7 @@ def _run_scan(
 ) -> ScanResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    forks = getattr(lineage_source, "workers", 1) > 1
+    forks = getattr(lineage_source, "workers", 1) > 1 and not _resumes(incremental, lineage_source)
     listing = InventoryListing(targets)
     if not forks:  # list the hosts while the runs are read (no fork may follow a thread)
         listing.start()
@@ -208,7 +208,7 @@ def _run_scan(
     if lineage_source is not None:
         mark = time.perf_counter()
         wanted = {r.key for r in runs}
-        lineage = _read_lineage(lineage_source, wanted, since, listing if forks else None, early)
+        lineage = _read_lineage(lineage_source, wanted, since, listing if forks else None, early, forks)
         timings["lineage"] = time.perf_counter() - mark
         if incremental is not None:
             incremental.stage_lineage(lineage_source)
@@ -274,6 +274,14 @@ def _fetch_runs(
         raise
 
 
+def _resumes(incremental: IncrementalScan | None, source: LineageSource | None) -> bool:
+    """Whether ``source`` will most likely read only what is new (an incremental scan, a stored
+    checkpoint): a few megabytes, not worth worker processes, so the hosts are listed from the start."""
+    if incremental is None or source is None:
+        return False
+    return bool(incremental.has_checkpoints(getattr(source, "watermark_key", None)))
+
+
 def _start_early(source: LineageSource | None) -> Any:
     """Fork the source's workers before the runs are read (they keep every run until merged)."""
     start = getattr(source, "start", None)
@@ -286,10 +294,12 @@ def _read_lineage(
     since: datetime | None,
     listing: InventoryListing | None,
     early: Any = None,
+    forks: bool = True,
 ) -> LineageIndex:
     """Read the lineage of the ``wanted`` runs; start ``listing`` once the source's workers are forked.
 
     :param early: the read :func:`_start_early` began before the runs were known
+    :param forks: whether the source may fork workers (not once the listing threads run)
     """
     if early is not None:
         early.narrow(wanted)
@@ -300,7 +310,8 @@ def _read_lineage(
     start = getattr(source, "start", None)
     if start is None:
         return source.read(wanted, since)
-    pending = start(wanted, since)  # forks its workers, if any, before the listing threads
+    pending = start(wanted, since) if forks else start(wanted, since, fork=False)
+    # (its workers, if any, are forked before the listing threads start)
     if listing is not None:
         listing.start()
     result: LineageIndex = pending.result()

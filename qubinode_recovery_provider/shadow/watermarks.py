@@ -79,6 +79,16 @@ class IncrementalScan:
             self.notes.append(f"watermark of {key} unreadable ({type(exc).__name__}): full read")
             return None
 
+    def has_checkpoints(self, key: str | None) -> bool:
+        """Whether the ledger holds lineage checkpoints for ``key`` (an incremental read is likely)."""
+        if key is None or self.full:
+            return False
+        try:
+            stored = self.store.watermark(key)
+        except Exception:  # noted by the read that follows
+            return False
+        return bool(stored and stored.get("checkpoints"))
+
     # --- runs ---------------------------------------------------------------------------------------
 
     def runs_since(self, source: Any, since: datetime | None) -> datetime | None:

@@ -355,3 +355,33 @@ def test_evidence_and_explain_leak_no_canary() -> None:
         lines = [*inference.notes, *(line for c in inference.contracts for line in c.evidence)]
         assert_no_canary("\n".join(lines), all_canaries())
         assert infer_run(run, None, "lab").declared == []
+
+
+def test_runs_reading_the_same_commands_share_one_inference_but_not_its_notes(tmp_path: Path) -> None:
+    """The scan's cache: a second run with the same commands gets the same contracts (a copy its caller
+    may add notes to); a run whose command reads a file is read again (the file may have changed)."""
+
+    def run(run_id: str, command: str) -> RunRecord:
+        task = TaskRecord("make", state="success", rendered={"bash_command": command})
+        return RunRecord("d", run_id, "success", tasks=[task])
+
+    cache: dict[object, object] = {}
+    first = infer_run(run("r1", "kcli create vm a -i x && kcli delete vm a -y"), None, "lab", cache)  # type: ignore[arg-type]
+    first.notes.append("added by the caller")
+    second = infer_run(run("r2", "kcli create vm a -i x && kcli delete vm a -y"), None, "lab", cache)  # type: ignore[arg-type]
+    uncached = infer_run(run("r3", "kcli create vm a -i x && kcli delete vm a -y"), None, "lab")
+    assert len(cache) == 1
+    assert second.declared == uncached.declared
+    assert second.notes == uncached.notes
+    assert second.notes  # the deletion is noted
+    assert "added by the caller" not in second.notes
+
+    plan = tmp_path / "lab.yml"
+    plan.write_text("vm1:\n  image: centos9stream\n")
+    command = f"kcli create plan -f {plan} lab"
+    before = infer_run(run("r4", command), None, "lab", cache)  # type: ignore[arg-type]
+    plan.write_text("vm2:\n  image: centos9stream\n")
+    after = infer_run(run("r5", command), None, "lab", cache)  # type: ignore[arg-type]
+    assert [d.name for d in before.declared] == ["vm1"]
+    assert [d.name for d in after.declared] == ["vm2"]
+    assert len(cache) == 1

@@ -238,3 +238,59 @@ def test_cli_incremental_and_full(estate: Estate, tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "stored 2 watermarks (full rescan)" in err
     assert json.loads(err.strip().splitlines()[-1])["stats"]["runs_read"] == 6
+
+
+def test_a_scan_resuming_from_a_checkpoint_lists_the_hosts_from_the_start_and_finds_the_same(
+    estate: Estate, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a stored checkpoint the read is a few new lines, read in the scan's own process: the host
+    listings start before the runs are read. The first scan, without one, forks its lineage workers
+    first and starts the listings after them."""
+    import qubinode_recovery_provider.shadow.lineage_file as lf
+    from qubinode_recovery_provider.shadow.inventory import InventoryListing
+
+    order: list[str] = []
+    real_fork, real_listing, real_fetch = lf._Forked.start, InventoryListing.start, RunsFileSource.fetch
+
+    def fork(*args: Any, **kwargs: Any) -> Any:
+        order.append("fork")
+        return real_fork(*args, **kwargs)
+
+    def listing(self: Any) -> Any:
+        order.append("listing")
+        return real_listing(self)
+
+    def fetch(self: Any, *args: Any) -> Any:
+        order.append("runs")
+        return real_fetch(self, *args)
+
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(lf._Forked, "start", fork)
+    monkeypatch.setattr(InventoryListing, "start", listing)
+    monkeypatch.setattr(RunsFileSource, "fetch", fetch)
+
+    def scan(now: datetime) -> Any:
+        order.clear()
+        incremental = IncrementalScan(ledger, now=now)
+        result = run_scan(
+            RunsFileSource(estate.runs_file),
+            FileLineageSource(estate.events, workers=2),
+            since=now - timedelta(hours=2),
+            until=now,
+            incremental=incremental,
+        )
+        incremental.commit()
+        return result
+
+    for n in range(5):
+        estate.run(f"old{n}", T0 - timedelta(minutes=100 - n))
+    first = scan(T0 - timedelta(minutes=20))
+    assert order[:3] == ["runs", "fork", "listing"]
+    assert first.stats["lineage_records"] == 5 * 3
+    estate.start("long", T0 + timedelta(minutes=60))
+    estate.run("quick1", T0 + timedelta(minutes=61))
+    second = scan(T0 + timedelta(minutes=70))
+    assert order[:2] == ["listing", "runs"]
+    assert "fork" not in order
+    assert second.stats["lineage_records"] == 4
+    assert _missing(second) == []
