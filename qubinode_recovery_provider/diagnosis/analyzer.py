@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import defaultdict
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis, DiagnosticContext, FailureEvent
 
 log = logging.getLogger(__name__)
-CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+CALIBRATION_FILE = learned.CALIBRATION_FILE
 SYMPTOM_WEIGHT = 0.35
 RUNNER_UP_SHARE = 0.3
 DEFAULT_RETRY_DELAY = {
@@ -80,15 +79,14 @@ class Calibration:
     min_retryable_confidence: float = 0.45
 
     @classmethod
-    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return cls()
-        known = {
-            k: float(v) for k, v in data.get("coefficients", {}).items() if k in cls.__dataclass_fields__
-        }
-        return cls(**known)
+    def load(cls, path: Path = CALIBRATION_FILE, data: dict[str, Any] | None = None) -> Calibration:
+        """The ``coefficients`` section of the calibration file; the defaults when it has none.
+
+        :param path: the calibration file, read when ``data`` is not given.
+        :param data: the file's content, already read (:func:`.model.read_calibration`).
+        """
+        data = learned.read_calibration(path) if data is None else data
+        return cls(**learned.calibration_fields(cls, data.get("coefficients")))
 
 
 @dataclass
@@ -151,8 +149,9 @@ class FailureAnalyzer:
         text_model: learned.TextModel | bool | None = None,
     ) -> None:
         self.library = library if library is not None else PatternLibrary.from_config()
-        self.calibration = calibration or Calibration.load()
-        self.model_calibration = learned.ModelCalibration.load()
+        calibration_data = learned.read_calibration()  # read once for both sections
+        self.calibration = calibration or Calibration.load(data=calibration_data)
+        self.model_calibration = learned.ModelCalibration.load(data=calibration_data)
         self._text_model: learned.TextModel | bool | None = text_model
         self.model_warning: str | None = None
         self.index_kind = index_kind

@@ -26,7 +26,7 @@ import math
 import struct
 import zlib
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import pairwise, repeat
 from operator import mul
 from pathlib import Path
@@ -350,14 +350,14 @@ class ModelCalibration:
     w_silent: float = 0.0
 
     @classmethod
-    def load(cls, path: Path = CALIBRATION_FILE) -> ModelCalibration:
-        """The ``model`` section of the calibration file; the defaults when it has none."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8")).get("model", {})
-        except (OSError, ValueError, AttributeError):
-            return cls()
-        known = {k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+    def load(cls, path: Path = CALIBRATION_FILE, data: dict[str, Any] | None = None) -> ModelCalibration:
+        """The ``model`` section of the calibration file; the defaults when it has none.
+
+        :param path: the calibration file, read when ``data`` is not given.
+        :param data: the file's content, already read (:func:`read_calibration`).
+        """
+        data = read_calibration(path) if data is None else data
+        return cls(**calibration_fields(cls, data.get("model")))
 
     def decides(self, pattern_cause: str, model_cause: str, probability: float) -> bool:
         """Whether the model names the cause: no pattern named one, the model names one, sure enough."""
@@ -375,6 +375,31 @@ class ModelCalibration:
             + self.w_silent * silent
         )
         return round(1.0 / (1.0 + math.exp(-z)), 4)
+
+
+def read_calibration(path: Path = CALIBRATION_FILE) -> dict[str, Any]:
+    """The calibration file's JSON object (both the pattern and the model sections); ``{}`` when the
+    file is missing or damaged, so that every section takes its defaults.
+
+    :param path: the calibration file.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def calibration_fields(cls: type, section: Any) -> dict[str, float]:
+    """The entries of one calibration ``section`` that name a field of the dataclass ``cls``, as floats.
+
+    :param cls: the dataclass the section configures.
+    :param section: the section as read (anything but a mapping gives no entries).
+    """
+    if not isinstance(section, dict):
+        return {}
+    names = {f.name for f in fields(cls)}
+    return {k: float(v) for k, v in section.items() if k in names}
 
 
 def combine(
