@@ -339,7 +339,7 @@ class FailureAnalyzer:
         )
         return result
 
-    def _retry_claim(self, pattern: PatternRule, confidence: float) -> bool | None:
+    def _retry_claim(self, pattern: Pattern | PatternRule, confidence: float) -> bool | None:
         """The decisive pattern's ``retryable``, when it names the cause (``role: cause``) and the
         diagnosis is confident enough; else ``None`` (not known). A symptom pattern decides only when no
         pattern naming a cause matched in its category, and what it says about retries (``invalid
@@ -350,7 +350,8 @@ class FailureAnalyzer:
         """
         if pattern.role != "cause" or confidence < self.calibration.min_retryable_confidence:
             return None
-        return pattern.retryable
+        claim: bool | None = pattern.retryable
+        return claim
 
     def _unknown(self, scan: ScanResult, wrappers: list[Evidence]) -> Diagnosis:
         """No pattern names a cause. ``wrappers`` are symptom patterns that only say *that* something
