@@ -12,10 +12,12 @@ twice, patterns alone and patterns + the learned model (the ablation).
 
 Metrics: top-1 accuracy of the root-cause category, macro-F1 over the categories present, recall per
 category, the unknown rate, the share of ``configuration`` among predictions against labels, the share
-of ``retryable: true`` claims that are wrong (label not true) and of ``retryable: false`` claims that
-are wrong (label not false), the expected calibration error of the confidence (10 equal-width bins), and
-how many diagnoses the model decided. ``--overlap`` also reports held-out texts that share a line with
-a pattern example. Results: ``bench/results/accuracy.json``.
+of ``retryable: true`` claims that are wrong (label not true, ``null`` included: the figure judged
+against issue 14's targets) and of ``retryable: false`` claims that are wrong (label not false), the
+claims *contradicted* by their label (a ``true`` claim labelled false, a ``false`` claim labelled true:
+the real fix was not what the claim said), the expected calibration error of the confidence (10
+equal-width bins), and how many diagnoses the model decided. ``--overlap`` also reports held-out
+texts that share a line with a pattern example. Results: ``bench/results/accuracy.json``.
 
 ``--fit`` reads the training side only: the pattern calibration (as before, on the items of the id
 prefixes no pattern was written from), then the learned model's thresholds and the joint confidence, on
@@ -102,9 +104,7 @@ def metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         precision = tp / (tp + fp) if tp + fp else 0.0
         f1[cat] = 2 * precision * recall[cat] / (precision + recall[cat]) if precision + recall[cat] else 0.0
     claims = [r for r in rows if r["retry_pred"] is True]
-    wrong_claims = [r for r in claims if r["retry_label"] is not True]
     no_claims = [r for r in rows if r["retry_pred"] is False]
-    wrong_no = [r for r in no_claims if r["retry_label"] is not False]
     return {
         "accuracy": sum(correct) / n,
         "macro_f1": sum(f1.values()) / len(f1) if f1 else 0.0,
@@ -112,12 +112,26 @@ def metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "unknown_rate": sum(1 for r in rows if r["pred"] == "unknown") / n,
         "configuration_predicted_share": sum(1 for r in rows if r["pred"] == "configuration") / n,
         "configuration_label_share": sum(1 for r in rows if r["label"] == "configuration") / n,
-        "retryable_true_claims": len(claims),
-        "retryable_true_wrong_rate": len(wrong_claims) / len(claims) if claims else 0.0,
-        "retryable_false_claims": len(no_claims),
-        "retryable_false_wrong_rate": len(wrong_no) / len(no_claims) if no_claims else 0.0,
+        **retry_claims("true", claims, True),
+        **retry_claims("false", no_claims, False),
         "ece": ece([r["confidence"] for r in rows], correct),
         "decided_by_model": sum(1 for r in rows if r.get("decided_by") == "model"),
+    }
+
+
+def retry_claims(name: str, claims: list[dict[str, Any]], said: bool) -> dict[str, Any]:
+    """How many ``retryable: <said>`` claims were made, how many are wrong (their label is anything
+    else, ``null`` included: the strict figure issue 14's targets judge) and how many are contradicted
+    (their label says the opposite)."""
+    wrong = sum(1 for r in claims if r["retry_label"] is not said)
+    contradicted = sum(1 for r in claims if r["retry_label"] is (not said))
+    n = len(claims)
+    return {
+        f"retryable_{name}_claims": n,
+        f"retryable_{name}_wrong": wrong,
+        f"retryable_{name}_wrong_rate": wrong / n if n else 0.0,
+        f"retryable_{name}_contradicted": contradicted,
+        f"retryable_{name}_contradicted_rate": contradicted / n if n else 0.0,
     }
 
 
@@ -276,12 +290,22 @@ def print_report(name: str, result: dict[str, Any], baseline: dict[str, Any]) ->
         "configuration_predicted_share",
         "configuration_label_share",
         "retryable_true_wrong_rate",
+        "retryable_true_contradicted_rate",
         "retryable_false_wrong_rate",
+        "retryable_false_contradicted_rate",
         "ece",
     ):
-        print(f"  {key:<30} {result[key]:.3f} | {baseline[key]:.3f}")
-    for key in ("retryable_true_claims", "retryable_false_claims", "decided_by_model"):
-        print(f"  {key:<30} {result[key]} | {baseline[key]}")
+        print(f"  {key:<34} {result[key]:.3f} | {baseline[key]:.3f}")
+    for key in (
+        "retryable_true_claims",
+        "retryable_true_wrong",
+        "retryable_true_contradicted",
+        "retryable_false_claims",
+        "retryable_false_wrong",
+        "retryable_false_contradicted",
+        "decided_by_model",
+    ):
+        print(f"  {key:<34} {result[key]} | {baseline[key]}")
     print("  recall per category:")
     for cat, value in sorted(result["recall"].items()):
         support = sum(1 for r in result["rows"] if r["label"] == cat)

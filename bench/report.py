@@ -47,6 +47,8 @@ _ACCURACY_ROWS = (
     ("configuration_label_share", "`configuration` share of labels"),
     ("retryable_true_wrong_rate", "wrong `retryable: true` claims"),
     ("retryable_false_wrong_rate", "wrong `retryable: false` claims"),
+    ("retryable_true_contradicted_rate", "contradicted `retryable: true` claims (label false)"),
+    ("retryable_false_contradicted_rate", "contradicted `retryable: false` claims (label true)"),
     ("ece", "expected calibration error"),
 )
 
@@ -114,17 +116,29 @@ def _targets(sides: dict[str, Any]) -> list[str]:
     for label, value, op, target in checks:
         met = value >= target if op == ">=" else value <= target
         cells.append(
-            f"{label} {value:.3f} (target {op.replace('>=', '≥').replace('<=', '≤')} {target}: "
-            f"{'met' if met else 'not met'})"
+            f"{label} {value:.3f}{_claim_counts(whole, label)} (target "
+            f"{op.replace('>=', '≥').replace('<=', '≤')} {target}: {'met' if met else 'not met'})"
         )
-    return ["Targets of issue 14: " + "; ".join(cells) + "."]
+    return [
+        "Targets of issue 14: " + "; ".join(cells) + ". The retry targets are judged on the strict "
+        "count (a claim is wrong whenever its label differs, `null` included); the contradicted rows "
+        "count only claims whose label says the opposite."
+    ]
+
+
+def _claim_counts(side: dict[str, Any], label: str) -> str:
+    """`` (10 of 34)`` after a retry-claim target: wrong claims of claims made."""
+    for said in ("true", "false"):
+        if f"`retryable: {said}`" in label and f"retryable_{said}_wrong" in side:
+            return f" ({side[f'retryable_{said}_wrong']} of {side[f'retryable_{said}_claims']})"
+    return ""
 
 
 def _pair(side: dict[str, Any], key: str, fmt: str, sub: str | None = None) -> str:
     values = []
     for variant in ("patterns_and_model", "patterns_only"):
-        value = side[variant][key]
-        value = value.get(sub) if sub is not None else value
+        value = side[variant].get(key)
+        value = value.get(sub) if sub is not None and value is not None else value
         values.append("-" if value is None else fmt.format(value))
     return " / ".join(values)
 

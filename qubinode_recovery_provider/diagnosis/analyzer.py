@@ -315,7 +315,7 @@ class FailureAnalyzer:
         pattern = primary.compiled.rule
         _apply_context(features, primary, context)
         confidence = self._confidence(features)
-        retryable = pattern.retryable if confidence >= self.calibration.min_retryable_confidence else None
+        retryable = self._retry_claim(pattern, confidence)
         ordered = in_category + [e for e in evidence if e.category is not category]
         decisive = template(primary.best.text if primary.best else "")
         advice = cause_advice(pattern, category, retryable)
@@ -338,6 +338,20 @@ class FailureAnalyzer:
             contradictions=features.contradictions,
         )
         return result
+
+    def _retry_claim(self, pattern: Pattern | PatternRule, confidence: float) -> bool | None:
+        """The decisive pattern's ``retryable``, when it names the cause (``role: cause``) and the
+        diagnosis is confident enough; else ``None`` (not known). A symptom pattern decides only when no
+        pattern naming a cause matched in its category, and what it says about retries (``invalid
+        value``: false) is not evidence about the unnamed cause.
+
+        :param pattern: the decisive pattern.
+        :param confidence: the diagnosis's confidence.
+        """
+        if pattern.role != "cause" or confidence < self.calibration.min_retryable_confidence:
+            return None
+        claim: bool | None = pattern.retryable
+        return claim
 
     def _unknown(self, scan: ScanResult, wrappers: list[Evidence]) -> Diagnosis:
         """No pattern names a cause. ``wrappers`` are symptom patterns that only say *that* something

@@ -8,7 +8,7 @@ All scenarios start together and are checked afterwards:
   the REST API and verifies: the original run ends in success, the upstream tasks ran once.
 - ``example_credential_failure``: the retry policy fails the task on its first try (``retries=3``); the
   recovery run escalates.
-- ``example_flaky_network``: the retry policy retries the DNS failure after the network delay.
+- ``example_flaky_network``: the retry policy retries the reset connection after the network delay.
 - ``e2e_same_failure``: two runs failing the same way make one incident with two occurrences.
 - ``e2e_needs_approval``: a recovery started like the trigger form with automatic recovery off waits for
   a person; the test reads the approval request (the plan's Markdown) and approves it through the REST

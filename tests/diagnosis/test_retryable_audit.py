@@ -58,6 +58,17 @@ def test_no_timeout_pattern_claims_a_retry_helps(shipped: PatternLibrary) -> Non
         "dial tcp 10.0.0.5:6443: i/o timeout",
         "dial tcp 10.0.0.5:8200: connect: connection refused",
         "Timeout waiting for Airflow",
+        # EAI_AGAIN: the resolver did not answer; as often a missing or broken resolver configuration
+        # (a container, WSL, a build chroot) as a passing outage
+        "curl: (6) Could not resolve host: quay.io: Temporary failure in name resolution",
+        "E: Failed to fetch http://archive.ubuntu.com/ubuntu/dists/focal/InRelease  "
+        "Temporary failure resolving 'archive.ubuntu.com'",
+        # sshd dropped the connection before key exchange: hosts.deny, fail2ban or MaxStartups
+        "ssh_exchange_identification: read: Connection reset by peer",
+        "kex_exchange_identification: Connection closed by remote host",
+        # a namespace stuck terminating on a finalizer never finishes on its own
+        'Error from server (Forbidden): serviceaccounts "tt" is forbidden: unable to create new content in '
+        "namespace velero because it is being terminated",
     ],
 )
 def test_generic_timeouts_and_unreachable_hosts_are_not_claimed_transient(
@@ -75,11 +86,47 @@ def test_generic_timeouts_and_unreachable_hosts_are_not_claimed_transient(
         "Error response from daemon: toomanyrequests: Rate exceeded",
         "received unexpected HTTP status: 503 Service Unavailable",
         "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 2345 (apt-get)",
-        "curl: (6) Could not resolve host: quay.io: Temporary failure in name resolution",
         ";; ->>HEADER<<- opcode: QUERY, status: SERVFAIL, id: 4242",
         "FATAL:  the database system is starting up",
+        'message":"object is being deleted: pods \\"ray-head\\" already exists","reason":"AlreadyExists"',
     ],
 )
 def test_transient_causes_are_claimed(analyzer: FailureAnalyzer, text: str) -> None:
     d = analyzer.analyze(text)
     assert d.retryable is True, f"{d.primary_pattern}: {d.retryable}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Error: the --foo value is required",
+        "ERROR: template 'base.j2' does not exist",
+        "error: internal error: qemu unexpectedly closed the monitor: 2024-01-02T10:00:00.000000Z",
+    ],
+)
+def test_a_symptom_pattern_does_not_claim_either_way(
+    analyzer: FailureAnalyzer, shipped: PatternLibrary, text: str
+) -> None:
+    """A generic consequence decides only when no pattern naming a cause matched: its category is a
+    guess, and its ``retryable`` is not evidence about the unnamed cause."""
+    roles = {cp.id: cp.pattern.role for cp in shipped.patterns}
+    d = analyzer.analyze(text)
+    assert d.decisive_pattern is not None
+    assert roles[d.decisive_pattern] == "symptom", d.primary_pattern
+    assert d.retryable is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write /var/lib/containers/storage/overlay/l/abc: no space left on device",
+        'fatal: [hv1]: UNREACHABLE! => {"msg": "Failed to connect to the host via ssh: '
+        'Permission denied (publickey).", "unreachable": true}',
+        "Error: initializing source docker://quay.io/acme/app:v9: reading manifest v9 in quay.io/acme/app: "
+        "manifest unknown",
+        "ERROR! Syntax Error while loading YAML.",
+    ],
+)
+def test_clear_non_transient_causes_still_claim_false(analyzer: FailureAnalyzer, text: str) -> None:
+    d = analyzer.analyze(text)
+    assert d.retryable is False, f"{d.primary_pattern}: {d.retryable}"

@@ -27,7 +27,7 @@ WORKFLOW = REPO / ".github" / "workflows" / "failure-recovery-agent.yml"
 BIN = Path(sys.executable).parent
 INPUTS = {"failed_job", "failure_message", "enable_auto_recovery"}
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
-DNS_FAILED = "curl: (6) Could not resolve host: mirror.example.com; Temporary failure in name resolution"
+RESET = "curl: (56) Recv failure: Connection reset by peer"
 
 
 def load() -> dict[str, Any]:
@@ -186,7 +186,7 @@ def test_each_command_line_runs_here_on_a_sample_failure(
 ) -> None:
     env = {
         "FAILED_JOB": "E2E Integration Test",
-        "FAILURE_MESSAGE": DNS_FAILED,
+        "FAILURE_MESSAGE": RESET,
         "ENABLE_AUTO_RECOVERY": switch,
         "GITHUB_RUN_ID": "4242",
     }

@@ -19,7 +19,7 @@ from qubinode_recovery_provider.models import Diagnosis
 EXE = str(Path(sys.executable).with_name("qubinode-recovery"))
 TIMEOUT = 120
 TIMED_OUT = "Operation timed out after 300 seconds waiting for the API"
-DNS_FAILED = "curl: (6) Could not resolve host: mirror.example.com; Temporary failure in name resolution"
+RESET = "curl: (56) Recv failure: Connection reset by peer"
 
 
 def cli(*argv: str, cwd: Path) -> processes.Completed:
@@ -129,11 +129,11 @@ def test_plan_decide_applies_the_one_decision_rule(
 def test_plan_decide_lets_a_retry_run_unattended_only_when_switched_on(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    no_run = decide(capsys, DNS_FAILED, tmp_path)
+    no_run = decide(capsys, RESET, tmp_path)
     assert no_run["decision"]["route"] == "escalate"  # no run to resume: nothing can re-run
     ids = ["--task-id", "create_vm", "--run-id", "manual__1"]
-    on = decide(capsys, DNS_FAILED, tmp_path, *ids, "--enable-auto-recovery", "true")["decision"]
-    off = decide(capsys, DNS_FAILED, tmp_path, *ids, "--enable-auto-recovery", "false")["decision"]
+    on = decide(capsys, RESET, tmp_path, *ids, "--enable-auto-recovery", "true")["decision"]
+    off = decide(capsys, RESET, tmp_path, *ids, "--enable-auto-recovery", "false")["decision"]
     assert on["route"] == "auto"
     assert off["route"] == "approval"
     assert off["reasons"] == ["automatic recovery is off for this run (enable_auto_recovery)"]

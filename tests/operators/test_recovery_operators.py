@@ -14,7 +14,7 @@ import pytest
 from support.airflow_harness import run_dag_tests
 
 ROOT = Path(__file__).resolve().parents[2]
-NETWORK_ERROR = "dial tcp: lookup mirror.example.com: Temporary failure in name resolution"
+NETWORK_ERROR = "read tcp 10.0.0.7:46000->203.0.113.10:443: read: connection reset by peer"
 VAULT_ERROR = (
     "Error making API request. URL: GET https://vault.example.com:8200/v1/secret/data/kcli "
     "Code: 403. Errors: * permission denied"

@@ -20,7 +20,7 @@ from qubinode_recovery_provider.models import Diagnosis, RootCause
 from qubinode_recovery_provider.policies import DiagnosisRetryPolicy
 from qubinode_recovery_provider.utils import task_failure
 
-DNS = "dial tcp: lookup quay.io: Temporary failure in name resolution"
+RESET = "read tcp 10.0.0.7:46000->203.0.113.10:443: read: connection reset by peer"
 BASH_EXIT = Exception("Bash command failed. The command returned a non-zero exit code 255.")
 
 
@@ -56,7 +56,7 @@ def test_retries_a_transient_failure_with_the_causes_delay_growing_per_try(tmp_p
         write_attempt_log(
             tmp_path / "logs",
             ti,
-            ["dial tcp: lookup quay.io: Temporary failure in name resolution"],
+            [RESET],
         )
         decision = _evaluate(policy, BASH_EXIT, ti)
         assert decision.action is RetryAction.RETRY
@@ -69,7 +69,7 @@ def test_retries_a_transient_failure_with_the_causes_delay_growing_per_try(tmp_p
 def test_no_retry_is_promised_when_none_is_left(tmp_path: Path, try_number: int, max_tries: int) -> None:
     """Airflow never retries past ``retries``: a transient failure on the last try says the task fails."""
     ti = FakeTI(try_number=try_number)
-    write_attempt_log(tmp_path / "logs", ti, [DNS])
+    write_attempt_log(tmp_path / "logs", ti, [RESET])
     context = {"ti": ti, "run_id": ti.run_id}
     decision = DiagnosisRetryPolicy().evaluate(BASH_EXIT, try_number, max_tries, context)
     assert decision.action is RetryAction.DEFAULT

@@ -22,7 +22,7 @@ from qubinode_recovery_provider.recovery import (
 from qubinode_recovery_provider.store import Ledger
 
 RUN_ID = "manual__2025-01-01T00:00:00+00:00"
-NETWORK_ERROR = "curl: (6) Could not resolve host: mirror.example.com; Temporary failure in name resolution"
+NETWORK_ERROR = "curl: (56) Recv failure: Connection reset by peer"
 LIBVIRT_DOWN = "error: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory"
 
 

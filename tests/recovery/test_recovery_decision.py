@@ -26,7 +26,7 @@ from qubinode_recovery_provider.recovery.decision import (
 )
 from qubinode_recovery_provider.store import Ledger
 
-NETWORK = "dial tcp: lookup mirror.example.com: Temporary failure in name resolution"
+NETWORK = "read tcp 10.0.0.7:46000->203.0.113.10:443: read: connection reset by peer"
 VAULT = (
     "Error making API request. URL: GET https://vault.example.com:8200/v1/secret/data/x "
     "Code: 403. Errors: * permission denied"

@@ -11,7 +11,7 @@ from airflow.sdk import DAG, Param
 
 from qubinode_recovery_provider.notifications import RecoveryNotifier
 
-NETWORK_ERROR = "dial tcp: lookup mirror.example.com: Temporary failure in name resolution"
+NETWORK_ERROR = "read tcp 10.0.0.7:46000->203.0.113.10:443: read: connection reset by peer"
 
 with DAG(
     dag_id="dagtest_target",

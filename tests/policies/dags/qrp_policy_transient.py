@@ -22,7 +22,7 @@ with DAG(
     BashOperator(
         task_id="pull_image",
         bash_command=(
-            'echo "Error: initializing source docker://quay.io/x/y:latest: dial tcp: lookup quay.io: '
-            'Temporary failure in name resolution" >&2; exit 125'
+            'echo "Error: initializing source docker://quay.io/x/y:latest: read tcp 10.0.0.7:46000->'
+            '203.0.113.10:443: read: connection reset by peer" >&2; exit 125'
         ),
     )
