@@ -86,11 +86,10 @@ CANDIDATES = [
     Params("svm", 1.0, 18, 2),
     Params("svm", 2.0, 18, 2),
     Params("svm", 1.0, 16, 2),
-    Params("logreg", 10.0, 18, 2),
 ]
 #: Id prefixes of the collection batches no pattern was written from (``bench/accuracy.py``'s
 #: ``SELECT_ON``): ``--search`` reports the grouped-CV top-1 on their items too.
-FRESH = ("g-", "h-", "i-", "j-", "k-", "l-")
+FRESH = ("g-", "h-", "i-", "j-", "k-", "l-", "m-", "n-")
 
 
 _COUNTS: dict[tuple[str, int], Counter[int]] = {}

@@ -65,7 +65,7 @@ EVIDENCE_LINES = 3
 #: Words (of a line as :func:`normalise` made it) that make it an error line: a line that says
 #: something failed, in the words tools use for it.
 ERROR_WORDS = (
-    b"erro",
+    b"err",
     b"fail",
     b"fatal",
     b"exception",
@@ -102,6 +102,23 @@ ERROR_WORDS = (
     b"stale",
     b"missing",
     b"no module",
+    b"not available",
+    b"not viable",
+    b"not installed",
+    b"no valid",
+    b"does not",
+    b"please ensure",
+    b"please enable",
+    b"exited with",
+    b"exit status",
+    b"exit code",
+    b"non zero",
+    b"interrupted",
+    b"lock",
+    b"crash",
+    b"trouble",
+    b"more space",
+    b"reached",
 )
 #: How many times an error line's features count.
 ERROR_LINE_WEIGHT = 2
