@@ -69,7 +69,7 @@ class Params:
     classifier: str = "svm"  # svm | logreg
     c: float = 1.0
     bits: int = 18
-    min_df: int = 2
+    min_df: int = 3
     examples: bool = True  # the patterns' examples are training items too
 
     def describe(self) -> str:
