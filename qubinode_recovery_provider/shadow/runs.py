@@ -20,14 +20,16 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qubinode_recovery_provider.airflow_api import AirflowAPIClient
 from qubinode_recovery_provider.shadow.contracts import mentions_vm_tool
 from qubinode_recovery_provider.shadow.domains import PARAM_KEY
 from qubinode_recovery_provider.shadow.inference import OPT_OUT_PARAM, rendered_subset
 from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, is_raw, mapping, msgspec
 from qubinode_recovery_provider.shadow.records import RunRecord, SourceReport, TaskRecord
+
+if TYPE_CHECKING:  # (httpx, imported with the client, is not needed to read a runs file)
+    from qubinode_recovery_provider.airflow_api import AirflowAPIClient
 
 
 class RunsSourceError(RuntimeError):
@@ -391,6 +393,8 @@ class AirflowRunsSource:
         runs_per_batch: int = 50,
         resolve_dag_params: bool = True,
     ) -> None:
+        from qubinode_recovery_provider.airflow_api import AirflowAPIClient
+
         if not isinstance(client, AirflowAPIClient):
             raise TypeError(
                 "AirflowRunsSource takes an AirflowAPIClient (AirflowApiHook(conn_id).get_client(), or "
