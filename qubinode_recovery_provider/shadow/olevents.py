@@ -336,8 +336,10 @@ def _announced(job: Any) -> dict[str, tuple[str | None, bool]] | None:
 def _conf_declared(conf: Any) -> tuple[DeclaredDomain, ...]:
     if conf is None:
         return ()
-    if is_raw(conf) and (len(conf) <= 2 or _PARAM_KEY not in bytes(conf)):
-        return ()  # "{}" or a conf without the key: nothing declared
+    if is_raw(conf):
+        raw = bytes(conf)
+        if len(raw) <= 2 or (_PARAM_KEY not in raw and b"\\" not in raw):
+            return ()  # "{}" or a conf without the key (an escaped key has a backslash): nothing declared
     data = mapping(conf)
     if not data or PARAM_KEY not in data:
         return ()

@@ -74,12 +74,16 @@ if msgspec is not None:
 
     _PAGES = msgspec.json.Decoder(_Page | list[_Page])
     _TYPED_TASK: Any = _TaskIn
+    _TYPED_RUN: Any = _RunIn
 else:  # pragma: no cover
     _PAGES = None
-    _TYPED_TASK = type(None)
+    _TYPED_TASK = _TYPED_RUN = type(None)
 
 
 _READ_KEYS = (PARAM_KEY, OPT_OUT_PARAM)
+
+
+_READ_KEYS_RAW = tuple(key.encode() for key in _READ_KEYS)
 
 
 def _conf_subset(conf: Any) -> dict[str, Any]:
@@ -87,6 +91,10 @@ def _conf_subset(conf: Any) -> dict[str, Any]:
     ``qubinode_infer_vms``)."""
     if conf is None:
         return {}
+    if is_raw(conf):  # undecoded: most confs name neither key (an escaped key has a backslash)
+        raw = bytes(conf)
+        if b"\\" not in raw and not any(key in raw for key in _READ_KEYS_RAW):
+            return {}
     data = mapping(conf) if not isinstance(conf, dict) else conf
     return {key: data[key] for key in _READ_KEYS if key in data} if data else {}
 
@@ -113,6 +121,18 @@ def _as_object(item: Any) -> Any:
 
 def run_from(item: Any) -> RunRecord | None:
     """A :class:`RunRecord` from a DAGRunResponse (struct, View or dict); None when it is not one."""
+    if type(item) is _TYPED_RUN:  # typed: no conversions needed
+        if not item.dag_id or not item.dag_run_id:
+            return None
+        return RunRecord(
+            item.dag_id,
+            item.dag_run_id,
+            item.state or "",
+            item.end_date,
+            item.start_date,
+            item.run_type,
+            _conf_subset(item.conf),
+        )
     item = _as_object(item)
     if item is None:
         return None
