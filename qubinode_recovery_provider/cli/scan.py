@@ -331,12 +331,13 @@ def _list_of_objects(value: Any) -> bool:
 def _runs_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> RunsSource:
     """The ``--runs-file``, else the REST API of ``--airflow-url`` or of the ``recovery_conn_id``
     connection (its client is closed with ``stack``)."""
-    from qubinode_recovery_provider.airflow_api import AirflowAPIClient
     from qubinode_recovery_provider.shadow import AirflowRunsSource, RunsFileSource
 
     if args.runs_file:
         pages = check_runs_file(args.runs_file)
         return RunsFileSource(args.runs_file, pages=pages)
+    from qubinode_recovery_provider.airflow_api import AirflowAPIClient
+
     return AirflowRunsSource(stack.enter_context(AirflowAPIClient(_api_settings(args))))
 
 

@@ -98,6 +98,11 @@ def declared_from_dataset(
     """The promise carried by one OpenLineage output dataset, or None when it is not a libvirt domain."""
     facet = (facets or {}).get(FACET_NAME) or {}
     state = facet.get("expectedState") if isinstance(facet, Mapping) else None
+    return declared_from_state(namespace, name, state, task_id)
+
+
+def declared_from_state(namespace: str, name: str, state: Any, task_id: str | None) -> DeclaredDomain | None:
+    """:func:`declared_from_dataset` once the ``libvirtDomain`` facet's ``expectedState`` was read."""
     if state is not None and not isinstance(state, str):
         state = str(state)
     return _declared_from_dataset(namespace, name, state, task_id)

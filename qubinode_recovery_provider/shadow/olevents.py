@@ -29,6 +29,7 @@ from qubinode_recovery_provider.shadow.domains import (
     DomainURIError,
     declarations_from_params,
     declared_from_dataset,
+    declared_from_state,
 )
 from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, is_raw, mapping, msgspec
 from qubinode_recovery_provider.shadow.lineage import LineageRecord
@@ -44,89 +45,91 @@ class EventError(ValueError):
 # --- typed decoding (msgspec) ----------------------------------------------------------------------
 
 if msgspec is not None:
+    # ``gc=False``: decoded JSON holds no reference cycles, so the structs need not be tracked by the
+    # cyclic collector (a few percent of the decode, which creates about 15 of them per event).
 
-    class _DagInfo(msgspec.Struct):
+    class _DagInfo(msgspec.Struct, gc=False):
         dag_id: str | None = None
 
-    class _DagRunInfo(msgspec.Struct):
+    class _DagRunInfo(msgspec.Struct, gc=False):
         dag_id: str | None = None
         run_id: str | None = None
         conf: msgspec.Raw = msgspec.Raw()
 
-    class _TaskInfo(msgspec.Struct):
+    class _TaskInfo(msgspec.Struct, gc=False):
         task_id: str | None = None
 
-    class _TaskInstanceInfo(msgspec.Struct):
+    class _TaskInstanceInfo(msgspec.Struct, gc=False):
         try_number: int | None = None
         map_index: int | None = None
 
-    class _AirflowRunFacet(msgspec.Struct):
+    class _AirflowRunFacet(msgspec.Struct, gc=False):
         dag: _DagInfo | None = None
         dagRun: _DagRunInfo | None = None
         task: _TaskInfo | None = None
         taskInstance: _TaskInstanceInfo | None = None
 
-    class _StateFacet(msgspec.Struct):
+    class _StateFacet(msgspec.Struct, gc=False):
         dagRunState: str | None = None
         tasksState: dict[str, str | None] | None = None
 
-    class _ErrorFacet(msgspec.Struct):
+    class _ErrorFacet(msgspec.Struct, gc=False):
         message: str | None = None
 
-    class _Ref(msgspec.Struct):
+    class _Ref(msgspec.Struct, gc=False):
         runId: str | None = None
         name: str | None = None
 
-    class _ParentFacet(msgspec.Struct):
+    class _ParentFacet(msgspec.Struct, gc=False):
         run: _Ref | None = None
         job: _Ref | None = None
 
-    class _RunFacets(msgspec.Struct):
+    class _RunFacets(msgspec.Struct, gc=False):
         airflow: _AirflowRunFacet | None = None
         airflowDagRun: _AirflowRunFacet | None = None
         airflowState: _StateFacet | None = None
         errorMessage: _ErrorFacet | None = None
         parent: _ParentFacet | None = None
 
-    class _Run(msgspec.Struct):
+    class _Run(msgspec.Struct, gc=False):
         runId: str | None = None
         facets: _RunFacets | None = None
 
-    class _AnnouncedTask(msgspec.Struct):
+    class _AnnouncedTask(msgspec.Struct, gc=False):
         operator: str | None = None
         emits_ol_events: bool | None = None
 
-    class _AirflowJobFacet(msgspec.Struct):
+    class _AirflowJobFacet(msgspec.Struct, gc=False):
         tasks: dict[str, _AnnouncedTask] | None = None
 
-    class _JobType(msgspec.Struct):
+    class _JobType(msgspec.Struct, gc=False):
         jobType: str | None = None
 
-    class _SourceCode(msgspec.Struct):
+    class _SourceCode(msgspec.Struct, gc=False):
         sourceCode: str | None = None
 
-    class _JobFacets(msgspec.Struct):
+    class _JobFacets(msgspec.Struct, gc=False):
         airflow: _AirflowJobFacet | None = None
         jobType: _JobType | None = None
         sourceCode: _SourceCode | None = None
 
-    class _Job(msgspec.Struct):
+    class _Job(msgspec.Struct, gc=False):
         namespace: str | None = None
         name: str | None = None
         facets: _JobFacets | None = None
 
-    class _LibvirtDomainFacet(msgspec.Struct):
+    class _LibvirtDomainFacet(msgspec.Struct, gc=False):
         expectedState: Any = None
 
-    class _DatasetFacets(msgspec.Struct, rename={"libvirt_domain": FACET_NAME}):
+    class _DatasetFacets(msgspec.Struct, gc=False, rename={"libvirt_domain": FACET_NAME}):
         libvirt_domain: _LibvirtDomainFacet | None = None
 
-    class _Dataset(msgspec.Struct):
+    class _Dataset(msgspec.Struct, gc=False):
         namespace: str | None = None
         name: str | None = None
         facets: _DatasetFacets | None = None
 
-    class _Event(msgspec.Struct):
+    class _Event(msgspec.Struct, gc=False):
         eventType: str | None = None
         eventTime: str | None = None
         run: _Run | None = None
@@ -135,9 +138,11 @@ if msgspec is not None:
 
     _DECODER = msgspec.json.Decoder(_Event)
     _EMPTY_FACETS: Any = _RunFacets()
+    _TYPED_FACETS: tuple[type, ...] = (_DatasetFacets, type(None))
 else:  # pragma: no cover
     _DECODER = None
     _EMPTY_FACETS = View({})
+    _TYPED_FACETS = ()
 
 _PARAM_KEY = PARAM_KEY.encode()
 
@@ -175,10 +180,6 @@ def decode_document(data: Any) -> LineageRecord | None:
 
 def _short(message: str) -> str:
     return message if len(message) <= 120 else message[:117] + "..."
-
-
-def _int(value: Any, default: int) -> int:
-    return value if type(value) is int else as_int(value, default)
 
 
 def extract(event: Any) -> LineageRecord | None:
@@ -240,22 +241,33 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
     task_id = task.task_id if task is not None else None
     if task_id is None:
         task_id = _task_from_job_name(job.name, dag_id)
+    if ti is not None:
+        map_index, try_number = ti.map_index, ti.try_number
+        map_index = map_index if type(map_index) is int else as_int(map_index, -1)
+        try_number = try_number if type(try_number) is int else as_int(try_number, 0)
+    else:
+        map_index, try_number = -1, 0
+    conf = dag_run.conf if dag_run is not None else None
     outputs = event.outputs
+    # (positional: a record is built per event; the order of LineageRecord's fields)
     return LineageRecord(
-        kind="task",
-        event_type=event_type,
-        dag_id=dag_id,
-        run_id=dag_run.run_id if dag_run is not None else None,
-        task_id=task_id,
-        map_index=_int(ti.map_index, -1) if ti is not None else -1,
-        try_number=_int(ti.try_number, 0) if ti is not None else 0,
-        event_time=event.eventTime or "",
-        outputs=_outputs(outputs, task_id) if outputs else (),
-        conf_declared=_conf_declared(dag_run.conf) if dag_run is not None and dag_run.conf else (),
-        error=_error(facets) if facets.errorMessage is not None else None,
-        ol_run_id=event.run.runId,
-        parent_run_id=parent.run.runId if parent is not None and parent.run is not None else None,
-        source_code=_source_code(job),
+        "task",
+        event_type,
+        dag_id,
+        dag_run.run_id if dag_run is not None else None,
+        task_id,
+        map_index,
+        try_number,
+        event.eventTime or "",
+        _outputs(outputs, task_id) if outputs else (),
+        None,
+        None,
+        None,
+        _conf_declared(conf) if conf else (),
+        _error(facets) if facets.errorMessage is not None else None,
+        event.run.runId,
+        parent.run.runId if parent is not None and parent.run is not None else None,
+        _source_code(job),
     )
 
 
@@ -283,9 +295,15 @@ def _outputs(outputs: Any, task_id: str | None) -> tuple[DeclaredDomain, ...]:
         namespace = as_str(dataset.namespace) or ""
         if not namespace[:10].lower().startswith("libvirt://"):
             continue
-        declared = declared_from_dataset(
-            namespace, as_str(dataset.name) or "", _dataset_facets(dataset.facets), task_id
-        )
+        name = as_str(dataset.name) or ""
+        facets = dataset.facets
+        if _TYPED_FACETS and isinstance(facets, _TYPED_FACETS):
+            # typed: the facet was decoded alone; straight to the cached constructor
+            facet = getattr(facets, "libvirt_domain", None)
+            state = facet.expectedState if facet is not None else None
+            declared = declared_from_state(namespace, name, state, task_id)
+        else:
+            declared = declared_from_dataset(namespace, name, _dataset_facets(facets), task_id)
         if declared is not None:
             found.append(declared)
     return tuple(found)
@@ -318,8 +336,10 @@ def _announced(job: Any) -> dict[str, tuple[str | None, bool]] | None:
 def _conf_declared(conf: Any) -> tuple[DeclaredDomain, ...]:
     if conf is None:
         return ()
-    if is_raw(conf) and (len(conf) <= 2 or _PARAM_KEY not in bytes(conf)):
-        return ()  # "{}" or a conf without the key: nothing declared
+    if is_raw(conf):
+        raw = bytes(conf)
+        if len(raw) <= 2 or (_PARAM_KEY not in raw and b"\\" not in raw):
+            return ()  # "{}" or a conf without the key (an escaped key has a backslash): nothing declared
     data = mapping(conf)
     if not data or PARAM_KEY not in data:
         return ()

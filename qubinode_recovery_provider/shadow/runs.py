@@ -20,14 +20,16 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qubinode_recovery_provider.airflow_api import AirflowAPIClient
 from qubinode_recovery_provider.shadow.contracts import mentions_vm_tool
 from qubinode_recovery_provider.shadow.domains import PARAM_KEY
 from qubinode_recovery_provider.shadow.inference import OPT_OUT_PARAM, rendered_subset
 from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, is_raw, mapping, msgspec
 from qubinode_recovery_provider.shadow.records import RunRecord, SourceReport, TaskRecord
+
+if TYPE_CHECKING:  # (httpx, imported with the client, is not needed to read a runs file)
+    from qubinode_recovery_provider.airflow_api import AirflowAPIClient
 
 
 class RunsSourceError(RuntimeError):
@@ -72,12 +74,16 @@ if msgspec is not None:
 
     _PAGES = msgspec.json.Decoder(_Page | list[_Page])
     _TYPED_TASK: Any = _TaskIn
+    _TYPED_RUN: Any = _RunIn
 else:  # pragma: no cover
     _PAGES = None
-    _TYPED_TASK = type(None)
+    _TYPED_TASK = _TYPED_RUN = type(None)
 
 
 _READ_KEYS = (PARAM_KEY, OPT_OUT_PARAM)
+
+
+_READ_KEYS_RAW = tuple(key.encode() for key in _READ_KEYS)
 
 
 def _conf_subset(conf: Any) -> dict[str, Any]:
@@ -85,6 +91,10 @@ def _conf_subset(conf: Any) -> dict[str, Any]:
     ``qubinode_infer_vms``)."""
     if conf is None:
         return {}
+    if is_raw(conf):  # undecoded: most confs name neither key (an escaped key has a backslash)
+        raw = bytes(conf)
+        if b"\\" not in raw and not any(key in raw for key in _READ_KEYS_RAW):
+            return {}
     data = mapping(conf) if not isinstance(conf, dict) else conf
     return {key: data[key] for key in _READ_KEYS if key in data} if data else {}
 
@@ -111,6 +121,18 @@ def _as_object(item: Any) -> Any:
 
 def run_from(item: Any) -> RunRecord | None:
     """A :class:`RunRecord` from a DAGRunResponse (struct, View or dict); None when it is not one."""
+    if type(item) is _TYPED_RUN:  # typed: no conversions needed
+        if not item.dag_id or not item.dag_run_id:
+            return None
+        return RunRecord(
+            item.dag_id,
+            item.dag_run_id,
+            item.state or "",
+            item.end_date,
+            item.start_date,
+            item.run_type,
+            _conf_subset(item.conf),
+        )
     item = _as_object(item)
     if item is None:
         return None
@@ -391,6 +413,8 @@ class AirflowRunsSource:
         runs_per_batch: int = 50,
         resolve_dag_params: bool = True,
     ) -> None:
+        from qubinode_recovery_provider.airflow_api import AirflowAPIClient
+
         if not isinstance(client, AirflowAPIClient):
             raise TypeError(
                 "AirflowRunsSource takes an AirflowAPIClient (AirflowApiHook(conn_id).get_client(), or "

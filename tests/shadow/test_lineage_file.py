@@ -238,3 +238,18 @@ def test_an_early_read_whose_runs_cannot_be_read_stops_its_workers(
     assert len(processes) == 2  # the workers had started
     assert not any(p.is_alive() for p in processes)  # cancelled: terminated and joined
     assert forked[0].children == []
+
+
+def test_a_conf_key_written_with_escapes_is_still_read() -> None:
+    """Events whose dagRun conf spells the ``qubinode_vm`` key with an escape declare the same VM."""
+    event = json.loads(
+        next(line for line in REAL_EVENTS.read_text().splitlines() if '"airflowDagRun"' in line)
+    )
+    event["run"]["facets"]["airflowDagRun"]["dagRun"]["conf"] = {"qubinode_vm": "lab/web9"}
+    plain = json.dumps(event)
+    escaped = plain.replace('"qubinode_vm"', '"qubinode\\u005fvm"')
+    assert escaped != plain
+    for line in (plain, escaped):
+        record = olevents.decode_event(line.encode())
+        assert record is not None
+        assert [(d.host, d.name) for d in record.conf_declared] == [("lab", "web9")]

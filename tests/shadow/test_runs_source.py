@@ -208,3 +208,15 @@ def test_a_missing_runs_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_url_instead_of_a_client_is_refused_at_once() -> None:
     with pytest.raises(TypeError, match="takes an AirflowAPIClient"):
         AirflowRunsSource("http://api-server:8080")  # type: ignore[arg-type]  # the old signature
+
+
+def test_a_conf_key_written_with_escapes_is_still_read(tmp_path: Path) -> None:
+    """The typed reader skips a conf without the key's bytes; an escaped key (``\\u005f``) has a
+    backslash, so it is decoded and read."""
+    run = dag_run("build_vm", "r1", "2026-01-01T06:00:00+00:00", conf={"other": 1})
+    text = json.dumps({"dag_runs": [run, {**run, "dag_run_id": "r2", "conf": {"qubinode_vm": "lab/web1"}}]})
+    path = tmp_path / "runs.json"
+    path.write_text(text.replace('"qubinode_vm"', '"qubinode\\u005fvm"'))
+    runs = {r.run_id: r for r in RunsFileSource(path).fetch()}
+    assert runs["r1"].conf == {}
+    assert runs["r2"].conf == {"qubinode_vm": "lab/web1"}
