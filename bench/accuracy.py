@@ -49,7 +49,7 @@ RESULTS = ROOT / "bench" / "results"
 SIDES = ("heldout_unseen", "heldout", "heldout_seen", "train_cv")
 #: Collection batches no pattern was written from (the patterns alone score about half right on them
 #: in grouped CV, as on unseen sources): the learned model's thresholds are chosen on their items.
-SELECT_ON = ("g-", "h-", "i-", "j-", "k-", "l-", "m-", "n-")
+SELECT_ON = ("g-", "h-", "i-", "j-", "k-", "l-", "m-", "n-", "o-", "p-")
 LABELS = {
     "heldout_unseen": "held-out, unseen sources (headline)",
     "heldout": "whole held-out",

@@ -89,7 +89,7 @@ CANDIDATES = [
 ]
 #: Id prefixes of the collection batches no pattern was written from (``bench/accuracy.py``'s
 #: ``SELECT_ON``): ``--search`` reports the grouped-CV top-1 on their items too.
-FRESH = ("g-", "h-", "i-", "j-", "k-", "l-", "m-", "n-")
+FRESH = ("g-", "h-", "i-", "j-", "k-", "l-", "m-", "n-", "o-", "p-")
 
 
 _COUNTS: dict[tuple[str, int], Counter[int]] = {}
