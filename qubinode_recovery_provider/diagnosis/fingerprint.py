@@ -15,10 +15,10 @@ input is a matched line or window of at most 4 KiB.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 
-from qubinode_recovery_provider.diagnosis.digest import sha256
 from qubinode_recovery_provider.diagnosis.linear import compile_linear
 
 # Order matters: the most specific shapes go first, plain numbers last.
@@ -142,4 +142,4 @@ def template(line: str) -> str:
 def fingerprint(root_cause: str, pattern_ids: Iterable[str], decisive_template: str) -> str:
     """A 16-hex-digit fingerprint of a failure."""
     key = "|".join([root_cause, ",".join(pattern_ids), decisive_template])
-    return sha256(key.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]

@@ -25,6 +25,7 @@ Plain Python, no Airflow; imports neither YAML nor pydantic.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -35,7 +36,6 @@ from typing import Any
 
 from qubinode_recovery_provider import __version__
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted
-from qubinode_recovery_provider.diagnosis.digest import sha256
 from qubinode_recovery_provider.files import private_dir, write_private
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def library_key(sources: Sequence[tuple[Path, bool]], limits: Sequence[object]) 
     :param sources: the pack files in load order, each with whether it is verified (a user pack).
     :param limits: the verification limits user packs are held to.
     """
-    digest = sha256(f"{LIBRARY_CACHE_VERSION}|{__version__}|{list(limits)!r}".encode())
+    digest = hashlib.sha256(f"{LIBRARY_CACHE_VERSION}|{__version__}|{list(limits)!r}".encode())
     racy_after = time.time_ns() - RACY_NS
     for path, verify in sources:
         try:
@@ -94,7 +94,7 @@ def library_key(sources: Sequence[tuple[Path, bool]], limits: Sequence[object]) 
                 digest.update(f"|user|{path}|{info.st_ino}|{info.st_mtime_ns}|{info.st_size}".encode())
             else:
                 digest.update(f"|shipped|{path.name}|".encode())
-                digest.update(sha256(path.read_bytes()).digest())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
         except OSError:
             return None
     return digest.hexdigest()[:32]
@@ -131,7 +131,7 @@ def _decode(data: bytes, key: str) -> list[PackEntry]:
     meta = json.loads(header)
     if meta.get("version") != LIBRARY_CACHE_VERSION or meta.get("key") != key:
         raise ValueError("written for other packs or by another version")
-    if sha256(body).hexdigest() != meta.get("sha256"):
+    if hashlib.sha256(body).hexdigest() != meta.get("sha256"):
         raise ValueError("checksum mismatch")
     entries: list[PackEntry] = []
     for entry in json.loads(body):
@@ -164,7 +164,9 @@ def write(key: str, entries: Sequence[PackEntry]) -> None:
         for e in entries
     ]
     body = json.dumps(rows, separators=(",", ":")).encode()
-    header = json.dumps({"version": LIBRARY_CACHE_VERSION, "key": key, "sha256": sha256(body).hexdigest()})
+    header = json.dumps(
+        {"version": LIBRARY_CACHE_VERSION, "key": key, "sha256": hashlib.sha256(body).hexdigest()}
+    )
     try:
         private_dir(path.parent)
         write_private(path, header.encode() + b"\n" + body)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -37,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
-from qubinode_recovery_provider.diagnosis.digest import sha256
 from qubinode_recovery_provider.diagnosis.linear import LinearPattern, NotLinear
 from qubinode_recovery_provider.diagnosis.preprocess import BLOB_MARKER, expand_line
 
@@ -182,7 +182,7 @@ class NotCompiled(LookupError):
 def _hyperscan_database(
     hyperscan: Any, expressions: list[bytes], flags: list[int], compile_missing: bool = True
 ) -> Any:
-    digest = sha256(repr((HYPERSCAN_CACHE_VERSION, expressions, flags)).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(repr((HYPERSCAN_CACHE_VERSION, expressions, flags)).encode()).hexdigest()[:32]
     directory = cache_dir()
     path = directory / f"hs-{digest}.db" if directory else None
     cached = read_trusted(path) if path is not None else None

@@ -14,6 +14,7 @@ JSON, keyed by the file's bytes (see :mod:`.cache`); the next process loads it i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -26,7 +27,6 @@ from qubinode_recovery_provider import __version__
 from qubinode_recovery_provider.categories import RootCause, Severity
 from qubinode_recovery_provider.diagnosis import library_cache
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
-from qubinode_recovery_provider.diagnosis.digest import sha256
 from qubinode_recovery_provider.diagnosis.linear import (
     MAX_PROBE_SECONDS,
     RE2_MAX_MEM,
@@ -475,7 +475,7 @@ def _pack_cache_path(raw: bytes) -> Path | None:
     key = (
         f"{PACK_CACHE_VERSION}|{__version__}|{MIN_LITERAL_LENGTH}|{MAX_PROBE_SECONDS}|{RE2_MAX_MEM}|".encode()
     )
-    return directory / f"pack-{sha256(key + raw).hexdigest()[:32]}.json"
+    return directory / f"pack-{hashlib.sha256(key + raw).hexdigest()[:32]}.json"
 
 
 def _cached_pack(raw: bytes) -> list[CompiledPattern] | None:
