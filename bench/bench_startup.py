@@ -342,7 +342,7 @@ def main() -> None:
     if args.before_tree is not None and "task_path" in sections:
         result["task_path_before_after"] = task_path_before_after(args.before_tree, 2 if args.quick else 6)
         print(json.dumps(result["task_path_before_after"], indent=2), file=sys.stderr)
-    result["command"] = "python bench/bench_startup.py"
+    result["command"] = " ".join(["python", "bench/bench_startup.py", *sys.argv[1:]])
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
 
