@@ -313,10 +313,21 @@ def large_log(base: Path) -> dict[str, Any]:
     return {**stats(samples), "bytes": size}
 
 
+#: What a task process has imported before its callbacks run. On Linux Airflow's supervisor starts the
+#: task process with a bare ``os.fork()`` (``supervisor.py``; fork and exec only on macOS), so the
+#: supervisor module, which looking up a connection imports, is already there.
+PRELOADED = (
+    "airflow.sdk",
+    "airflow.sdk.bases.notifier",
+    "airflow.sdk.definitions.retry_policy",
+    "airflow.sdk.execution_time.supervisor",
+)
+
+
 def cold_sample(base: Path, with_policy: bool) -> dict[str, float]:
     """Run in a fresh process: the first failure's costs, Airflow imported before the clock starts."""
     isolate(base)
-    for module in ("airflow.sdk", "airflow.sdk.bases.notifier", "airflow.sdk.definitions.retry_policy"):
+    for module in PRELOADED:
         importlib.import_module(module)  # the worker has these loaded before the task runs
     server = start_api()
     context, exc = failure(base, 0)
@@ -329,9 +340,14 @@ def cold_sample(base: Path, with_policy: bool) -> dict[str, float]:
     if CODE_ROOT not in Path(sys.modules["qubinode_recovery_provider"].__file__ or "").resolve().parents:
         raise RuntimeError(f"the code measured is not the code under {CODE_ROOT}")
     if with_policy:
+        cpu = time.process_time()
         result["policy_s"] = timed(lambda: DiagnosisRetryPolicy().evaluate(exc, 1, 3, context))
+        result["policy_cpu_s"] = time.process_time() - cpu
     notifier = RecoveryNotifier()
+    cpu = time.process_time()
     result["notifier_s"] = timed(lambda: notifier(context))
+    # CPU of every thread of the process (not of the commands the probes run)
+    result["notifier_cpu_s"] = time.process_time() - cpu
     server.shutdown()
     return result
 
@@ -343,6 +359,12 @@ def prepare_ledger(base: Path) -> None:
     subprocess.run(
         [sys.executable, "-c", code, url], check=True, capture_output=True, timeout=120, cwd=CODE_ROOT
     )
+
+
+def _cpu_median(runs: list[dict[str, float]], key: str) -> float | None:
+    """The median CPU time in ms of ``key`` over ``runs`` (None for runs of code that did not record it)."""
+    values = [r[key] for r in runs if key in r]
+    return round(statistics.median(values) * 1000, 1) if values else None
 
 
 def cold(repeats: int) -> dict[str, Any]:
@@ -359,6 +381,11 @@ def cold(repeats: int) -> dict[str, Any]:
     policy = [r["policy_s"] for r in runs["policy_then_notifier"]]
     after_policy = [r["notifier_s"] for r in runs["policy_then_notifier"]]
     return {
+        "cpu_ms_median": {
+            "notifier_cold": _cpu_median(runs["notifier"], "notifier_cpu_s"),
+            "policy_cold": _cpu_median(runs["policy_then_notifier"], "policy_cpu_s"),
+            "notifier_after_policy_cold": _cpu_median(runs["policy_then_notifier"], "notifier_cpu_s"),
+        },
         "notifier_cold": stats(notifier_only),
         "policy_cold": stats(policy),
         "notifier_after_policy_cold": stats(after_policy),

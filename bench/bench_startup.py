@@ -23,9 +23,12 @@ Sections:
 - ``--before-tree DIR``: the one-line and the batch diagnosis with the code of another checkout and
   with this one, each imported from its own tree (the editable install's finder is taken out of the
   child's import system), alternated.
+- ``task_path`` with ``--before-tree DIR``: the same fresh-task-process runs with that checkout's code
+  and with this one's, alternated (:func:`task_path_before_after`).
 - ``task_path``: the fresh-task-process figures of ``bench/bench_notifier.py`` (its ``cold`` runs:
   Airflow imported before the clock starts, then our modules imported, the first retry-policy
-  decision, the notifier); reported with and without the import of our modules.
+  decision, the notifier); reported with and without the import of our modules, wall clock and CPU
+  time of the process (all its threads), beside ``python -c pass`` of the same run.
 
 The package is byte-compiled first (``compileall``), as an installed package is: this machine's
 environment sets ``PYTHONDONTWRITEBYTECODE``, which would otherwise make every run compile our
@@ -40,6 +43,7 @@ import compileall
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,17 +74,27 @@ with open(sys.argv[2], encoding="utf-8") as handle:
 
 
 def run(args: list[str], env: dict[str, str], stdin: bytes | None = None) -> tuple[float, float]:
-    """Wall and CPU seconds of one child process (its output discarded; it must exit 0 or 1)."""
-    before = os.times()
+    """Wall and CPU seconds of one child process (its output discarded; it must exit 0 or 1). The CPU
+    time is the child's own resource usage (microseconds; ``os.times`` counts in 10 ms ticks)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(
-        args, env=env, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
+    try:
+        _, stderr = proc.communicate(stdin, timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     wall = time.perf_counter() - started
-    after = os.times()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{args[:3]} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        raise RuntimeError(f"{args[:3]} exited {proc.returncode}: {stderr.decode()[-500:]}")
     return wall, cpu
 
 
@@ -238,6 +252,7 @@ def task_path(runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="qrp-startup-task-") as tmp:
         cache = Path(tmp) / "cache"
         run([CLI, "diagnose", "--error", MESSAGE], child_env(cache))  # the host's caches, as after any run
+        floor = summary([run([sys.executable, "-c", "pass"], child_env(cache)) for _ in range(10)])
         previous = os.environ.get("QUBINODE_RECOVERY_CACHE_DIR")
         os.environ["QUBINODE_RECOVERY_CACHE_DIR"] = str(cache)
         try:
@@ -247,7 +262,53 @@ def task_path(runs: int) -> dict[str, Any]:
                 os.environ.pop("QUBINODE_RECOVERY_CACHE_DIR", None)
             else:
                 os.environ["QUBINODE_RECOVERY_CACHE_DIR"] = previous
-    return {"load_average_at_start": started, **out, "load_average_at_end": load()}
+    return {"load_average_at_start": started, "python_pass": floor, **out, "load_average_at_end": load()}
+
+
+def task_path_before_after(before: Path, rounds: int) -> dict[str, Any]:
+    """bench_notifier's fresh-task-process runs with the code of ``before`` and of this checkout (each
+    child imports its tree's package first on ``PYTHONPATH``; each tree has its own warm cache), two
+    fresh processes of each kind per round, the trees alternated; the medians of the per-round medians.
+    """
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_notifier
+
+    compileall.compile_dir(str(before / "qubinode_recovery_provider"), quiet=1)
+    trees = {"before": before.resolve(), "after": ROOT}
+    keys = ("policy_cold", "notifier_after_policy_cold", "notifier_cold")
+    per_round: dict[str, list[float]] = {}
+    result: dict[str, Any] = {"load_average_at_start": load(), "before_tree": str(before)}
+    saved = {
+        k: os.environ.get(k) for k in ("QRP_BENCH_CODE_ROOT", "PYTHONPATH", "QUBINODE_RECOVERY_CACHE_DIR")
+    }
+    with tempfile.TemporaryDirectory(prefix="qrp-startup-task-ba-") as tmp:
+        try:
+            for index in range(rounds):
+                for name in trees if index % 2 == 0 else reversed(list(trees)):
+                    tree, cache = trees[name], Path(tmp) / name
+                    env = {"QRP_BENCH_CODE_ROOT": str(tree), "PYTHONPATH": str(tree)}
+                    if index == 0:  # the host's caches, written by this tree's own CLI
+                        run(
+                            [sys.executable, "-c", TREE_CLI, str(tree), "diagnose", "--error", MESSAGE],
+                            child_env(cache),
+                        )
+                    os.environ.update({**env, "QUBINODE_RECOVERY_CACHE_DIR": str(cache)})
+                    out = bench_notifier.cold(2)
+                    for key in keys:
+                        per_round.setdefault(f"{key}_{name}", []).append(out[key]["median_ms"])
+                        cpu = out["cpu_ms_median"].get(key)
+                        if cpu is not None:
+                            per_round.setdefault(f"{key}_cpu_{name}", []).append(cpu)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    result["median_of_round_medians_ms"] = {k: round(statistics.median(v), 1) for k, v in per_round.items()}
+    result["rounds"] = rounds
+    result["load_average_at_end"] = load()
+    return result
 
 
 SECTIONS = ("one_line", "batch", "task_path")
@@ -275,10 +336,13 @@ def main() -> None:
     if "task_path" in sections:
         result["task_path"] = task_path(3 if args.quick else 11)
         print(json.dumps(result["task_path"], indent=2), file=sys.stderr)
-    if args.before_tree is not None:
+    if args.before_tree is not None and sections & {"one_line", "batch", "before_after"}:
         result["before_after"] = before_after(args.before_tree, 4 if args.quick else 10)
         print(json.dumps(result["before_after"], indent=2), file=sys.stderr)
-    result["command"] = "python bench/bench_startup.py"
+    if args.before_tree is not None and "task_path" in sections:
+        result["task_path_before_after"] = task_path_before_after(args.before_tree, 2 if args.quick else 6)
+        print(json.dumps(result["task_path_before_after"], indent=2), file=sys.stderr)
+    result["command"] = " ".join(["python", "bench/bench_startup.py", *sys.argv[1:]])
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
 

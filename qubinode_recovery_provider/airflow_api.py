@@ -34,6 +34,7 @@ appear in no repr and no error message.
 from __future__ import annotations
 
 import math
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -231,6 +232,19 @@ def _timeout(value: Any) -> float:
     return seconds
 
 
+def _tls_verify(settings: APISettings) -> bool | str | ssl.SSLContext:
+    """What the client verifies TLS with: ``settings.verify``, except for a plain ``http://`` server with
+    the default verification, where no CA bundle is loaded (tens of milliseconds in a failing task that
+    never uses it). The client follows no redirect, so it never leaves that server; a TLS connection made
+    anyway would fail verification (an empty trust store), never be trusted unchecked.
+
+    :param settings: the server's settings.
+    """
+    if settings.verify is True and urlsplit(settings.base_url).scheme == "http":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname check and CERT_REQUIRED, no CA
+    return settings.verify
+
+
 class AirflowAPIClient:
     """Calls to the Airflow REST API v2 with JWT authentication and bounded waits.
 
@@ -243,7 +257,7 @@ class AirflowAPIClient:
         self._http = httpx.Client(
             base_url=settings.base_url,
             timeout=httpx.Timeout(settings.timeout),
-            verify=settings.verify,
+            verify=_tls_verify(settings),
             transport=transport,
             headers={"Accept": "application/json"},
             follow_redirects=False,

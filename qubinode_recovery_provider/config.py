@@ -9,7 +9,6 @@ is Airflow's own: the environment variable ``AIRFLOW__QUBINODE_RECOVERY__<OPTION
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 from dataclasses import dataclass
@@ -267,6 +266,10 @@ def _cfg_file_values() -> dict[str, str]:
     path = os.environ.get("AIRFLOW_CONFIG") or str(
         Path(os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))) / "airflow.cfg"
     )
+    if not os.path.isfile(path):
+        return {}  # what reading a missing file gives, without importing configparser
+    import configparser
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")

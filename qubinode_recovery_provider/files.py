@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -77,6 +76,8 @@ def write_private(path: Path, data: str | bytes) -> Path:
     :param data: text (UTF-8) or bytes.
     :raises OSError: when the directory is not writable.
     """
+    import tempfile  # here: it imports random, hashlib and shutil, which a reading process never needs
+
     parent = _parent_of(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=parent)  # mkstemp creates 0600

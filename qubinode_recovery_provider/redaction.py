@@ -101,10 +101,16 @@ class Rule:
     triggers: tuple[str, ...]
     example: str = ""
     accept: Callable[[bytes, int, int], bool] | None = None
-    pattern: _Pattern = field(init=False, repr=False, compare=False)
+    _compiled: list[_Pattern] = field(default_factory=list, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "pattern", _compile(self.source))
+    @property
+    def pattern(self) -> _Pattern:
+        """The compiled expression, compiled on first use: a text wakes few rules (their triggers), so
+        a process that redacts a few lines does not compile them all (``re2.error`` on PCRE-only syntax).
+        """
+        if not self._compiled:
+            self._compiled.append(_compile(self.source))
+        return self._compiled[0]
 
     def find(self, data: bytes, lo: int, hi: int) -> list[Span]:
         """Secret spans of matches inside ``data[lo:hi]`` (``data`` is the context for ``^``/``\\b``).

@@ -165,12 +165,7 @@ class Runtime:
         (read the configuration again on next use)."""
         with self._shared.analyzer_lock:
             if self._shared.second_opinion is UNSET:
-                from qubinode_recovery_provider.diagnosis.llm import second_opinion_for
-
-                opinion, problem = second_opinion_for(None)
-                if problem:
-                    log.warning("%s", problem)
-                self._shared.second_opinion = opinion
+                self._shared.second_opinion = _configured_second_opinion()
             return self._shared.second_opinion  # type: ignore[no-any-return]
 
     @second_opinion.setter
@@ -338,6 +333,21 @@ def reset() -> None:
     """Forget this process's runtime (its ledger, analyzer, handlers, actions and switches); for tests."""
     with _LOCK:
         _CURRENT.clear()
+
+
+def _configured_second_opinion() -> SecondOpinion | None:
+    """The configured LLM second opinion; ``None`` (without importing the LLM module, which a failing
+    task would otherwise load for nothing) when neither ``llm_model`` nor ``llm_conn_id`` is set."""
+    from qubinode_recovery_provider import config
+
+    if not (config.get("llm_model").strip() or config.get("llm_conn_id").strip()):
+        return None
+    from qubinode_recovery_provider.diagnosis.llm import second_opinion_for
+
+    opinion, problem = second_opinion_for(None)
+    if problem:
+        log.warning("%s", problem)
+    return opinion
 
 
 __all__ = ["CustomAction", "Runtime", "context_probe", "current", "reset"]

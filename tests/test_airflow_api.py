@@ -446,3 +446,20 @@ def test_an_answer_that_echoes_the_password_is_redacted_in_the_error() -> None:
     assert raised.value.status_code == 422
     assert canary not in str(raised.value)
     assert canary not in json.dumps(raised.value.detail)
+
+
+def test_a_plain_http_server_loads_no_ca_bundle_and_trusts_no_tls() -> None:
+    """The default verification of an ``http://`` server is an empty trust store (nothing to load in a
+    failing task): a TLS connection would fail verification, never be accepted unchecked."""
+    import ssl
+
+    from qubinode_recovery_provider.airflow_api import _tls_verify
+
+    context = _tls_verify(APISettings("http://api:8080"))
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] == 0
+    assert _tls_verify(APISettings("https://api:8080")) is True
+    assert _tls_verify(APISettings("http://api:8080", verify=False)) is False
+    assert _tls_verify(APISettings("https://api", verify="/etc/ca.pem")) == "/etc/ca.pem"

@@ -60,6 +60,26 @@ class ArgumentParser(argparse.ArgumentParser):
         output.error(f"{message} (see {self.prog} --help)", prog=self.prog)
         self.exit(EXIT_BAD_INPUT)
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse asks shutil for the terminal width whenever it builds a formatter, which it does for
+        # every argument added: importing shutil (and bz2, lzma, zlib) on every run that prints no help
+        return self.formatter_class(prog=self.prog, width=_help_width())  # type: ignore[call-arg]
+
+
+def _help_width() -> int:
+    """The width argparse gives help text: ``shutil.get_terminal_size().columns - 2``, read the same way
+    (``COLUMNS``, then the terminal of stdout, then 80)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns if columns > 0 else 80) - 2
+
 
 def _command_module(argv: Sequence[str]) -> str | None:
     """The module of the subcommand ``argv`` runs, or None (no command, an unknown one, ``--help``)."""

@@ -24,13 +24,13 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.categories import utcnow
 from qubinode_recovery_provider.deadline import MIN_STEP_SECONDS, Deadline
-from qubinode_recovery_provider.models import utcnow
 from qubinode_recovery_provider.notifications.pending_runs import (
     FAILED,
     MAX_DELIVERY_ATTEMPTS,
@@ -40,7 +40,6 @@ from qubinode_recovery_provider.notifications.pending_runs import (
     TriggerRecord,
 )
 from qubinode_recovery_provider.notifications.recovery import RECOVERY_DAG_ID
-from qubinode_recovery_provider.store.ledger import DUPLICATE, LOST, SPOOLED, WRITTEN
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent, Incident
@@ -55,6 +54,8 @@ MAX_MESSAGE_CHARS = 2000
 #: Shares of the budget: context probes, ledger lock wait.
 CONTEXT_SHARE = 0.35
 LEDGER_SHARE = 0.3
+#: Lines of the log tail the host's context carries along.
+CONTEXT_LOG_LINES = 50
 #: psutil's CPU sample inside a failing task: half the collector's default, the task is waiting.
 CPU_SAMPLE_SECONDS = 0.05
 RESCUE_REASON = "the notifier's time budget ran out before the analysis"
@@ -198,6 +199,7 @@ class FailureReport:
             self.outcome.stage = stage
 
     def _run(self) -> None:
+        probes = self._start_context()  # they mostly wait: the next steps run meanwhile
         from qubinode_recovery_provider.utils import task_failure as tf
 
         self._step("read_log")
@@ -210,7 +212,8 @@ class FailureReport:
         with self.lock:
             self.event = event
         self._step("collect_context")
-        host = self._collect_context(tail)
+        self._prepare()
+        host = probes(tail)
         self._step("diagnose")
         diagnosis = self._diagnose(event, host)
         self._step("record")
@@ -255,18 +258,60 @@ class FailureReport:
             self.outcome.errors.append(f"{reviewed.llm.label} {reviewed.llm.status}: {reviewed.llm.detail}")
         return reviewed
 
-    def _collect_context(self, tail: LogTail) -> Any:
-        """Probe the host within a share of the budget; ``None`` when the probes cannot even start."""
+    def _start_context(self) -> Callable[[LogTail], Any]:
+        """Start probing the host in a thread; return what waits for the result and gives it the last
+        lines of the log tail (``None`` when the probes are off, or still running when the notifier's
+        budget is spent: the collector itself stops at its share of the budget).
+
+        The probes mostly wait (subprocesses, psutil's CPU sample), so the worker reads the log, loads
+        the analyzer and opens the ledger meanwhile (:meth:`_prepare`) instead of waiting with them.
+        """
         if not self.settings.collect_context:
-            return None
+            return lambda tail: None
+        seconds = self.deadline.share(CONTEXT_SHARE)
+        box: list[Any] = []
+        finished = threading.Event()
+
+        def probe() -> None:
+            try:
+                box.append(self._collect_context(seconds))
+            finally:
+                finished.set()
+
+        threading.Thread(target=probe, name="qubinode-context-probes", daemon=True).start()
+
+        def result(tail: LogTail) -> Any:
+            # the collector stops at its own deadline (its share of the budget), as when it ran here
+            if not finished.wait(max(0.0, self.deadline.remaining())):
+                self.outcome.errors.append("context not collected within the notifier's budget")
+                return None
+            host = box[0] if box else None
+            if host is not None:
+                host.log_lines = [str(line) for line in tail.lines[-CONTEXT_LOG_LINES:]]
+            return host
+
+        return result
+
+    def _prepare(self) -> None:
+        """Load the pattern library and create the ledger's engine while the probes run (no write, no
+        query); an error here is left to the step that needs the part, which notes or spools it."""
+        from qubinode_recovery_provider.utils import task_failure as tf
+
+        try:
+            tf.shared_analyzer()
+            ledger_for(self.settings.ledger_url, self.deadline.share(LEDGER_SHARE, cap=5.0)).engine  # noqa: B018
+        except Exception:
+            log.debug("RecoveryNotifier: preparing the analyzer or the ledger failed", exc_info=True)
+
+    def _collect_context(self, seconds: float) -> Any:
+        """Probe the host within ``seconds``; ``None`` when the probes cannot even start."""
         from qubinode_recovery_provider.diagnosis.context import ContextCollector
 
-        seconds = self.deadline.share(CONTEXT_SHARE)
         try:
             collector = ContextCollector(
                 timeout=min(seconds / 2, _probe_timeout()), deadline=seconds, cpu_interval=CPU_SAMPLE_SECONDS
             )
-            return collector.collect(tail.lines[-50:])
+            return collector.collect()
         except Exception as exc:
             self.outcome.errors.append(f"context not collected: {type(exc).__name__}: {exc}")
             return None
@@ -279,6 +324,8 @@ class FailureReport:
 
     def _record(self, event: FailureEvent, diagnosis: Diagnosis) -> tuple[Incident, Ledger]:
         """Record the attempt once; the incident (``id`` None when it is not in the database yet)."""
+        from qubinode_recovery_provider.store.ledger import LOST
+
         ledger = ledger_for(self.settings.ledger_url, self.deadline.share(LEDGER_SHARE, cap=5.0))
         recorded = ledger.record_occurrence(event, diagnosis)
         incident = recorded.incident
@@ -290,6 +337,8 @@ class FailureReport:
         return incident, ledger
 
     def _note_record(self, status: str) -> None:
+        from qubinode_recovery_provider.store.ledger import DUPLICATE, SPOOLED, WRITTEN
+
         with self.lock:
             if self.outcome.record_status in (WRITTEN, DUPLICATE, SPOOLED):
                 return  # the other writer got there first; this one converged on it
@@ -360,7 +409,7 @@ class FailureReport:
 
         :return: what was done, for the log.
         """
-        from qubinode_recovery_provider.store.ledger import occurrence_id, record_payload
+        from qubinode_recovery_provider.store.ledger import LOST, SPOOLED, occurrence_id, record_payload
         from qubinode_recovery_provider.store.spool import Spool, SpoolEvent
         from qubinode_recovery_provider.store.url import default_spool_dir
         from qubinode_recovery_provider.utils import task_failure as tf

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from qubinode_recovery_provider import config
+from qubinode_recovery_provider.categories import utcnow
 from qubinode_recovery_provider.files import FILE_MODE, private_dir, write_private
-from qubinode_recovery_provider.models import utcnow
 
 PENDING = "pending"
 SENT = "sent"

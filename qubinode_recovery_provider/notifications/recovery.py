@@ -185,6 +185,7 @@ class RecoveryNotifier(BaseNotifier):
         worker = threading.Thread(target=report.run, name="qubinode-recovery-notifier", daemon=True)
         worker.start()
         try:
+            _rescue_ready()
             worker.join(timeout=deadline.remaining())
         except BaseException as exc:
             # a signal handler raised while this thread waited: the supervisor's SIGTERM runs the
@@ -223,6 +224,12 @@ def _not_a_failure(context: Context) -> bool:
         return False
     state = getattr(context.get("ti"), "state", None)
     return str(getattr(state, "value", state)) in {"success", "skipped"}
+
+
+def _rescue_ready() -> None:
+    """Import what :meth:`FailureReport.rescue` writes with (the ledger's module, SQLAlchemy, the spool)
+    while the worker runs: a rescue at the deadline then spends its reserve writing, not importing."""
+    from qubinode_recovery_provider.store import ledger, spool, url  # noqa: F401
 
 
 def _rescue(report: FailureReport, outcome: NotificationOutcome) -> None:

@@ -25,12 +25,11 @@ from typing import TYPE_CHECKING, Any
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.diagnosis.logs import attempt_log_path, read_log_tail
 from qubinode_recovery_provider.files import contained
-from qubinode_recovery_provider.models import FailureEvent
 from qubinode_recovery_provider.redaction import redact, redact_lines
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
-    from qubinode_recovery_provider.models import Diagnosis
+    from qubinode_recovery_provider.models import Diagnosis, FailureEvent
 
 #: Airflow's default ``[logging] log_filename_template``; any other template is rendered with Jinja.
 DEFAULT_LOG_TEMPLATE = (
@@ -308,6 +307,8 @@ def failure_event(
     :param log: the log tail read for it.
     :param missing_exception_text: the text used when there is no exception.
     """
+    from qubinode_recovery_provider.models import FailureEvent  # pydantic: not for reading a log
+
     exc_type, exc_text = describe_exception(exception)
     if not exc_text:
         exc_text = missing_exception_text
