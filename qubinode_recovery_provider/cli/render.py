@@ -29,7 +29,9 @@ def render_diagnosis(d: Diagnosis, limits: OutputLimits | None = None) -> str:
     if d.affected_services:
         lines.append(f"Services:     {', '.join(d.affected_services)}")
     if d.decided_by == "model" and d.model is not None:
-        lines.append("Decided by:   learned model, no pattern matched")
+        from qubinode_recovery_provider.diagnosis.model import decided_reason
+
+        lines.append(f"Decided by:   learned model, {decided_reason(d.model)}")
     if d.matched_patterns:
         lines.append("Evidence:")
         lines.extend(

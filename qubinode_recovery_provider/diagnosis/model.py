@@ -49,7 +49,7 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 #: The pattern id a diagnosis decided by the model is fingerprinted with.
 MODEL_ID = "learned-model"
 MAGIC = b"QRTM"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Characters of one line the model reads (the start of the line).
 MAX_LINE_CHARS = 1000
 #: Characters the model reads in all: the last lines of :func:`model_lines`.
@@ -62,6 +62,66 @@ MAX_WORD_CHARS = 40
 CHAR_NGRAMS = (3, 4, 5)
 #: Evidence lines a model diagnosis shows.
 EVIDENCE_LINES = 3
+#: Words (of a line as :func:`normalise` made it) that make it an error line: a line that says
+#: something failed, in the words tools use for it.
+ERROR_WORDS = (
+    b"err",
+    b"fail",
+    b"fatal",
+    b"exception",
+    b"denied",
+    b"refus",
+    b"cannot",
+    b"can t",
+    b"could not",
+    b"couldn t",
+    b"unable",
+    b"not able",
+    b"not found",
+    b"no such",
+    b"invalid",
+    b"abort",
+    b"panic",
+    b"timed out",
+    b"timeout",
+    b"unreachable",
+    b"unavailable",
+    b"out of memory",
+    b"oom",
+    b"killed",
+    b"sigkill",
+    b"no space",
+    b"not enough",
+    b"insufficient",
+    b"exceeded",
+    b"too many",
+    b"rejected",
+    b"revoked",
+    b"disabled",
+    b"unhandled",
+    b"stale",
+    b"missing",
+    b"no module",
+    b"not available",
+    b"not viable",
+    b"not installed",
+    b"no valid",
+    b"does not",
+    b"please ensure",
+    b"please enable",
+    b"exited with",
+    b"exit status",
+    b"exit code",
+    b"non zero",
+    b"interrupted",
+    b"lock",
+    b"crash",
+    b"trouble",
+    b"more space",
+    b"reached",
+)
+#: How many times an error line's features count.
+ERROR_LINE_WEIGHT = 2
 _SEPARATORS = str.maketrans({c: " " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\t\r\n\x0b\x0c"})
 
 
@@ -83,9 +143,38 @@ def line_features(line: str, mask_bits: int) -> list[int]:
     :param line: one log line.
     :param mask_bits: the hash space is ``2 ** mask_bits`` buckets.
     """
+    return _features(normalise(line), mask_bits)
+
+
+def error_line(normalised: bytes) -> bool:
+    """Whether a line (as :func:`normalise` made it) says something failed: its features count
+    :data:`ERROR_LINE_WEIGHT` times (the decisive line outweighs the context around it)."""
+    return any(word in normalised for word in ERROR_WORDS)
+
+
+def feature_counts(lines: Iterable[tuple[int, str]], mask_bits: int) -> tuple[dict[int, int], list[Any]]:
+    """The bucket counts of a failure's lines (an error line's features count
+    :data:`ERROR_LINE_WEIGHT` times), and ``(line_number, text, features, weight)`` of each line.
+
+    :param lines: ``(line_number, text)`` pairs (:func:`model_lines`).
+    :param mask_bits: the hash space is ``2 ** mask_bits`` buckets.
+    """
+    counts: dict[int, int] = {}
+    per_line = []
+    for number, text in lines:
+        norm = normalise(text)
+        feats = _features(norm, mask_bits)
+        weight = ERROR_LINE_WEIGHT if error_line(norm) else 1
+        per_line.append((number, text, feats, weight))
+        for f in feats:
+            counts[f] = counts.get(f, 0) + weight
+    return counts, per_line
+
+
+def _features(normalised: bytes, mask_bits: int) -> list[int]:
     hash_mask = (1 << mask_bits) - 1
     crc = zlib.crc32
-    words = [w[:MAX_WORD_CHARS] for w in normalise(line).split() if len(w) > 1]
+    words = [w[:MAX_WORD_CHARS] for w in normalised.split() if len(w) > 1]
     out = [crc(b"w" + w) & hash_mask for w in words]
     out += [crc(b"b" + a + b" " + b) & hash_mask for a, b in pairwise(words)]
     for word in words:
@@ -138,12 +227,16 @@ class Prediction:
         at build time; the diagnosis's confidence is calibrated jointly with the patterns').
     :param runner_up: the second most probable category's probability.
     :param evidence: ``(line_number, text, weight)`` of the lines that weigh most for ``category``.
+    :param lines: how many lines it read.
+    :param error_lines: how many of them say something failed (:func:`error_line`).
     """
 
     category: str
     probability: float
     runner_up: float
     evidence: list[tuple[int, str, float]] = field(default_factory=list)
+    lines: int = 0
+    error_lines: int = 0
 
 
 class TextModel:
@@ -221,11 +314,7 @@ class TextModel:
 
         :param lines: ``(line_number, text)`` pairs.
         """
-        per_line = [(number, text, line_features(text, self.bits)) for number, text in lines]
-        counts: dict[int, int] = {}
-        for _, _, feats in per_line:
-            for f in feats:
-                counts[f] = counts.get(f, 0) + 1
+        counts, per_line = feature_counts(lines, self.bits)
         values, norm = self._tfidf(counts)
         probs = _softmax([s * self.temperature for s in self._scores(values, norm)])
         k = len(self.classes)
@@ -233,15 +322,14 @@ class TextModel:
         best = order[0]
         evidence = self._evidence(per_line, counts, values, norm, best)
         runner_up = probs[order[1]] if k > 1 else 0.0
-        return Prediction(self.classes[best], round(probs[best], 4), round(runner_up, 4), evidence)
+        errors = sum(1 for *_, weight in per_line if weight > 1)
+        return Prediction(
+            self.classes[best], round(probs[best], 4), round(runner_up, 4), evidence, len(per_line), errors
+        )
 
     def scores(self, lines: Sequence[tuple[int, str]]) -> list[float]:
         """The raw linear score of each class (before the temperature and the softmax)."""
-        counts: dict[int, int] = {}
-        for _, text in lines:
-            for f in line_features(text, self.bits):
-                counts[f] = counts.get(f, 0) + 1
-        return self._scores(*self._tfidf(counts))
+        return self._scores(*self._tfidf(feature_counts(lines, self.bits)[0]))
 
     def _scores(self, values: dict[int, float], norm: float) -> list[float]:
         rows = [self._row[bucket] for bucket in values]
@@ -267,19 +355,19 @@ class TextModel:
 
     def _evidence(
         self,
-        per_line: Iterable[tuple[int, str, list[int]]],
+        per_line: Iterable[tuple[int, str, list[int], int]],
         counts: dict[int, int],
         values: dict[int, float],
         norm: float,
         best: int,
     ) -> list[tuple[int, str, float]]:
         """The lines whose features push hardest towards class ``best`` (a bucket's weight is shared
-        among its occurrences)."""
+        among its occurrences, an error line's counting :data:`ERROR_LINE_WEIGHT` times)."""
         weights, rows, factor = self._by_class[best], self._row, self.scale / norm
         share = {f: x * weights[rows[f]] * factor / counts[f] for f, x in values.items()}
         weighed = []
-        for number, text, feats in per_line:
-            total = sum(map(share.get, feats, repeat(0.0)))
+        for number, text, feats, weight in per_line:
+            total = weight * sum(map(share.get, feats, repeat(0.0)))
             if total > 0:
                 weighed.append((number, text, round(total, 4)))
         weighed.sort(key=lambda e: (-e[2], e[0]))
@@ -331,9 +419,14 @@ class ModelCalibration:
 
     :param consult_below: the model is asked when the pattern confidence is below this (always for
         an unknown cause); above it, it is not even loaded.
-    :param decide_from: the model's probability from which it names the cause no pattern named;
-        below it, unknown stays unknown. A cause a pattern named is never replaced (the model's
-        agreement or disagreement moves its confidence).
+    :param decide_from: the model's probability from which it names the cause no pattern named, when
+        one of the lines it read says something failed; otherwise unknown stays unknown.
+    :param overrule_from: the model's probability from which it replaces the cause an unsure pattern
+        diagnosis named (pattern confidence below ``consult_below``) by another known cause, when it
+        read more than one line (a one-line message a pattern matched is the pattern's: the model
+        reads nothing the pattern did not); above 1 (the default), a cause a pattern named is never
+        replaced. Otherwise the model's agreement or disagreement moves the pattern diagnosis's
+        confidence.
     :param bias: the joint confidence (of a diagnosis the model decided, or of an unsure pattern
         diagnosis) is a logistic function of the pattern confidence, the model's probability, whether
         they agree, whether the model decided and whether no pattern named a cause, with these
@@ -342,6 +435,7 @@ class ModelCalibration:
 
     consult_below: float = 0.75
     decide_from: float = 0.6
+    overrule_from: float = 1.01
     bias: float = -2.0
     w_pattern: float = 2.0
     w_model: float = 2.0
@@ -359,10 +453,21 @@ class ModelCalibration:
         data = read_calibration(path) if data is None else data
         return cls(**calibration_fields(cls, data.get("model")))
 
-    def decides(self, pattern_cause: str, model_cause: str, probability: float) -> bool:
-        """Whether the model names the cause: no pattern named one, the model names one, sure enough."""
+    def decides(self, pattern_cause: str, prediction: Prediction) -> bool:
+        """Whether the model names the cause of a diagnosis it was asked about: it names a known cause
+        and is sure enough, when no pattern named one (``decide_from``, and one of the lines it read
+        says something failed: noise stays unknown) or, having read more than one line, to replace
+        the one an unsure pattern diagnosis named (``overrule_from``).
+
+        :param pattern_cause: the patterns' cause.
+        :param prediction: the model's verdict.
+        """
         unknown = RootCause.UNKNOWN.value
-        return pattern_cause == unknown and model_cause != unknown and probability >= self.decide_from
+        if prediction.category in (unknown, pattern_cause):
+            return False
+        if pattern_cause == unknown:
+            return prediction.error_lines > 0 and prediction.probability >= self.decide_from
+        return prediction.lines > 1 and prediction.probability >= self.overrule_from
 
     def confidence(self, pattern: float, model: float, agree: bool, decided: bool, silent: bool) -> float:
         """The joint confidence of the diagnosis that comes out."""
@@ -405,8 +510,9 @@ def calibration_fields(cls: type, section: Any) -> dict[str, float]:
 def combine(
     diagnosis: Diagnosis, prediction: Prediction, calibration: ModelCalibration, *, plain: bool = False
 ) -> Diagnosis:
-    """The diagnosis once the model has been heard: the model's cause when no pattern named one and it
-    is sure enough (:meth:`ModelCalibration.decides`), else the patterns' verdict. The joint confidence
+    """The diagnosis once the model has been heard: the model's cause when it is sure enough
+    (:meth:`ModelCalibration.decides`: no pattern named a cause, or an unsure one named another),
+    else the patterns' verdict. The joint confidence
     replaces the patterns' when the model decided, or when the patterns named a cause (the model
     agreeing or not); an unknown that stays unknown keeps its own. The model's opinion is attached
     either way.
@@ -419,7 +525,7 @@ def combine(
     opinion_type, evidence_type, match_type = _result_types(plain)
     silent = diagnosis.root_cause is RootCause.UNKNOWN
     agree = prediction.category == diagnosis.root_cause.value
-    decided = calibration.decides(diagnosis.root_cause.value, prediction.category, prediction.probability)
+    decided = calibration.decides(diagnosis.root_cause.value, prediction)
     opinion = opinion_type(
         root_cause=RootCause(prediction.category),
         probability=min(1.0, prediction.probability),
@@ -456,13 +562,14 @@ def _result_types(plain: bool) -> tuple[Any, Any, Any]:
 
 def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion, match_type: Any) -> Diagnosis:
     """A diagnosis whose cause the model named: its decisive line first, then the patterns' matches
-    (wrapper lines), no retry claim, generic advice."""
+    (wrapper lines, or the unsure pattern it overruled), no retry claim, generic advice."""
     cause = opinion.root_cause
     decisive = template(opinion.evidence[0].text) if opinion.evidence else diagnosis.template
     return diagnosis.model_copy(
         update={
             "root_cause": cause,
-            "summary": f"Learned model, no pattern matched: these lines read like a {cause.value} failure.",
+            "summary": f"Learned model, {decided_reason(opinion)}: these lines read like a {cause.value} "
+            "failure.",
             "severity": Severity.MEDIUM,
             "retryable": None,
             "retry_delay_seconds": None,
@@ -479,6 +586,13 @@ def _decided_by_model(diagnosis: Diagnosis, opinion: ModelOpinion, match_type: A
             "decided_by": "model",
         }
     )
+
+
+def decided_reason(opinion: ModelOpinion) -> str:
+    """Why the model's cause is the diagnosis's: no pattern matched, or the pattern was unsure."""
+    if opinion.pattern_root_cause is RootCause.UNKNOWN:
+        return "no pattern matched"
+    return f"over an unsure pattern ({opinion.pattern_root_cause.value})"
 
 
 def _as_match(opinion: ModelOpinion, match_type: Any) -> Any:

@@ -30,7 +30,7 @@ from qubinode_recovery_provider.diagnosis.llm import (
 )
 from qubinode_recovery_provider.models import Diagnosis, FailureEvent, RootCause
 
-UNKNOWN_TEXT = "step 3/5: provisioning\nthe frobnicator refused to cooperate\ntask exited"
+UNKNOWN_TEXT = "step 3/5: provisioning\nthe frobnicator would not cooperate\ntask exited"
 REGISTRY_TEXT = (
     "Trying to pull quay.io/app:1\n"
     "Error: initializing source docker://quay.io/app:1: pinging container registry quay.io: "

@@ -72,7 +72,10 @@ def test_noise_stays_unknown(library: PatternLibrary, noise: str) -> None:
     assert d.model is not None
     assert not d.model.decided
     said_unknown = d.model.root_cause is RootCause.UNKNOWN
-    assert said_unknown or d.model.probability < ModelCalibration.load().decide_from
+    unsure = d.model.probability < ModelCalibration.load().decide_from
+    assert said_unknown or unsure or not learned.error_line(learned.normalise(noise)), (
+        "no line says it failed"
+    )
 
 
 def test_a_diagnosis_the_model_decides_says_so_and_claims_no_retry(library: PatternLibrary) -> None:
@@ -209,7 +212,7 @@ def test_the_model_is_not_asked_once_the_deadline_has_stopped_the_scan(library: 
     assert d.decided_by == "patterns"
 
 
-def test_a_cause_a_pattern_named_is_never_replaced_but_its_confidence_is_joint() -> None:
+def test_by_default_a_cause_a_pattern_named_is_never_replaced_but_its_confidence_is_joint() -> None:
     from qubinode_recovery_provider.diagnosis.model import Prediction, combine
     from qubinode_recovery_provider.models import Diagnosis
 
@@ -225,3 +228,68 @@ def test_a_cause_a_pattern_named_is_never_replaced_but_its_confidence_is_joint()
     assert combine(unsure.model_copy(), agreeing, calibration).confidence == calibration.confidence(
         0.6, 0.9, True, False, False
     )
+
+
+def _unsure(root_cause: RootCause) -> object:
+    from qubinode_recovery_provider.models import Diagnosis, PatternMatch
+
+    match = PatternMatch(pattern_id="timeout_001", category=root_cause, line_number=2, evidence="timed out")
+    return Diagnosis(
+        root_cause=root_cause,
+        confidence=0.6,
+        fingerprint="f",
+        retryable=True,
+        retry_delay_seconds=30,
+        matched_patterns=[match],
+        affected_services=["sshd"],
+    )
+
+
+def test_a_sure_model_overrules_an_unsure_pattern_when_it_read_more_than_one_line() -> None:
+    from qubinode_recovery_provider.cli.render import render_diagnosis
+    from qubinode_recovery_provider.diagnosis.model import Prediction, combine
+
+    calibration = ModelCalibration(consult_below=0.8, decide_from=0.5, overrule_from=0.7)
+    evidence = [(1, "dial tcp 10.0.0.7:443: connect: no route to host", 1.0), (2, "timed out", 0.2)]
+    sure = Prediction("network", 0.8, 0.1, evidence, lines=2, error_lines=1)
+    d = combine(_unsure(RootCause.TIMEOUT), sure, calibration)  # type: ignore[arg-type]
+    assert (d.root_cause, d.decided_by) == (RootCause.NETWORK, "model")
+    assert d.summary.startswith("Learned model, over an unsure pattern (timeout)")
+    assert (d.retryable, d.retry_delay_seconds, d.affected_services) == (None, None, [])
+    assert [m.pattern_id for m in d.matched_patterns] == ["learned-model", "timeout_001"]
+    assert d.model is not None
+    assert d.model.decided
+    assert d.model.pattern_root_cause is RootCause.TIMEOUT
+    assert d.confidence == calibration.confidence(0.6, 0.8, False, True, False)
+    assert "Decided by:   learned model, over an unsure pattern (timeout)" in render_diagnosis(d)
+
+
+@pytest.mark.parametrize(
+    ("probability", "lines", "overrule_from"),
+    [(0.69, 2, 0.7), (0.99, 1, 0.7), (0.99, 2, 1.01)],
+    ids=["not-sure-enough", "one-line", "off"],
+)
+def test_the_pattern_keeps_its_cause(probability: float, lines: int, overrule_from: float) -> None:
+    from qubinode_recovery_provider.diagnosis.model import Prediction, combine
+
+    calibration = ModelCalibration(consult_below=0.8, decide_from=0.5, overrule_from=overrule_from)
+    prediction = Prediction("network", probability, 0.01, [(1, "no route to host", 1.0)], lines, lines)
+    d = combine(_unsure(RootCause.TIMEOUT), prediction, calibration)  # type: ignore[arg-type]
+    assert (d.root_cause, d.decided_by, d.retryable) == (RootCause.TIMEOUT, "patterns", True)
+    assert d.model is not None
+    assert not d.model.decided
+
+
+def test_an_error_line_weighs_more_than_a_context_line() -> None:
+    counts, per_line = learned.feature_counts([(1, "loading settings"), (2, "Error: disk full")], 18)
+    assert [weight for *_, weight in per_line] == [1, learned.ERROR_LINE_WEIGHT]
+    words = {w: learned.line_features(w, 18)[0] for w in ("settings", "disk")}
+    assert (counts[words["settings"]], counts[words["disk"]]) == (1, learned.ERROR_LINE_WEIGHT)
+
+
+def test_the_model_names_no_cause_when_no_line_it_read_says_something_failed() -> None:
+    calibration = ModelCalibration(decide_from=0.5)
+    quiet = learned.Prediction("configuration", 0.9, 0.05, [(1, "something nobody has seen", 1.0)], 1, 0)
+    assert not calibration.decides("unknown", quiet)
+    failed = learned.Prediction("configuration", 0.9, 0.05, [(1, "invalid value for key", 1.0)], 1, 1)
+    assert calibration.decides("unknown", failed)

@@ -17,7 +17,7 @@ from qubinode_recovery_provider.models import Diagnosis
 from qubinode_recovery_provider.notifications import NotificationOutcome, RecoveryNotifier
 from qubinode_recovery_provider.store import Ledger
 
-UNKNOWN_ERROR = RuntimeError("the frobnicator refused to cooperate")
+UNKNOWN_ERROR = RuntimeError("the frobnicator would not cooperate")
 
 
 @pytest.fixture
