@@ -190,11 +190,21 @@ def test_an_analysis_error_still_records_the_failure(tmp_path: Path, monkeypatch
     assert occurrences_and_diagnoses(tmp_path) == (1, 1)
 
 
-def test_a_missing_pattern_dir_does_not_lose_the_incident(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__PATTERN_DIRS", str(tmp_path / "no-such-folder"))
+@pytest.fixture
+def missing_pattern_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A configured pattern folder that does not exist, with a fresh shared analyzer that reads it; after
+    the test the analyzer of the default configuration is put back (it stayed in the process before,
+    and the tests that followed ran with a library that had warned)."""
+    folder = tmp_path / "no-such-folder"
+    monkeypatch.setenv("AIRFLOW__QUBINODE_RECOVERY__PATTERN_DIRS", str(folder))
     runtime.reset()  # a fresh analyzer reads the configuration
+    yield folder
+    monkeypatch.delenv("AIRFLOW__QUBINODE_RECOVERY__PATTERN_DIRS")
+    runtime.reset()
+    task_failure.shared_analyzer().analyze("warm-up")
+
+
+def test_a_missing_pattern_dir_does_not_lose_the_incident(missing_pattern_dir: Path, tmp_path: Path) -> None:
     outcome, _ = run_notifier(5.0, task_context(PermissionError(SSH_DENIED)))
     assert outcome.record_status == "written"
     assert outcome.root_cause == "credential"
