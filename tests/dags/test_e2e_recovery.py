@@ -114,12 +114,21 @@ def rerun_by_hand(airflow: LocalAirflow, failed_run: str) -> str:
 
 
 def refused_trigger(airflow: LocalAirflow, conf: dict[str, Any]) -> int | None:
-    """The status with which the API refuses to start a recovery run with ``conf`` (None: it started)."""
-    try:
-        airflow.trigger(RECOVERY, conf=conf)
-    except AirflowAPIError as exc:
-        return exc.status_code
-    return None
+    """The status with which the API refuses to start a recovery run with ``conf`` (None: it started).
+
+    A 5xx is asked again (three tries): it is no refusal but the API server's SQLite write timing out
+    (``database is locked`` after 5 s) while the scheduler and the task processes write beside it."""
+    status: int | None = None
+    for _ in range(3):
+        try:
+            airflow.trigger(RECOVERY, conf=conf)
+        except AirflowAPIError as exc:
+            status = exc.status_code
+            if status is None or status < 500:
+                return status
+        else:
+            return None
+    return status
 
 
 @pytest.fixture(scope="module")
