@@ -7,8 +7,9 @@ CLI and of a failing task: ``bench/bench_startup.py``).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from qubinode_recovery_provider.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis.analyzer import FailureAnalyzer
@@ -39,14 +40,7 @@ _WHERE = {
     "FailureSeverity": ("qubinode_recovery_provider.categories", "Severity"),
 }
 
-
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where[0]), where[1])
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _WHERE, globals())
 
 
 __all__ = [

@@ -36,6 +36,7 @@ from qubinode_recovery_provider.diagnosis.linear import (
     probe_seconds,
 )
 from qubinode_recovery_provider.diagnosis.literals import literals_of_parsed, parse_regex
+from qubinode_recovery_provider.lazy import from_module, lazy_attributes
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
@@ -509,13 +510,12 @@ def _store_pack(raw: bytes, compiled: list[CompiledPattern]) -> None:
     write_atomically(path, json.dumps({"version": PACK_CACHE_VERSION, "patterns": rows}).encode())
 
 
-def __getattr__(name: str) -> Any:
-    """``Pattern``, ``Example`` and ``ID_RE`` (from :mod:`.pack_schema`), imported on first use."""
-    if name in {"Pattern", "Example", "ID_RE"}:
-        from qubinode_recovery_provider.diagnosis import pack_schema
-
-        return getattr(pack_schema, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``Pattern``, ``Example`` and ``ID_RE`` (from :mod:`.pack_schema`), imported on first use.
+__getattr__ = lazy_attributes(
+    __name__,
+    from_module("qubinode_recovery_provider.diagnosis.pack_schema", ("Pattern", "Example", "ID_RE")),
+    globals(),
+)
 
 
 class KnownErrorPattern:

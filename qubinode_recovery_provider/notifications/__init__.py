@@ -5,8 +5,9 @@ Importing this package is cheap; the diagnosis, the ledger and the HTTP client l
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from qubinode_recovery_provider.lazy import from_module, lazy_attributes
 from qubinode_recovery_provider.notifications.recovery import RecoveryNotifier
 
 if TYPE_CHECKING:
@@ -18,9 +19,11 @@ if TYPE_CHECKING:
 __all__ = ["NotificationOutcome", "RecoveryNotifier", "deliver_pending_triggers"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("NotificationOutcome", "deliver_pending_triggers"):
-        from qubinode_recovery_provider.notifications import failure_path
-
-        return getattr(failure_path, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(
+    __name__,
+    from_module(
+        "qubinode_recovery_provider.notifications.failure_path",
+        ("NotificationOutcome", "deliver_pending_triggers"),
+    ),
+    globals(),
+)

@@ -8,8 +8,9 @@ planner, the executor and the actions (``bench/bench_startup.py``)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from qubinode_recovery_provider.lazy import from_module, lazy_attributes
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import TaskConfig
@@ -61,55 +62,86 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.recovery.render import plan_to_dict, plan_to_json, plan_to_markdown
 
 _WHERE = {
-    "TaskConfig": "qubinode_recovery_provider.models",
-    "RESTART_SERVICE": "qubinode_recovery_provider.recovery.actions",
-    "RETRY_FROM_FAILURE": "qubinode_recovery_provider.recovery.actions",
-    "RUN_HANDLER": "qubinode_recovery_provider.recovery.actions",
-    "WAIT_FOR_SERVICE": "qubinode_recovery_provider.recovery.actions",
-    "ActionDisabledError": "qubinode_recovery_provider.recovery.actions",
-    "ActionError": "qubinode_recovery_provider.recovery.actions",
-    "ActionRegistry": "qubinode_recovery_provider.recovery.actions",
-    "ActionResult": "qubinode_recovery_provider.recovery.actions",
-    "ActionSpec": "qubinode_recovery_provider.recovery.actions",
-    "InvalidActionArgsError": "qubinode_recovery_provider.recovery.actions",
-    "RestartServiceArgs": "qubinode_recovery_provider.recovery.actions",
-    "RetryFromFailureArgs": "qubinode_recovery_provider.recovery.actions",
-    "RunHandlerArgs": "qubinode_recovery_provider.recovery.actions",
-    "UnknownActionError": "qubinode_recovery_provider.recovery.actions",
-    "WaitForServiceArgs": "qubinode_recovery_provider.recovery.actions",
-    "build_default_registry": "qubinode_recovery_provider.recovery.actions",
-    "FAILURE_DIAGNOSED": "qubinode_recovery_provider.recovery.events",
-    "RECOVERY_EXECUTED": "qubinode_recovery_provider.recovery.events",
-    "RECOVERY_PLAN_CREATED": "qubinode_recovery_provider.recovery.events",
-    "EventBus": "qubinode_recovery_provider.recovery.events",
-    "RecoveryEvent": "qubinode_recovery_provider.recovery.events",
-    "default_bus": "qubinode_recovery_provider.recovery.events",
-    "CallSettings": "qubinode_recovery_provider.recovery.executor",
-    "RecoveryExecutor": "qubinode_recovery_provider.recovery.executor",
-    "execute": "qubinode_recovery_provider.recovery.executor",
-    "idempotency_key": "qubinode_recovery_provider.recovery.executor",
-    "HandlerContext": "qubinode_recovery_provider.recovery.handlers",
-    "HandlerRegistry": "qubinode_recovery_provider.recovery.handlers",
-    "RegisteredHandler": "qubinode_recovery_provider.recovery.handlers",
-    "posterior_confidence": "qubinode_recovery_provider.recovery.learning",
-    "RecoveryPlanner": "qubinode_recovery_provider.recovery.planner",
-    "AUTO_RECOVERY_PARAM": "qubinode_recovery_provider.recovery.policy",
-    "CircuitBreaker": "qubinode_recovery_provider.recovery.policy",
-    "RecoveryPolicy": "qubinode_recovery_provider.recovery.policy",
-    "dag_auto_recovery": "qubinode_recovery_provider.recovery.policy",
-    "plan_to_dict": "qubinode_recovery_provider.recovery.render",
-    "plan_to_json": "qubinode_recovery_provider.recovery.render",
-    "plan_to_markdown": "qubinode_recovery_provider.recovery.render",
+    **from_module(
+        "qubinode_recovery_provider.models",
+        ("TaskConfig",),
+    ),
+    **from_module(
+        "qubinode_recovery_provider.recovery.actions",
+        (
+            "RESTART_SERVICE",
+            "RETRY_FROM_FAILURE",
+            "RUN_HANDLER",
+            "WAIT_FOR_SERVICE",
+            "ActionDisabledError",
+            "ActionError",
+            "ActionRegistry",
+            "ActionResult",
+            "ActionSpec",
+            "InvalidActionArgsError",
+            "RestartServiceArgs",
+            "RetryFromFailureArgs",
+            "RunHandlerArgs",
+            "UnknownActionError",
+            "WaitForServiceArgs",
+            "build_default_registry",
+        ),
+    ),
+    **from_module(
+        "qubinode_recovery_provider.recovery.events",
+        (
+            "FAILURE_DIAGNOSED",
+            "RECOVERY_EXECUTED",
+            "RECOVERY_PLAN_CREATED",
+            "EventBus",
+            "RecoveryEvent",
+            "default_bus",
+        ),
+    ),
+    **from_module(
+        "qubinode_recovery_provider.recovery.executor",
+        (
+            "CallSettings",
+            "RecoveryExecutor",
+            "execute",
+            "idempotency_key",
+        ),
+    ),
+    **from_module(
+        "qubinode_recovery_provider.recovery.handlers",
+        (
+            "HandlerContext",
+            "HandlerRegistry",
+            "RegisteredHandler",
+        ),
+    ),
+    **from_module(
+        "qubinode_recovery_provider.recovery.learning",
+        ("posterior_confidence",),
+    ),
+    **from_module(
+        "qubinode_recovery_provider.recovery.planner",
+        ("RecoveryPlanner",),
+    ),
+    **from_module(
+        "qubinode_recovery_provider.recovery.policy",
+        (
+            "AUTO_RECOVERY_PARAM",
+            "CircuitBreaker",
+            "RecoveryPolicy",
+            "dag_auto_recovery",
+        ),
+    ),
+    **from_module(
+        "qubinode_recovery_provider.recovery.render",
+        (
+            "plan_to_dict",
+            "plan_to_json",
+            "plan_to_markdown",
+        ),
+    ),
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _WHERE, globals())
 
 
 __all__ = [

@@ -8,22 +8,21 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from qubinode_recovery_provider.lazy import from_module, lazy_attributes
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.sensors.libvirt import LibvirtDomainSensor
     from qubinode_recovery_provider.sensors.recovery import RecoveredRunSensor
 
-_MODULES = {
-    "RecoveredRunSensor": "qubinode_recovery_provider.sensors.recovery",
-    "LibvirtDomainSensor": "qubinode_recovery_provider.sensors.libvirt",
-}
-
 __all__ = ["LibvirtDomainSensor", "RecoveredRunSensor"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return getattr(importlib.import_module(_MODULES[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        **from_module("qubinode_recovery_provider.sensors.recovery", ("RecoveredRunSensor",)),
+        **from_module("qubinode_recovery_provider.sensors.libvirt", ("LibvirtDomainSensor",)),
+    },
+    globals(),
+)
