@@ -31,7 +31,8 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import re2
@@ -101,16 +102,13 @@ class Rule:
     triggers: tuple[str, ...]
     example: str = ""
     accept: Callable[[bytes, int, int], bool] | None = None
-    _compiled: list[_Pattern] = field(default_factory=list, init=False, repr=False, compare=False)
 
-    @property
+    @cached_property
     def pattern(self) -> _Pattern:
         """The compiled expression, compiled on first use: a text wakes few rules (their triggers), so
         a process that redacts a few lines does not compile them all (``re2.error`` on PCRE-only syntax).
         """
-        if not self._compiled:
-            self._compiled.append(_compile(self.source))
-        return self._compiled[0]
+        return _compile(self.source)
 
     def find(self, data: bytes, lo: int, hi: int) -> list[Span]:
         """Secret spans of matches inside ``data[lo:hi]`` (``data`` is the context for ``^``/``\\b``).

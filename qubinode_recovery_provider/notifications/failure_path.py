@@ -299,9 +299,14 @@ class FailureReport:
 
         try:
             tf.shared_analyzer()
-            ledger_for(self.settings.ledger_url, self.deadline.share(LEDGER_SHARE, cap=5.0)).engine  # noqa: B018
+            self._ledger().engine  # noqa: B018
         except Exception:
             log.debug("RecoveryNotifier: preparing the analyzer or the ledger failed", exc_info=True)
+
+    def _ledger(self) -> Ledger:
+        """The failure path's ledger, its lock wait a share of what is left of the budget (the process
+        keeps one per URL: the first caller's share holds, :func:`ledger_for`)."""
+        return ledger_for(self.settings.ledger_url, self.deadline.share(LEDGER_SHARE, cap=5.0))
 
     def _collect_context(self, seconds: float) -> Any:
         """Probe the host within ``seconds``; ``None`` when the probes cannot even start."""
@@ -326,7 +331,7 @@ class FailureReport:
         """Record the attempt once; the incident (``id`` None when it is not in the database yet)."""
         from qubinode_recovery_provider.store.ledger import LOST
 
-        ledger = ledger_for(self.settings.ledger_url, self.deadline.share(LEDGER_SHARE, cap=5.0))
+        ledger = self._ledger()
         recorded = ledger.record_occurrence(event, diagnosis)
         incident = recorded.incident
         self._note_record(recorded.status)
