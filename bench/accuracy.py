@@ -76,11 +76,17 @@ def evaluate(analyzer: FailureAnalyzer, items: list[dict[str, Any]]) -> dict[str
     return {"n": len(rows), **metrics(rows), "rows": rows}
 
 
-def evaluate_cv(library: PatternLibrary, items: list[dict[str, Any]], with_model: bool) -> dict[str, Any]:
-    """Grouped CV on the training side: each item diagnosed with the model of the fold it is tested in."""
-    from scripts.train_model import fold_of, out_of_fold
+def evaluate_cv(
+    library: PatternLibrary,
+    items: list[dict[str, Any]],
+    with_model: bool,
+    sources: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """Grouped CV on the training side: each item diagnosed with the model of the fold it is tested in
+    (trained, with ``sources``, only on the items of those sources: see ``out_of_fold``)."""
+    from scripts.train_model import SHIPPED, fold_of, out_of_fold
 
-    models = out_of_fold(items) if with_model else []
+    models = out_of_fold(items, SHIPPED, sources) if with_model else []
     analyzers = [FailureAnalyzer(library, use_llm=False, text_model=m) for m in models]
     plain = FailureAnalyzer(library, use_llm=False, text_model=False)
     which = fold_of(items)

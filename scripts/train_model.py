@@ -237,17 +237,23 @@ def folds(items: list[dict[str, Any]], k: int = FOLDS) -> list[tuple[list[int], 
     return [(list(a), list(b)) for a, b in splitter.split(items, groups=groups)]
 
 
-_OOF: dict[tuple[tuple[str, ...], Params], list[TextModel]] = {}
+_OOF: dict[tuple[tuple[str, ...], Params, frozenset[str] | None], list[TextModel]] = {}
 
 
-def out_of_fold(items: list[dict[str, Any]], params: Params = SHIPPED) -> list[TextModel]:
-    """One model per grouped fold; ``result[fold_of[i]]`` never saw item ``i`` nor its source."""
-    key = (tuple(item["id"] for item in items), params)
+def out_of_fold(
+    items: list[dict[str, Any]], params: Params = SHIPPED, sources: frozenset[str] | None = None
+) -> list[TextModel]:
+    """One model per grouped fold; ``result[fold_of[i]]`` never saw item ``i`` nor its source. With
+    ``sources``, each fold's model learns only from the items of those sources (and the pattern
+    examples of no other source of ``items``): the folds, and so the test items, stay the same."""
+    key = (tuple(item["id"] for item in items), params, sources)
     if key not in _OOF:
-        models = [
-            fit(training_items([items[i] for i in train], params, {group(items[i]) for i in test}), params)
-            for train, test in folds(items)
-        ]
+        left_out = set() if sources is None else {group(item) for item in items} - sources
+        models = []
+        for train, test in folds(items):
+            held = {group(items[i]) for i in test} | left_out
+            learn = [items[i] for i in train if group(items[i]) not in held]
+            models.append(fit(training_items(learn, params, held), params))
         temperature = fit_temperature(items, models)
         for model in models:
             model.temperature = temperature
