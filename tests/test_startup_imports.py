@@ -184,3 +184,19 @@ def test_the_first_failure_in_a_task_loads_no_planner_executor_or_llm(tmp_path: 
         "pydantic_ai",
     )
     assert _loaded(new, forbidden) == []
+
+
+PROBES_CHILD = """
+import json, sys
+import qubinode_recovery_provider.diagnosis.context
+with open(sys.argv[1], "w") as handle:
+    json.dump({"modules": sorted(sys.modules)}, handle)
+"""
+
+
+def test_the_context_probes_start_without_the_models(tmp_path: Path) -> None:
+    """The notifier's probes start first, in their own thread: importing the collector loads no
+    pydantic model, so the CPU sample is not held up building the models' classes (they are built
+    once the probes have measured)."""
+    report = run_child(PROBES_CHILD, [], tmp_path)
+    assert _loaded(report["modules"], ("qubinode_recovery_provider.models",)) == []  # type: ignore[arg-type]
