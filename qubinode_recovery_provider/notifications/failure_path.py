@@ -293,14 +293,14 @@ class FailureReport:
         return result
 
     def _prepare(self) -> None:
-        """While the probes run: load the pattern library, create the ledger's engine, build the
-        validators of the models the next steps fill and import the trigger step's modules (no write, no
-        query, no request: CPU work the later steps would do after the wait); an error here is left to
-        the step that needs the part, which notes or spools it."""
+        """While the probes run: load the pattern library and its prefilter, create the ledger's engine,
+        build the validators of the models the next steps fill and import the trigger step's modules (no
+        write, no query, no request: CPU work the later steps would do after the wait); an error here is
+        left to the step that needs the part, which notes or spools it."""
         from qubinode_recovery_provider.utils import task_failure as tf
 
         try:
-            tf.shared_analyzer()
+            tf.shared_analyzer().matcher  # noqa: B018
             self._ledger().engine  # noqa: B018
             _build_models()
             if self.settings.trigger_recovery:
