@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qubinode_recovery_provider.categories import MAX_TRY_NUMBER as MAX_TRY_NUMBER
 from qubinode_recovery_provider.categories import SCHEMA_VERSION as SCHEMA_VERSION
 from qubinode_recovery_provider.categories import Health as Health
+from qubinode_recovery_provider.categories import Risk as Risk
 from qubinode_recovery_provider.categories import RootCause as RootCause
 from qubinode_recovery_provider.categories import Severity as Severity
+from qubinode_recovery_provider.categories import failure_text
 from qubinode_recovery_provider.categories import utcnow as utcnow
 
 
@@ -46,11 +48,7 @@ class FailureEvent(_Model):
 
     def text(self) -> str:
         """The text the analyzer reads: the log tail followed by the exception."""
-        parts = list(self.log_tail)
-        if self.exception_text:
-            prefix = f"{self.exception_type}: " if self.exception_type else ""
-            parts.append(prefix + self.exception_text)
-        return "\n".join(parts)
+        return failure_text(self.log_tail, self.exception_type, self.exception_text)
 
 
 class TaskConfig(BaseModel):
@@ -490,19 +488,6 @@ class RecoveryActionType(enum.StrEnum):
     ROLLBACK = "rollback"
     SKIP = "skip"
     ESCALATE = "escalate"
-
-
-class Risk(enum.StrEnum):
-    """How much harm an option can do if it goes wrong."""
-
-    NONE = "none"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-    @property
-    def rank(self) -> int:
-        return list(Risk).index(self)
 
 
 class RecoveryOption(_Model):

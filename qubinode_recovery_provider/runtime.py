@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qubinode_recovery_provider.models import Health, Risk
+from qubinode_recovery_provider.categories import Health, Risk
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

@@ -138,6 +138,8 @@ def test_batch_diagnose_imports_nothing_heavy(tmp_path: Path) -> None:
 
 
 def test_the_first_retry_decision_imports_only_what_diagnosis_needs(tmp_path: Path) -> None:
+    """No pydantic model either: the policy decides on the analyzer's plain results (Airflow's Task SDK
+    has imported pydantic itself, but building our models' classes is ours to spare)."""
     run_child(CLI_CHILD, [json.dumps(["diagnose", "--error", "x"])], tmp_path)  # the host's caches
     report = run_child(POLICY_CHILD, ["No space left on device"], tmp_path)
     assert report["action"].endswith("FAIL") or report["action"] == "fail"  # type: ignore[union-attr]
@@ -155,6 +157,7 @@ def test_the_first_retry_decision_imports_only_what_diagnosis_needs(tmp_path: Pa
         "qubinode_recovery_provider.store",
         "qubinode_recovery_provider.notifications",
         "qubinode_recovery_provider.escalation",
+        "qubinode_recovery_provider.models",
     )
     assert _loaded(new, forbidden) == []
     assert "qubinode_recovery_provider.diagnosis.analyzer" in new
@@ -181,3 +184,19 @@ def test_the_first_failure_in_a_task_loads_no_planner_executor_or_llm(tmp_path: 
         "pydantic_ai",
     )
     assert _loaded(new, forbidden) == []
+
+
+PROBES_CHILD = """
+import json, sys
+import qubinode_recovery_provider.diagnosis.context
+with open(sys.argv[1], "w") as handle:
+    json.dump({"modules": sorted(sys.modules)}, handle)
+"""
+
+
+def test_the_context_probes_start_without_the_models(tmp_path: Path) -> None:
+    """The notifier's probes start first, in their own thread: importing the collector loads no
+    pydantic model, so the CPU sample is not held up building the models' classes (they are built
+    once the probes have measured)."""
+    report = run_child(PROBES_CHILD, [], tmp_path)
+    assert _loaded(report["modules"], ("qubinode_recovery_provider.models",)) == []  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis.llm import SecondOpinion
     from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
     from qubinode_recovery_provider.diagnosis.patterns import PatternRule
+    from qubinode_recovery_provider.diagnosis.plain import PlainFailureEvent
     from qubinode_recovery_provider.models import Diagnosis, DiagnosticContext, FailureEvent
 
 log = logging.getLogger(__name__)
@@ -164,10 +165,10 @@ class FailureAnalyzer:
             if self.llm_warning:
                 log.warning("%s", self.llm_warning)
 
-    @cached_property
-    def _result_types(self) -> tuple[Any, Any]:
-        """The classes of a diagnosis and of its pattern matches (see ``plain_results``)."""
-        if self.plain_results:
+    @staticmethod
+    def _result_types(plain: bool) -> tuple[Any, Any]:
+        """The classes of a diagnosis and of its pattern matches: the plain ones or the models."""
+        if plain:
             from qubinode_recovery_provider.diagnosis.plain import PlainDiagnosis, PlainPatternMatch
 
             return PlainDiagnosis, PlainPatternMatch
@@ -192,14 +193,15 @@ class FailureAnalyzer:
 
     def analyze(
         self,
-        failure: str | FailureEvent | DiagnosticContext,
+        failure: str | FailureEvent | PlainFailureEvent | DiagnosticContext,
         context: DiagnosticContext | None = None,
         *,
         diagnosis_id: str | None = None,
         deadline: float | None = None,
+        plain: bool | None = None,
     ) -> Diagnosis:
-        """Diagnose a failure given as text, as a :class:`FailureEvent`, or (the reference guide's form)
-        as a :class:`DiagnosticContext`.
+        """Diagnose a failure given as text, as a :class:`FailureEvent` (or its plain twin), or (the
+        reference guide's form) as a :class:`DiagnosticContext`.
 
         :param failure: the failure's text; the event (its exception and log tail are read); or a context
             (its ``recent_logs`` and ``error_message`` are read, and it is the host's state too).
@@ -208,20 +210,21 @@ class FailureAnalyzer:
         :param deadline: a :func:`time.monotonic` value: once it has passed the scan stops, and the
             diagnosis is made from the lines read so far (its summary and recommended actions say so);
             an LLM second opinion that the time left cannot hold is deferred.
+        :param plain: return a :class:`.plain.PlainDiagnosis` (True) or the model (False); default
+            ``plain_results``. A plain diagnosis gets no LLM second opinion (it works on the model).
         """
-        event: FailureEvent | None = None
-        if not isinstance(failure, str):  # the models are not loaded for a plain text
-            from qubinode_recovery_provider.models import DiagnosticContext, FailureEvent
-
-            if isinstance(failure, DiagnosticContext):
-                context = context or failure
-                failure = failure.failure_event()
-            event = failure if isinstance(failure, FailureEvent) else None
+        plain = self.plain_results if plain is None else plain
+        event: FailureEvent | PlainFailureEvent | None = None
+        if not isinstance(failure, str):
+            event, context = _event_and_context(failure, context)
         text = event.text() if event is not None else str(failure)
-        diagnosis = self._diagnose(self.matcher.scan_text(text, deadline), context, event, diagnosis_id)
-        if self.second_opinion is None:
+        scan = self.matcher.scan_text(text, deadline)
+        diagnosis = self._diagnose(scan, context, event, diagnosis_id, plain)
+        if self.second_opinion is None or plain:
             return diagnosis
-        return self.second_opinion.review(diagnosis, text, event=event, context=context, deadline=deadline)
+        return self.second_opinion.review(
+            diagnosis, text, event=_model_event(event), context=context, deadline=deadline
+        )
 
     def analyze_file(
         self,
@@ -238,7 +241,8 @@ class FailureAnalyzer:
         :param diagnosis_id: the id given to the diagnosis.
         :param deadline: a :func:`time.monotonic` value after which the scan stops (see :meth:`analyze`).
         """
-        diagnosis = self._diagnose(self.matcher.scan_file(path, deadline), context, None, diagnosis_id)
+        scan = self.matcher.scan_file(path, deadline)
+        diagnosis = self._diagnose(scan, context, None, diagnosis_id, self.plain_results)
         if self.second_opinion is None:
             return diagnosis
         return self.second_opinion.review(diagnosis, context=context, deadline=deadline)
@@ -247,13 +251,15 @@ class FailureAnalyzer:
         self,
         scan: ScanResult,
         context: DiagnosticContext | None,
-        event: FailureEvent | None,
+        event: FailureEvent | PlainFailureEvent | None,
         diagnosis_id: str | None,
+        plain: bool,
     ) -> Diagnosis:
         evidence = self._weigh(scan)
         known = [e for e in evidence if e.category is not RootCause.UNKNOWN]
-        diagnosis = self._known(known, context) if known else self._unknown(scan, evidence)
-        diagnosis = self._consult_model(diagnosis, scan)
+        types = self._result_types(plain)
+        diagnosis = self._known(known, context, types) if known else self._unknown(scan, evidence, types)
+        diagnosis = self._consult_model(diagnosis, scan, plain)
         diagnosis.id = diagnosis_id
         if event is not None:
             diagnosis.dag_id, diagnosis.task_id, diagnosis.run_id = event.dag_id, event.task_id, event.run_id
@@ -261,7 +267,7 @@ class FailureAnalyzer:
             _note_incomplete(diagnosis, scan)
         return diagnosis
 
-    def _consult_model(self, diagnosis: Diagnosis, scan: ScanResult) -> Diagnosis:
+    def _consult_model(self, diagnosis: Diagnosis, scan: ScanResult, plain: bool) -> Diagnosis:
         """Ask the learned model when the patterns are not confident (:func:`.model.combine`); not once
         the deadline has stopped the scan."""
         if diagnosis.confidence >= self.model_calibration.consult_below or scan.stopped == "deadline":
@@ -270,7 +276,7 @@ class FailureAnalyzer:
         if model is None:
             return diagnosis
         prediction = model.predict(learned.model_lines(scan))
-        return learned.combine(diagnosis, prediction, self.model_calibration, plain=self.plain_results)
+        return learned.combine(diagnosis, prediction, self.model_calibration, plain=plain)
 
     def text_model(self) -> learned.TextModel | None:
         """The learned model, loaded on first call; None when it is off or its file is unreadable."""
@@ -309,7 +315,9 @@ class FailureAnalyzer:
             evidence.append(ev)
         return sorted(evidence, key=lambda e: (-e.weight, e.best.line_number if e.best else 0))
 
-    def _known(self, evidence: list[Evidence], context: DiagnosticContext | None) -> Diagnosis:
+    def _known(
+        self, evidence: list[Evidence], context: DiagnosticContext | None, result_types: tuple[Any, Any]
+    ) -> Diagnosis:
         category, in_category, features = _rank(evidence)
         primary = in_category[0]
         pattern = primary.compiled.rule
@@ -320,7 +328,7 @@ class FailureAnalyzer:
         decisive = template(primary.best.text if primary.best else "")
         advice = cause_advice(pattern, category, retryable)
         services = advice.services + _correlated_services(in_category[1:], advice.services, context)
-        diagnosis_type, match_type = self._result_types
+        diagnosis_type, match_type = result_types
         result: Diagnosis = diagnosis_type(
             root_cause=category,
             summary=pattern.description,
@@ -353,13 +361,15 @@ class FailureAnalyzer:
         claim: bool | None = pattern.retryable
         return claim
 
-    def _unknown(self, scan: ScanResult, wrappers: list[Evidence]) -> Diagnosis:
+    def _unknown(
+        self, scan: ScanResult, wrappers: list[Evidence], result_types: tuple[Any, Any]
+    ) -> Diagnosis:
         """No pattern names a cause. ``wrappers`` are symptom patterns that only say *that* something
         failed (``exit status 1``); their line, else the last error line, is the decisive one."""
         best = wrappers[0].best if wrappers else None
         decisive = template(best.text if best else _decisive_unknown_line(scan))
         ids = [wrappers[0].compiled.id] if wrappers else []
-        diagnosis_type, match_type = self._result_types
+        diagnosis_type, match_type = result_types
         result: Diagnosis = diagnosis_type(
             root_cause=RootCause.UNKNOWN,
             summary=(wrappers[0].compiled.rule.description if wrappers else "No known error pattern matched")
@@ -399,6 +409,29 @@ class FailureAnalyzer:
             return RootCause.UNKNOWN, None
         category, _, features = _rank(evidence)
         return category, features
+
+
+def _event_and_context(
+    failure: FailureEvent | PlainFailureEvent | DiagnosticContext, context: DiagnosticContext | None
+) -> tuple[FailureEvent | PlainFailureEvent | None, DiagnosticContext | None]:
+    """The event of a failure given as an event or as a context (which is the host's state too, unless
+    ``context`` is given). The models are not loaded for a plain event."""
+    from qubinode_recovery_provider.diagnosis.plain import PlainFailureEvent
+
+    if isinstance(failure, PlainFailureEvent):
+        return failure, context
+    from qubinode_recovery_provider.models import DiagnosticContext, FailureEvent
+
+    if isinstance(failure, DiagnosticContext):
+        return failure.failure_event(), context or failure
+    return (failure if isinstance(failure, FailureEvent) else None), context
+
+
+def _model_event(event: FailureEvent | PlainFailureEvent | None) -> FailureEvent | None:
+    """The event as the model (what the LLM second opinion reads)."""
+    from qubinode_recovery_provider.diagnosis.plain import PlainFailureEvent
+
+    return event.to_model() if isinstance(event, PlainFailureEvent) else event
 
 
 def _second_opinion_for(use_llm: bool | None) -> tuple[SecondOpinion | None, str | None]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.diagnosis.probes.commands import (
@@ -27,7 +27,9 @@ from qubinode_recovery_provider.diagnosis.probes.network import check_reachabili
 from qubinode_recovery_provider.diagnosis.probes.podman import collect_podman
 from qubinode_recovery_provider.diagnosis.probes.resources import collect_resources
 from qubinode_recovery_provider.diagnosis.probes.systemd import collect_systemd
-from qubinode_recovery_provider.models import DiagnosticContext, ResourceSnapshot
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import DiagnosticContext
 
 T = TypeVar("T")
 
@@ -127,12 +129,6 @@ class ContextCollector:
 
         :param log_lines: lines of the failed attempt's log to carry along.
         """
-        context = DiagnosticContext(
-            host=_hostname(),
-            dependency_map=self.dependency_map,
-            probe_errors=list(self.config_errors),
-            log_lines=[str(line) for line in log_lines] if log_lines is not None else [],
-        )
         probes: list[tuple[str, Callable[[], Any]]] = [
             ("resources", lambda: collect_resources(self.cpu_interval)),
         ]
@@ -143,6 +139,15 @@ class ContextCollector:
         if self.reachability_targets:
             probes.append(("network", lambda: check_reachability(self.reachability_targets, self.timeout)))
         outcomes = run_bounded([call for _, call in probes], self.deadline)
+        # the models once the probes are done (in a fresh process, building them would delay the probes)
+        from qubinode_recovery_provider.models import DiagnosticContext
+
+        context = DiagnosticContext(
+            host=_hostname(),
+            dependency_map=self.dependency_map,
+            probe_errors=list(self.config_errors),
+            log_lines=[str(line) for line in log_lines] if log_lines is not None else [],
+        )
         for (name, _), (status, value) in zip(probes, outcomes, strict=True):
             self._store(context, name, status, value)
         return context
@@ -178,6 +183,8 @@ class ContextCollector:
         :param reason: why the probe has no result.
         """
         if name == "resources":
+            from qubinode_recovery_provider.models import ResourceSnapshot
+
             return ResourceSnapshot(detail=reason)
         if name == "network":
             return [unfinished_target(t, "error:" + reason, self.timeout) for t in self.reachability_targets]
@@ -233,6 +240,8 @@ def collect_context(
         )
         return collector.collect(lines)
     except Exception as exc:  # last line of defence: a context must always come back
+        from qubinode_recovery_provider.models import DiagnosticContext
+
         return DiagnosticContext(
             host=_hostname(),
             log_lines=lines,

@@ -1,10 +1,12 @@
-"""The analyzer's result as plain dataclasses, for a process that only diagnoses and prints (a one-line
-``qubinode-recovery diagnose``): the fields, defaults and JSON of
-:class:`~qubinode_recovery_provider.models.Diagnosis` and
-:class:`~qubinode_recovery_provider.models.PatternMatch`, without loading pydantic (about half of
-that command's start-up). ``FailureAnalyzer(plain_results=True)`` makes them; everything else (the
-ledger, the planner, the LLM second opinion) takes the pydantic models: :meth:`PlainDiagnosis.to_model`
-converts. Tests hold the fields and the JSON equal to the models'.
+"""The analyzer's input and result as plain dataclasses, for a process that only diagnoses and prints
+(a one-line ``qubinode-recovery diagnose``) or decides (the retry policy's first decision in a fresh
+task process): the fields, defaults and JSON of :class:`~qubinode_recovery_provider.models.Diagnosis`,
+:class:`~qubinode_recovery_provider.models.PatternMatch` and
+:class:`~qubinode_recovery_provider.models.FailureEvent`, without loading pydantic or building the
+models' classes (about half of that command's start-up, and of that decision's).
+``FailureAnalyzer(plain_results=True)`` (or ``analyze(..., plain=True)``) makes them; everything else
+(the ledger, the planner, the LLM second opinion) takes the pydantic models: :meth:`PlainDiagnosis.to_model`
+and :meth:`PlainFailureEvent.to_model` convert. Tests hold the fields and the JSON equal to the models'.
 
 Plain Python, no Airflow.
 """
@@ -15,10 +17,37 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from qubinode_recovery_provider.categories import SCHEMA_VERSION, RootCause, Severity, utcnow
+from qubinode_recovery_provider.categories import SCHEMA_VERSION, RootCause, Severity, failure_text, utcnow
 
 if TYPE_CHECKING:
-    from qubinode_recovery_provider.models import Diagnosis
+    from qubinode_recovery_provider.models import Diagnosis, FailureEvent
+
+
+@dataclass
+class PlainFailureEvent:
+    """:class:`~qubinode_recovery_provider.models.FailureEvent` without pydantic."""
+
+    schema_version: int = SCHEMA_VERSION
+    dag_id: str | None = None
+    task_id: str | None = None
+    run_id: str | None = None
+    try_number: int | None = None
+    map_index: int = -1
+    host: str | None = None
+    occurred_at: datetime = field(default_factory=utcnow)
+    exception_type: str | None = None
+    exception_text: str = ""
+    log_tail: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """As :meth:`FailureEvent.text`: the log tail followed by the exception."""
+        return failure_text(self.log_tail, self.exception_type, self.exception_text)
+
+    def to_model(self) -> FailureEvent:
+        """The pydantic :class:`~qubinode_recovery_provider.models.FailureEvent` of this event."""
+        from qubinode_recovery_provider.models import FailureEvent
+
+        return FailureEvent.model_validate({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass
@@ -158,4 +187,11 @@ def _json(value: Any) -> Any:
     return value
 
 
-__all__ = ["JSON_ORDER", "PlainDiagnosis", "PlainModelEvidence", "PlainModelOpinion", "PlainPatternMatch"]
+__all__ = [
+    "JSON_ORDER",
+    "PlainDiagnosis",
+    "PlainFailureEvent",
+    "PlainModelEvidence",
+    "PlainModelOpinion",
+    "PlainPatternMatch",
+]

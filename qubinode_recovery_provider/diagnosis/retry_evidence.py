@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from qubinode_recovery_provider.diagnosis.plain import PlainDiagnosis, PlainFailureEvent
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent
     from qubinode_recovery_provider.store.queries import SameRun
 
@@ -55,7 +56,9 @@ class RetryHistorySource(Protocol):
     ) -> tuple[int, int]: ...
 
 
-def weigh(diagnosis: Diagnosis, history: RetryHistory, min_records: int = MIN_RECORDS) -> Diagnosis:
+def weigh(
+    diagnosis: Diagnosis | PlainDiagnosis, history: RetryHistory, min_records: int = MIN_RECORDS
+) -> Diagnosis | PlainDiagnosis:
     """The diagnosis with its retry claim decided by ``history`` where the history is conclusive
     (a copy; ``diagnosis`` is not changed).
 
@@ -80,8 +83,12 @@ def weigh(diagnosis: Diagnosis, history: RetryHistory, min_records: int = MIN_RE
 
 
 def from_ledger(
-    diagnosis: Diagnosis, source: RetryHistorySource, event: FailureEvent | None = None, *, limit: int = 20
-) -> Diagnosis:
+    diagnosis: Diagnosis | PlainDiagnosis,
+    source: RetryHistorySource,
+    event: FailureEvent | PlainFailureEvent | None = None,
+    *,
+    limit: int = 20,
+) -> Diagnosis | PlainDiagnosis:
     """:func:`weigh` with the history ``source`` holds for the diagnosis's fingerprint; the diagnosis
     unchanged when it says ``false`` already, or when the source cannot answer (logged).
 

@@ -293,13 +293,18 @@ class FailureReport:
         return result
 
     def _prepare(self) -> None:
-        """Load the pattern library and create the ledger's engine while the probes run (no write, no
-        query); an error here is left to the step that needs the part, which notes or spools it."""
+        """While the probes run: load the pattern library and its prefilter, create the ledger's engine,
+        build the validators of the models the next steps fill and import the trigger step's modules (no
+        write, no query, no request: CPU work the later steps would do after the wait); an error here is
+        left to the step that needs the part, which notes or spools it."""
         from qubinode_recovery_provider.utils import task_failure as tf
 
         try:
-            tf.shared_analyzer()
+            tf.shared_analyzer().matcher  # noqa: B018
             self._ledger().engine  # noqa: B018
+            _build_models()
+            if self.settings.trigger_recovery:
+                import qubinode_recovery_provider.recovery.intake  # noqa: F401
         except Exception:
             log.debug("RecoveryNotifier: preparing the analyzer or the ledger failed", exc_info=True)
 
@@ -604,6 +609,15 @@ def _no_exception(key: Any, context: Mapping[str, Any]) -> str:
 
 
 # --- process-wide helpers ------------------------------------------------------------------------
+
+
+def _build_models() -> None:
+    """Build the validators of the diagnosis and the incident (the models build theirs on first use,
+    ``defer_build``; once per process)."""
+    from qubinode_recovery_provider.models import Diagnosis, Incident
+
+    for model in (Diagnosis, Incident):
+        model.model_rebuild()
 
 
 def ledger_for(url: str | None, timeout: float) -> Ledger:

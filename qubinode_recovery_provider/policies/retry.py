@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
     from qubinode_recovery_provider.deadline import Deadline
+    from qubinode_recovery_provider.diagnosis.plain import PlainDiagnosis, PlainFailureEvent
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent
     from qubinode_recovery_provider.store import Ledger
     from qubinode_recovery_provider.utils.task_failure import LogTail
@@ -198,8 +199,10 @@ class DiagnosisRetryPolicy(RetryPolicy):
         try_number: int,
         context: Context | None,
         deadline: Deadline | None = None,
-    ) -> tuple[Diagnosis, LogTail]:
-        """Diagnose the attempt from its log tail and its exception.
+    ) -> tuple[Diagnosis | PlainDiagnosis, LogTail]:
+        """Diagnose the attempt from its log tail and its exception. The diagnosis is the analyzer's
+        plain one (:class:`~qubinode_recovery_provider.diagnosis.plain.PlainDiagnosis`: the model's fields,
+        ``to_model()`` gives the model): deciding needs no pydantic model.
 
         :param exception: the exception.
         :param try_number: the attempt.
@@ -210,14 +213,14 @@ class DiagnosisRetryPolicy(RetryPolicy):
 
         key = tf.task_key(context, try_number)
         tail = tf.read_attempt_log(key, tf.log_tail_lines(self.settings.log_tail_lines))
-        event = tf.failure_event(key, exception, tail)
+        event = tf.plain_failure_event(key, exception, tail)
         end = deadline.end if deadline is not None else None
-        diagnosis = tf.shared_analyzer().analyze(event, deadline=end)
+        diagnosis = tf.shared_analyzer().analyze(event, deadline=end, plain=True)
         return with_retry_evidence(diagnosis, event, deadline), tail
 
     def decide(
         self,
-        diagnosis: Diagnosis,
+        diagnosis: Diagnosis | PlainDiagnosis,
         try_number: int,
         tail: LogTail | None = None,
         max_tries: int | None = None,
@@ -252,7 +255,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
         reason = f"{_label(diagnosis)}, {verdict}: not sure enough, the task's retries apply{ledger}"
         return RetryDecision(action=RetryAction.DEFAULT, reason=_clip(reason + where))
 
-    def delay_for(self, diagnosis: Diagnosis, try_number: int) -> int:
+    def delay_for(self, diagnosis: Diagnosis | PlainDiagnosis, try_number: int) -> int:
         """Seconds to wait before the next try: the cause's delay, grown by ``backoff`` per earlier try.
 
         :param diagnosis: the diagnosis (its ``retry_delay_seconds``).
@@ -271,7 +274,7 @@ class DiagnosisRetryPolicy(RetryPolicy):
         self,
         context: Context | None,
         decision: RetryDecision,
-        diagnosis: Diagnosis,
+        diagnosis: Diagnosis | PlainDiagnosis,
         try_number: int,
         tail: LogTail,
     ) -> None:
@@ -312,7 +315,9 @@ class DiagnosisRetryPolicy(RetryPolicy):
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def with_retry_evidence(diagnosis: Diagnosis, event: FailureEvent, deadline: Deadline | None) -> Diagnosis:
+def with_retry_evidence(
+    diagnosis: Diagnosis | PlainDiagnosis, event: FailureEvent | PlainFailureEvent, deadline: Deadline | None
+) -> Diagnosis | PlainDiagnosis:
     """The diagnosis with its retry claim decided by the ledger's record of earlier retries of this
     failure, where that record is conclusive (:mod:`~qubinode_recovery_provider.diagnosis.retry_evidence`).
     A ``false`` claim is left alone (no ledger read); an unreachable ledger leaves the diagnosis as it is.
@@ -361,22 +366,22 @@ def _evidence_ledger(timeout: float) -> Ledger | None:
         return ledger
 
 
-def _label(diagnosis: Diagnosis) -> str:
+def _label(diagnosis: Diagnosis | PlainDiagnosis) -> str:
     pattern = f", {diagnosis.primary_pattern}" if diagnosis.primary_pattern else ""
     return f"qubinode: {diagnosis.root_cause.value} ({diagnosis.confidence:.2f}{pattern})"
 
 
-def _advice(diagnosis: Diagnosis) -> str:
+def _advice(diagnosis: Diagnosis | PlainDiagnosis) -> str:
     first = diagnosis.recommended_actions[0] if diagnosis.recommended_actions else diagnosis.summary
     return f"{first.rstrip('.')}." if first else ""
 
 
-def _evidence(diagnosis: Diagnosis) -> str:
+def _evidence(diagnosis: Diagnosis | PlainDiagnosis) -> str:
     ledger = f" {diagnosis.retry_evidence}." if diagnosis.retry_evidence else ""
     return ledger + _line_evidence(diagnosis)
 
 
-def _line_evidence(diagnosis: Diagnosis) -> str:
+def _line_evidence(diagnosis: Diagnosis | PlainDiagnosis) -> str:
     if not diagnosis.matched_patterns:
         return ""
     line = " ".join(diagnosis.matched_patterns[0].evidence.split())
@@ -397,7 +402,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
-def _log_headline(decision: RetryDecision, diagnosis: Diagnosis) -> None:
+def _log_headline(decision: RetryDecision, diagnosis: Diagnosis | PlainDiagnosis) -> None:
     """One short line at the top of the task log (Airflow's own "Retry policy decision" line, with the
     whole reason, stays in the collapsed "Post Execute" group)."""
     from qubinode_recovery_provider.utils.log_groups import log_visibly

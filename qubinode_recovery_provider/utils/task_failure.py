@@ -29,6 +29,7 @@ from qubinode_recovery_provider.redaction import redact, redact_lines
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.diagnosis import FailureAnalyzer
+    from qubinode_recovery_provider.diagnosis.plain import PlainFailureEvent
     from qubinode_recovery_provider.models import Diagnosis, FailureEvent
 
 #: Airflow's default ``[logging] log_filename_template``; any other template is rendered with Jinja.
@@ -309,22 +310,45 @@ def failure_event(
     """
     from qubinode_recovery_provider.models import FailureEvent  # pydantic: not for reading a log
 
+    return FailureEvent(**_event_fields(key, exception, log, missing_exception_text))
+
+
+def plain_failure_event(
+    key: TaskKey, exception: BaseException | str | None, log: LogTail
+) -> PlainFailureEvent:
+    """:func:`failure_event`'s event as its plain twin
+    (:class:`~qubinode_recovery_provider.diagnosis.plain.PlainFailureEvent`: the same fields, no
+    pydantic), for a caller that only diagnoses it (the retry policy).
+
+    :param key: the attempt.
+    :param exception: the exception.
+    :param log: the log tail read for it.
+    """
+    from qubinode_recovery_provider.diagnosis.plain import PlainFailureEvent
+
+    return PlainFailureEvent(**_event_fields(key, exception, log, NO_EXCEPTION_TEXT))
+
+
+def _event_fields(
+    key: TaskKey, exception: BaseException | str | None, log: LogTail, missing_exception_text: str
+) -> dict[str, Any]:
+    """The fields of the redacted event of one failed attempt (see :func:`failure_event`)."""
     exc_type, exc_text = describe_exception(exception)
     if not exc_text:
         exc_text = missing_exception_text
     exc_text = mask_text(exc_text)
     exc_text_for_event = "" if _tail_has(log.lines, exc_text) else exc_text
-    return FailureEvent(
-        dag_id=key.dag_id,
-        task_id=key.task_id,
-        run_id=key.run_id,
-        try_number=key.try_number,
-        map_index=key.map_index,
-        host=_hostname(),
-        exception_type=exc_type if exc_text_for_event else None,
-        exception_text=exc_text_for_event,
-        log_tail=list(log.lines),
-    )
+    return {
+        "dag_id": key.dag_id,
+        "task_id": key.task_id,
+        "run_id": key.run_id,
+        "try_number": key.try_number,
+        "map_index": key.map_index,
+        "host": _hostname(),
+        "exception_type": exc_type if exc_text_for_event else None,
+        "exception_text": exc_text_for_event,
+        "log_tail": list(log.lines),
+    }
 
 
 def exception_summary(
@@ -407,6 +431,7 @@ __all__ = [
     "log_tail_lines",
     "mask",
     "mask_text",
+    "plain_failure_event",
     "read_attempt_log",
     "shared_analyzer",
     "task_key",

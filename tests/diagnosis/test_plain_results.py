@@ -15,8 +15,13 @@ from qubinode_recovery_provider.cli.render import render_diagnosis
 from qubinode_recovery_provider.diagnosis import FailureAnalyzer, PatternLibrary
 from qubinode_recovery_provider.diagnosis.pack_schema import Pattern
 from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, PatternRule
-from qubinode_recovery_provider.diagnosis.plain import JSON_ORDER, PlainDiagnosis, PlainPatternMatch
-from qubinode_recovery_provider.models import Diagnosis, PatternMatch, RootCause
+from qubinode_recovery_provider.diagnosis.plain import (
+    JSON_ORDER,
+    PlainDiagnosis,
+    PlainFailureEvent,
+    PlainPatternMatch,
+)
+from qubinode_recovery_provider.models import Diagnosis, FailureEvent, PatternMatch, RootCause
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "train.jsonl"
 
@@ -39,11 +44,14 @@ def _plain_defaults(cls: type) -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize(("plain", "model"), [(PlainDiagnosis, Diagnosis), (PlainPatternMatch, PatternMatch)])
+@pytest.mark.parametrize(
+    ("plain", "model"),
+    [(PlainDiagnosis, Diagnosis), (PlainPatternMatch, PatternMatch), (PlainFailureEvent, FailureEvent)],
+)
 def test_the_plain_classes_have_the_models_fields_and_defaults(plain: type, model: type) -> None:
     assert {f.name for f in dataclasses.fields(plain)} == set(model.model_fields)  # type: ignore[attr-defined]
     plain_defaults, model_defaults = _plain_defaults(plain), _defaults(model)
-    for moving in ("diagnosed_at",):  # a clock reading: compared by type
+    for moving in ("diagnosed_at", "occurred_at"):  # clock readings: compared by type
         if moving in model_defaults:
             assert type(plain_defaults.pop(moving)) is type(model_defaults.pop(moving))
     assert plain_defaults == model_defaults
@@ -89,6 +97,32 @@ def test_every_corpus_text_gets_the_same_json_and_report(
         assert got.to_json_dict() == expected.to_json_dict()
         assert render_diagnosis(got) == render_diagnosis(expected)  # type: ignore[arg-type]
         assert got.to_model() == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"log_tail": ["a", "b: No space left on device"]},
+        {"log_tail": ["a"], "exception_type": "OSError", "exception_text": "disk full"},
+        {"exception_text": "exit code 1", "dag_id": "d", "task_id": "t", "run_id": "r", "try_number": 2},
+    ],
+)
+def test_a_plain_event_reads_and_diagnoses_as_the_model(
+    fields: dict[str, object], analyzers: tuple[FailureAnalyzer, FailureAnalyzer]
+) -> None:
+    plain_event = PlainFailureEvent(**fields)  # type: ignore[arg-type]
+    model_event = plain_event.to_model()
+    assert model_event == FailureEvent(**{**fields, "occurred_at": plain_event.occurred_at})  # type: ignore[arg-type]
+    assert plain_event.text() == model_event.text()
+    models, _ = analyzers
+    expected, got = models.analyze(model_event), models.analyze(plain_event, plain=True)
+    assert isinstance(got, PlainDiagnosis)
+    got.diagnosed_at = expected.diagnosed_at
+    assert got.to_json_dict() == expected.to_json_dict()
+    as_model = models.analyze(plain_event)  # the model, when not asked for a plain result
+    assert isinstance(as_model, Diagnosis)
+    assert _without_clock(as_model.to_json_dict()) == _without_clock(expected.to_json_dict())
 
 
 def test_the_clock_is_written_as_pydantic_writes_it() -> None:

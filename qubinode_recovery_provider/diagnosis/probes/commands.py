@@ -18,9 +18,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from qubinode_recovery_provider.models import Health, ServiceHealth
+from qubinode_recovery_provider.categories import Health
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import ServiceHealth
 
 T = TypeVar("T")
 
@@ -188,4 +191,6 @@ def unknown_service(name: str, kind: str, detail: str) -> ServiceHealth:
     :param kind: ``systemd`` or ``podman``.
     :param detail: why the state is not known.
     """
+    from qubinode_recovery_provider.models import ServiceHealth  # built after the probe
+
     return ServiceHealth(name=name, kind=kind, state=Health.UNKNOWN, detail=detail)

@@ -6,14 +6,18 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from qubinode_recovery_provider.categories import Health
 from qubinode_recovery_provider.diagnosis.probes.commands import (
     DEFAULT_TIMEOUT,
     error_text,
     run_bounded,
     sane_timeout,
 )
-from qubinode_recovery_provider.models import Health, Reachability
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import Reachability
 
 
 def parse_target(target: str) -> tuple[str, int]:
@@ -47,6 +51,8 @@ def probe_target(target: str, timeout: float | None = DEFAULT_TIMEOUT) -> Reacha
     :param target: ``host:port`` or ``[ipv6]:port``.
     :param timeout: connect timeout in seconds.
     """
+    from qubinode_recovery_provider.models import Reachability  # built after the probe
+
     try:
         host, port = parse_target(target)
     except ValueError as exc:
@@ -76,6 +82,8 @@ def unfinished_target(target: str, status: str, timeout: float) -> Reachability:
     :param status: the :func:`run_bounded` status of its probe.
     :param timeout: the probe timeout.
     """
+    from qubinode_recovery_provider.models import Reachability  # built after the probe
+
     try:
         host, port = parse_target(target)
     except ValueError as exc:

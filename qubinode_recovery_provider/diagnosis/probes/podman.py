@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.categories import Health
 from qubinode_recovery_provider.diagnosis.probes.commands import (
     DEFAULT_TIMEOUT,
     clean_names,
@@ -16,7 +17,9 @@ from qubinode_recovery_provider.diagnosis.probes.commands import (
     unknown_service,
     valid_name,
 )
-from qubinode_recovery_provider.models import Health, ServiceHealth
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import ServiceHealth
 
 _PODMAN_DEGRADED_STATUSES = frozenset({"paused", "restarting", "stopping", "removing"})
 _PODMAN_DOWN_STATUSES = frozenset({"exited", "stopped", "dead", "created", "configured", "initialized"})
@@ -28,6 +31,8 @@ def podman_container_health(name: str, record: Mapping[str, Any]) -> ServiceHeal
     :param name: the container name as requested.
     :param record: the container's inspect record.
     """
+    from qubinode_recovery_provider.models import ServiceHealth  # built after the probe
+
     raw_state = record.get("State")
     state: Mapping[str, Any] = raw_state if isinstance(raw_state, Mapping) else {}
     status = str(state.get("Status") or "").lower()
@@ -103,6 +108,8 @@ def collect_podman(
     :param containers: container names or ids.
     :param timeout: seconds the ``podman`` call may take.
     """
+    from qubinode_recovery_provider.models import ServiceHealth  # built after the probe
+
     names = clean_names(containers)
     valid = [n for n in names if valid_name(n)]
     if not valid:

@@ -4,12 +4,15 @@ on them (:func:`resource_state`)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from qubinode_recovery_provider.categories import Health
 from qubinode_recovery_provider.diagnosis.probes.commands import error_text
-from qubinode_recovery_provider.models import DiskUsage, Health, ResourceSnapshot
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import DiskUsage, ResourceSnapshot
 
 try:  # POSIX only
     import resource as _resource
@@ -49,6 +52,8 @@ def _disk_usage(partition: Any) -> DiskUsage:
 
     :param partition: a :func:`psutil.disk_partitions` entry.
     """
+    from qubinode_recovery_provider.models import DiskUsage  # built after the probe
+
     disk = DiskUsage(mount=partition.mountpoint, read_only="ro" in str(partition.opts).split(","))
     try:
         usage = psutil.disk_usage(partition.mountpoint)
@@ -123,36 +128,39 @@ def resource_state(snapshot: ResourceSnapshot) -> tuple[Health, list[str]]:
     return Health.HEALTHY, []
 
 
-def _measure(snapshot: ResourceSnapshot, errors: list[str], cpu_interval: float | None) -> None:
-    """Fill ``snapshot`` field group by field group, noting each group that fails in ``errors``.
+def _measure(errors: list[str], cpu_interval: float | None) -> dict[str, Any]:
+    """The snapshot's fields, field group by field group, noting each group that fails in ``errors``.
+    The CPU sample comes first: the model is built once it is over (in a fresh process, building it
+    would otherwise delay the sample).
 
-    :param snapshot: the snapshot to fill in place.
     :param errors: receives one entry per failed measurement.
     :param cpu_interval: passed to :func:`psutil.cpu_percent`.
     """
+    values: dict[str, Any] = {}
 
     def cpu() -> None:
-        snapshot.cpu_percent = float(psutil.cpu_percent(interval=cpu_interval))
-        snapshot.cpu_count = psutil.cpu_count()
-        snapshot.load_average = [round(float(value), 2) for value in psutil.getloadavg()]
+        values["cpu_percent"] = float(psutil.cpu_percent(interval=cpu_interval))
+        values["cpu_count"] = psutil.cpu_count()
+        values["load_average"] = [round(float(value), 2) for value in psutil.getloadavg()]
 
     def memory() -> None:
         virtual = psutil.virtual_memory()
-        snapshot.memory_percent = float(virtual.percent)
-        snapshot.memory_available_bytes = int(virtual.available)
-        snapshot.swap_percent = float(psutil.swap_memory().percent)
+        values["memory_percent"] = float(virtual.percent)
+        values["memory_available_bytes"] = int(virtual.available)
+        values["swap_percent"] = float(psutil.swap_memory().percent)
 
     def files() -> None:
-        snapshot.open_files, snapshot.open_files_limit = _open_files()
+        values["open_files"], values["open_files_limit"] = _open_files()
 
     def disks() -> None:
-        snapshot.disks = _collect_disks()
+        values["disks"] = _collect_disks()
 
     for name, step in (("cpu", cpu), ("memory", memory), ("open files", files), ("disks", disks)):
         try:
             step()
         except Exception as exc:
             errors.append(f"{name}: {error_text(exc)}")
+    return values
 
 
 def collect_resources(cpu_interval: float | None = 0.1) -> ResourceSnapshot:
@@ -161,9 +169,11 @@ def collect_resources(cpu_interval: float | None = 0.1) -> ResourceSnapshot:
     :param cpu_interval: seconds :func:`psutil.cpu_percent` samples over; ``None`` is non-blocking but
         compares with the previous call (the first call in a process then reports 0.0).
     """
-    snapshot = ResourceSnapshot()
+    from qubinode_recovery_provider.models import ResourceSnapshot
+
     errors: list[str] = []
-    _measure(snapshot, errors, cpu_interval)
+    # as measured, field by field (unvalidated, as when the fields were set on an empty snapshot)
+    snapshot = ResourceSnapshot.model_construct(**_measure(errors, cpu_interval))
     state, reasons = resource_state(snapshot)
     snapshot.state = state
     snapshot.detail = "; ".join(reasons + errors)

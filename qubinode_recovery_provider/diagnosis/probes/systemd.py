@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from qubinode_recovery_provider.categories import Health
 from qubinode_recovery_provider.diagnosis.probes.commands import (
     DEFAULT_TIMEOUT,
     CommandResult,
@@ -15,7 +17,9 @@ from qubinode_recovery_provider.diagnosis.probes.commands import (
     unknown_service,
     valid_name,
 )
-from qubinode_recovery_provider.models import Health, ServiceHealth
+
+if TYPE_CHECKING:
+    from qubinode_recovery_provider.models import ServiceHealth
 
 _SYSTEMD_PROPERTIES = "Id,LoadState,ActiveState,SubState,Result,NRestarts,ExecMainStatus"
 _SYSTEMD_UNAVAILABLE_MARKERS = (
@@ -73,6 +77,8 @@ def systemd_unit_health(name: str, props: Mapping[str, str]) -> ServiceHealth:
     :param name: the unit name as requested.
     :param props: its properties (Id, LoadState, ActiveState, SubState, Result, NRestarts, ...).
     """
+    from qubinode_recovery_provider.models import ServiceHealth  # built after the probe
+
     load = props.get("LoadState", "")
     active = props.get("ActiveState", "")
     sub = props.get("SubState", "")
