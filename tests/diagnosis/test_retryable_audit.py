@@ -69,6 +69,21 @@ def test_no_timeout_pattern_claims_a_retry_helps(shipped: PatternLibrary) -> Non
         # a namespace stuck terminating on a finalizer never finishes on its own
         'Error from server (Forbidden): serviceaccounts "tt" is forbidden: unable to create new content in '
         "namespace velero because it is being terminated",
+        # a gateway timeout is a timeout behind a proxy
+        "Error: code: 504, message: <html><head><title>504 Gateway Time-out</title></head></html>",
+        "Error response from daemon: received unexpected HTTP status: 504 Gateway Time-out",
+        # the server ended the connection: a connection limit, a filter or its shutdown as often as a hiccup
+        "consumer: Cannot connect to redis://redis:6379//: Connection closed by server.",
+        # PostgreSQL going down: nothing says it comes back
+        "psycopg2.OperationalError: FATAL:  the database system is shutting down",
+        # a name that does not resolve: a resolver failing for a moment answers like a misspelt name
+        "Resolving mirror.example.org (mirror.example.org)... failed: Name or service not known.",
+        'Get "https://quay.io/v2/": dial tcp: lookup quay.io on 10.0.0.2:53: no such host',
+        # a 403 may be a permission, a quota, or a mirror refusing a rate-limited client
+        "curl: (22) The requested URL returned error: 403 Forbidden",
+        # SIGKILL does not say who sent it
+        "[2026-11-02, 10:14:05 UTC] {local_task_job_runner.py:240} INFO - Task exited with return code "
+        "Negsignal.SIGKILL",
     ],
 )
 def test_generic_timeouts_and_unreachable_hosts_are_not_claimed_transient(
@@ -89,6 +104,8 @@ def test_generic_timeouts_and_unreachable_hosts_are_not_claimed_transient(
         ";; ->>HEADER<<- opcode: QUERY, status: SERVFAIL, id: 4242",
         "FATAL:  the database system is starting up",
         'message":"object is being deleted: pods \\"ray-head\\" already exists","reason":"AlreadyExists"',
+        # a request cut off without an answer, also in a JSON-escaped log line
+        'level=fatal msg="Error reading blob: Get \\"https://quay.io/v2/acme/app/blobs/sha256:0a1b\\": EOF"',
     ],
 )
 def test_transient_causes_are_claimed(analyzer: FailureAnalyzer, text: str) -> None:
@@ -125,8 +142,18 @@ def test_a_symptom_pattern_does_not_claim_either_way(
         "Error: initializing source docker://quay.io/acme/app:v9: reading manifest v9 in quay.io/acme/app: "
         "manifest unknown",
         "ERROR! Syntax Error while loading YAML.",
+        "Failed to authenticate to the chef server (http 401).",
     ],
 )
 def test_clear_non_transient_causes_still_claim_false(analyzer: FailureAnalyzer, text: str) -> None:
     d = analyzer.analyze(text)
     assert d.retryable is False, f"{d.primary_pattern}: {d.retryable}"
+
+
+def test_a_missing_apt_lock_file_is_not_a_held_lock(analyzer: FailureAnalyzer) -> None:
+    """The lists directory does not exist: no other apt process holds the lock, waiting cannot help."""
+    d = analyzer.analyze(
+        "Failed to lock apt for exclusive operation: Failed to lock directory /var/lib/apt/lists/: "
+        "E:Could not open lock file /var/lib/apt/lists/lock - open (2: No such file or directory)"
+    )
+    assert d.retryable is not True, d.primary_pattern
