@@ -85,6 +85,21 @@ def test_a_thread_still_running_is_waited_for(tmp_path: Path) -> None:
     assert (tmp_path / "handler-ran").read_text() == "yes"
 
 
+def test_a_daemon_thread_still_blocked_does_not_hold_the_exit(tmp_path: Path) -> None:
+    code = (
+        "import atexit, sys, threading\n"
+        "from pathlib import Path\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"  # never returns
+        "atexit.register(lambda: Path('handler-ran').write_text('yes'))\n"
+        f"sys.argv = ['qubinode-recovery', 'diagnose', '--error', {ERROR!r}, '--json']\n"
+        "from qubinode_recovery_provider.cli import console_main\n"
+        "console_main()\n"
+    )
+    done = _python(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "handler-ran").read_text() == "yes"
+
+
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     code = (
         "import os, sys\n"
