@@ -43,10 +43,13 @@ def _python(code: str, tmp_path: Path) -> processes.Completed:
     return processes.run([sys.executable, "-c", code], timeout=120, cwd=tmp_path)
 
 
-def test_exit_handlers_run_before_the_quick_exit(tmp_path: Path) -> None:
+def _diagnose_with_handler(prelude: str, tmp_path: Path) -> processes.Completed:
+    """``console_main`` running ``diagnose`` after ``prelude``, with an exit handler that leaves a file;
+    the handler must have run."""
     code = (
-        "import atexit, sys\n"
+        "import atexit, sys, threading\n"
         "from pathlib import Path\n"
+        f"{prelude}"
         "atexit.register(lambda: Path('handler-ran').write_text('yes'))\n"
         f"sys.argv = ['qubinode-recovery', 'diagnose', '--error', {ERROR!r}, '--json']\n"
         "from qubinode_recovery_provider.cli import console_main\n"
@@ -55,49 +58,36 @@ def test_exit_handlers_run_before_the_quick_exit(tmp_path: Path) -> None:
     done = _python(code, tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "handler-ran").read_text() == "yes"
+    return done
+
+
+def test_exit_handlers_run_before_the_quick_exit(tmp_path: Path) -> None:
+    done = _diagnose_with_handler("", tmp_path)
     assert json.loads(done.stdout)["root_cause"]
 
 
 def test_a_thread_still_running_is_waited_for(tmp_path: Path) -> None:
-    code = (
-        "import sys, threading\n"
-        "from pathlib import Path\n"
+    prelude = (
         "go = threading.Event()\n"
         "def late():\n"
         "    go.wait()\n"
         "    Path('thread-finished').write_text('yes')\n"
         "threading.Thread(target=late).start()\n"
-        "import atexit\n"
-        "atexit.register(lambda: Path('handler-ran').write_text('yes'))\n"
-        f"sys.argv = ['qubinode-recovery', 'diagnose', '--error', {ERROR!r}, '--json']\n"
-        "from qubinode_recovery_provider.cli import main, console_main\n"
         "import qubinode_recovery_provider.cli as cli\n"
+        "plain_main = cli.main\n"
         "def main_then_release():\n"
-        "    code = main()\n"
-        "    go.set()\n"
+        "    code = plain_main()\n"
+        "    go.set()\n"  # the thread finishes only after main: the exit must wait for it
         "    return code\n"
         "cli.main = main_then_release\n"
-        "console_main()\n"
     )
-    done = _python(code, tmp_path)
-    assert done.returncode == 0, done.stderr
+    _diagnose_with_handler(prelude, tmp_path)
     assert (tmp_path / "thread-finished").read_text() == "yes"
-    assert (tmp_path / "handler-ran").read_text() == "yes"
 
 
 def test_a_daemon_thread_still_blocked_does_not_hold_the_exit(tmp_path: Path) -> None:
-    code = (
-        "import atexit, sys, threading\n"
-        "from pathlib import Path\n"
-        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"  # never returns
-        "atexit.register(lambda: Path('handler-ran').write_text('yes'))\n"
-        f"sys.argv = ['qubinode-recovery', 'diagnose', '--error', {ERROR!r}, '--json']\n"
-        "from qubinode_recovery_provider.cli import console_main\n"
-        "console_main()\n"
-    )
-    done = _python(code, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "handler-ran").read_text() == "yes"
+    never = "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+    _diagnose_with_handler(never, tmp_path)
 
 
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
