@@ -16,12 +16,14 @@ library). Each measurement is the wall time of the complete command a user runs:
 
 (process start, imports, reading, detection, output) with its CPU time and peak RSS (``wait4``), and
 the scan's own phase timings. Every run must report exactly the shadow errors planted in the estate.
+The package is byte-compiled first, as an installed one is (this machine sets PYTHONDONTWRITEBYTECODE).
 Growth: one dimension at a time is varied around the base estate.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -40,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from estate import Estate
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
 CLI = str(Path(sys.executable).with_name("qubinode-recovery"))
 BASE = {"runs": 10_000, "events": 100_000, "domains": 2_000, "hosts": 10}
 GROWTH = {
@@ -152,8 +155,12 @@ def main() -> int:
     )
     parser.add_argument("--history-gb", type=float, default=5.0, help="lineage history of --steady (GB)")
     args = parser.parse_args()
+    # byte-compiled first, as an installed package is: this machine's environment sets
+    # PYTHONDONTWRITEBYTECODE, which would make every measured scan compile our modules again
+    compileall.compile_dir(str(ROOT / "qubinode_recovery_provider"), quiet=1)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     if args.steady:
-        return steady_main(args)
+        return steady_main(args, load_at_start)
     workdir = Path(tempfile.mkdtemp(prefix="shadow-bench-", dir=args.workdir))
     try:
         base = with_estate(workdir, BASE, args.repeats, args.workers)
@@ -169,6 +176,7 @@ def main() -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            "load_average_at_start": load_at_start,
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         },
         "budget_s": 2.0,
@@ -183,7 +191,7 @@ def main() -> int:
     return 0 if base["correct"] else 1
 
 
-def steady_main(args: argparse.Namespace) -> int:
+def steady_main(args: argparse.Namespace, load_at_start: list[float]) -> int:
     import steady
 
     result = steady.run(CLI, args.history_gb, args.repeats, args.workdir)
@@ -192,6 +200,7 @@ def steady_main(args: argparse.Namespace) -> int:
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": load_at_start,
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         },
         "budget_s": 0.3,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from qubinode_recovery_provider.cli import console_main
 
-from qubinode_recovery_provider.cli import main
-
-sys.exit(main())
+console_main()

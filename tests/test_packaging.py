@@ -44,4 +44,4 @@ def test_the_wheel_ships_the_packs_the_calibration_the_model_the_migrations_and_
     )
     assert "[apache_airflow_provider]" in entry_points
     assert "provider_info = qubinode_recovery_provider.get_provider_info:get_provider_info" in entry_points
-    assert "qubinode-recovery = qubinode_recovery_provider.cli:main" in entry_points
+    assert "qubinode-recovery = qubinode_recovery_provider.cli:console_main" in entry_points
