@@ -25,6 +25,8 @@ from qubinode_recovery_provider.config import ConfigError
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_BAD_INPUT = 2
+#: The interpreter's own exit code when stdout cannot be flushed at exit (``console_main`` keeps it).
+EXIT_OUTPUT_LOST = 120
 
 SUBCOMMAND_MODULES = (
     "diagnose",
@@ -150,26 +152,35 @@ def console_main() -> NoReturn:
     non-daemon thread other than the main one still runs, it exits the usual way, which waits for it
     (daemon threads, such as an abandoned libvirt listing, end with the process either way).
     """
-    code = main()
-    _flush_output()
+    code = _flush_output(main())
     main_thread = threading.main_thread()
     if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
         sys.exit(code)
     atexit._run_exitfuncs()
-    _flush_output()
-    os._exit(code)
+    os._exit(_flush_output(code))
 
 
-def _flush_output() -> None:
-    """Flush stdout and stderr (a reader that went away: stdout to /dev/null, as :func:`main` does)."""
+def _flush_output(code: int) -> int:
+    """Flush stdout and stderr; return the exit code. A reader that went away: stdout to /dev/null, as
+    :func:`main` does. Output that cannot be written (a full disk): one line on stderr and
+    :data:`EXIT_OUTPUT_LOST`, as the usual exit does, and stdout to /dev/null (the error once).
+
+    :param code: the exit code so far.
+    """
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-    except (OSError, ValueError, AttributeError):
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.write(f"qubinode-recovery: error: the output could not be written: {exc}\n")
+        _silence_stdout()
+        code = EXIT_OUTPUT_LOST
+    except (ValueError, AttributeError):
         pass
     with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stderr.flush()
+    return code
 
 
 def _silence_stdout() -> None:

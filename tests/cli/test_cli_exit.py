@@ -8,6 +8,7 @@ a reader that stops early gets no traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,8 +40,8 @@ def test_the_exit_code_of_a_problem_and_of_bad_input_survive(tmp_path: Path) -> 
     assert bad.err.strip()
 
 
-def _python(code: str, tmp_path: Path) -> processes.Completed:
-    return processes.run([sys.executable, "-c", code], timeout=120, cwd=tmp_path)
+def _python(code: str, tmp_path: Path, env: dict[str, str] | None = None) -> processes.Completed:
+    return processes.run([sys.executable, "-c", code], timeout=120, cwd=tmp_path, env=env)
 
 
 def _diagnose_with_handler(prelude: str, tmp_path: Path) -> processes.Completed:
@@ -104,3 +105,20 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "Traceback" not in done.stderr
     assert "BrokenPipeError" not in done.stderr
+
+
+def test_output_that_cannot_be_written_is_not_a_success(tmp_path: Path) -> None:
+    """stdout on a full disk (``/dev/full``): the last buffer fails when it is flushed at the end. The
+    usual exit says so and ends with 120; so must the quick exit, not 0 in silence."""
+    code = (
+        "import os, sys\n"
+        "os.dup2(os.open('/dev/full', os.O_WRONLY), 1)\n"
+        f"sys.argv = ['qubinode-recovery', 'diagnose', '--error', {ERROR!r}]\n"
+        "from qubinode_recovery_provider.cli import console_main\n"
+        "console_main()\n"
+    )
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # the report is one buffer
+    done = _python(code, tmp_path, env=buffered)
+    assert done.returncode == 120, done.stderr
+    assert "No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr
