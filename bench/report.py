@@ -1,13 +1,16 @@
-"""Write docs/benchmarks.md from the measured results in bench/results/*.json.
+"""Render the tables of every benchmark from the measured results in bench/results/*.json.
 
-    python bench/report.py
+    python bench/report.py [--output PATH]
 
-The numbers on the page are only ever the ones the benchmarks wrote; each section names the command
-that made them. Sections whose results file is missing say so.
+It writes ``bench/results/report.md`` (or ``PATH``), never ``docs/benchmarks.md``: that page also holds
+hand-written before/after comparisons and measurement notes that no results file carries, so its tables
+are copied from this rendering by hand. The numbers rendered are only ever the ones the benchmarks
+wrote; each section names the command that made them. Sections whose results file is missing say so.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PAGE = ROOT / "docs" / "benchmarks.md"
+OUTPUT = RESULTS / "report.md"
 INTRO = ROOT / "bench" / "benchmarks_intro.md"
 
 
@@ -748,6 +752,18 @@ def render() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output", type=Path, default=OUTPUT, help=f"where to write (default: {OUTPUT.relative_to(ROOT)})"
+    )
+    args = parser.parse_args(argv)
+    if args.output.resolve() == PAGE.resolve():
+        parser.error(f"{PAGE.relative_to(ROOT)} holds hand-written text that this rendering would drop")
+    args.output.write_text(render())
+    print(f"wrote {args.output}")
+    return 0
+
+
 if __name__ == "__main__":
-    PAGE.write_text(render())
-    sys.exit(0)
+    sys.exit(main())
