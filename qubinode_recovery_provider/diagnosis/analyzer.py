@@ -220,11 +220,7 @@ class FailureAnalyzer:
         text = event.text() if event is not None else str(failure)
         scan = self.matcher.scan_text(text, deadline)
         diagnosis = self._diagnose(scan, context, event, diagnosis_id, plain)
-        if self.second_opinion is None or plain:
-            return diagnosis
-        return self.second_opinion.review(
-            diagnosis, text, event=_model_event(event), context=context, deadline=deadline
-        )
+        return self._second_look(diagnosis, plain, text, event, context, deadline)
 
     def analyze_file(
         self,
@@ -243,9 +239,24 @@ class FailureAnalyzer:
         """
         scan = self.matcher.scan_file(path, deadline)
         diagnosis = self._diagnose(scan, context, None, diagnosis_id, self.plain_results)
-        if self.second_opinion is None:
+        return self._second_look(diagnosis, self.plain_results, None, None, context, deadline)
+
+    def _second_look(
+        self,
+        diagnosis: Diagnosis,
+        plain: bool,
+        text: str | None,
+        event: FailureEvent | PlainFailureEvent | None,
+        context: DiagnosticContext | None,
+        deadline: float | None,
+    ) -> Diagnosis:
+        """The LLM second opinion on ``diagnosis``, when one is configured; a plain diagnosis gets none
+        (the opinion works on the model), whether it was made from a text, an event or a file."""
+        if self.second_opinion is None or plain:
             return diagnosis
-        return self.second_opinion.review(diagnosis, context=context, deadline=deadline)
+        return self.second_opinion.review(
+            diagnosis, text, event=_model_event(event), context=context, deadline=deadline
+        )
 
     def _diagnose(
         self,

@@ -169,6 +169,30 @@ def test_a_missing_package_falls_back_and_says_how_to_install_it(
     assert "qubinode-recovery-provider[llm]" in diagnosis.llm.detail
 
 
+def test_a_plain_results_analyzer_asks_no_llm_from_a_text_or_a_file(
+    library: PatternLibrary, tmp_path: Any
+) -> None:
+    """A plain diagnosis gets no second opinion (the opinion works on the model), also from a log file,
+    which once asked the LLM and then failed to apply its answer to the plain diagnosis."""
+    from qubinode_recovery_provider.diagnosis.plain import PlainDiagnosis
+
+    script = Scripted()
+    analyzer = FailureAnalyzer(library, second_opinion=opinion(script), plain_results=True)
+    log_file = tmp_path / "attempt.log"
+    log_file.write_text(UNKNOWN_TEXT)
+
+    from_text = analyzer.analyze(UNKNOWN_TEXT)
+    from_file = analyzer.analyze_file(log_file)
+
+    assert isinstance(from_text, PlainDiagnosis)
+    assert isinstance(from_file, PlainDiagnosis)
+    assert from_text.root_cause is from_file.root_cause is RootCause.UNKNOWN
+    assert from_file.llm is None
+    assert script.calls == 0
+    assert analyzer.analyze(UNKNOWN_TEXT, plain=False).llm is not None  # the model diagnosis is reviewed
+    assert script.calls == 1
+
+
 def test_a_cache_hit_avoids_a_second_call(library: PatternLibrary, tmp_path: Any) -> None:
     script = Scripted()
     model = FunctionModel(script, model_name="scripted")
