@@ -29,6 +29,7 @@ from qubinode_recovery_provider.diagnosis.fingerprint import fingerprint, templa
 from qubinode_recovery_provider.diagnosis.linear import compile_linear
 from qubinode_recovery_provider.diagnosis.matcher import MAX_SCAN_BYTES, Hit, Matcher, ScanResult
 from qubinode_recovery_provider.diagnosis.patterns import CompiledPattern, PatternLibrary
+from qubinode_recovery_provider.diagnosis.transient import transient_claim
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -334,7 +335,7 @@ class FailureAnalyzer:
         pattern = primary.compiled.rule
         _apply_context(features, primary, context)
         confidence = self._confidence(features)
-        retryable = self._retry_claim(pattern, confidence)
+        retryable = self._retry_claim(pattern, confidence, primary)
         ordered = in_category + [e for e in evidence if e.category is not category]
         decisive = template(primary.best.text if primary.best else "")
         advice = cause_advice(pattern, category, retryable)
@@ -358,18 +359,25 @@ class FailureAnalyzer:
         )
         return result
 
-    def _retry_claim(self, pattern: Pattern | PatternRule, confidence: float) -> bool | None:
+    def _retry_claim(
+        self, pattern: Pattern | PatternRule, confidence: float, primary: Evidence
+    ) -> bool | None:
         """The decisive pattern's ``retryable``, when it names the cause (``role: cause``) and the
         diagnosis is confident enough; else ``None`` (not known). A symptom pattern decides only when no
         pattern naming a cause matched in its category, and what it says about retries (``invalid
-        value``: false) is not evidence about the unnamed cause.
+        value``: false) is not evidence about the unnamed cause. A ``true`` claim also needs its
+        evidence (:func:`.transient.transient_claim`): a known-transient signal on the decisive line,
+        not met again and again in the same log.
 
         :param pattern: the decisive pattern.
         :param confidence: the diagnosis's confidence.
+        :param primary: the decisive pattern's evidence (its best line and how many lines it matched).
         """
         if pattern.role != "cause" or confidence < self.calibration.min_retryable_confidence:
             return None
         claim: bool | None = pattern.retryable
+        if claim is True and not transient_claim(primary.best.text if primary.best else "", primary.count):
+            return None
         return claim
 
     def _unknown(

@@ -78,8 +78,20 @@ def test_service_down_on_the_host_corroborates(small_analyzer: FailureAnalyzer) 
     assert corroborated.confidence > plain.confidence > contradicted.confidence
     assert corroborated.corroboration == ["systemd libvirtd.service is down: failed"]
     assert contradicted.contradictions == ["systemd libvirtd is healthy now"]
-    assert plain.retry_delay_seconds == 90
     assert plain.affected_services == ["libvirtd"]
+
+
+def test_a_retry_claim_needs_a_transient_signal_on_the_decisive_line(small_analyzer: FailureAnalyzer) -> None:
+    """The fixture pattern says ``retryable: true``; a missing socket is no evidence that the cause
+    passes, a reset connection is, and then the pattern's retry delay applies."""
+    missing = small_analyzer.analyze(
+        "error: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory"
+    )
+    reset = small_analyzer.analyze(
+        "error: Failed to connect socket to '/var/run/libvirt/libvirt-sock': Connection reset by peer"
+    )
+    assert (missing.retryable, missing.retry_delay_seconds) == (None, None)
+    assert (reset.retryable, reset.retry_delay_seconds) == (True, 90)
 
 
 def test_full_disk_corroborates_a_storage_diagnosis(small_analyzer: FailureAnalyzer) -> None:

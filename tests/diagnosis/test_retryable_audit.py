@@ -84,6 +84,17 @@ def test_no_timeout_pattern_claims_a_retry_helps(shipped: PatternLibrary) -> Non
         # SIGKILL does not say who sent it
         "[2026-11-02, 10:14:05 UTC] {local_task_job_runner.py:240} INFO - Task exited with return code "
         "Negsignal.SIGKILL",
+        # a 500 is a server error, not an outage: only 429/502/503 are transient signals
+        "Error response from daemon: received unexpected HTTP status: 500 Internal Server Error",
+        # an EOF from a server that is not a registry or a mirror: how a crashed server looks
+        'filebeat | {"log.level":"error","message":"failed to perform any bulk index operations: '
+        'Post \\"https://es01:9200/_bulk\\": EOF"}',
+        # the client's own back-off met the same reset on every attempt
+        "\n".join(
+            f'2021-08-13T06:15:3{n}Z [ERROR] auth.handler: error authenticating: error="read tcp '
+            f'10.0.0.4:3862{n}->10.0.0.9:8200: read: connection reset by peer" backoff={n}s'
+            for n in range(3)
+        ),
     ],
 )
 def test_generic_timeouts_and_unreachable_hosts_are_not_claimed_transient(
