@@ -11,18 +11,13 @@ from __future__ import annotations
 import json
 import math
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.embeddings import (  # noqa: E402
+from bench.embeddings import (
     cluster_rows,
     package_dir,
     paired,
@@ -31,7 +26,7 @@ from bench.embeddings import (  # noqa: E402
     standardised,
     token_idf,
 )
-from scripts.train_model import best_temperature  # noqa: E402
+from scripts.train_model import best_temperature
 
 
 def _safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
