@@ -143,6 +143,12 @@ def fit_temperature(items: list[dict[str, Any]], models: list[TextModel]) -> flo
         (models[which[i]].scores(text_lines(item["text"])), CLASSES.index(item["category"]))
         for i, item in enumerate(items)
     ]
+    return best_temperature(rows)
+
+
+def best_temperature(rows: list[tuple[list[float], int]]) -> float:
+    """The factor (a multiple of 1/4 up to 30) on the scores whose softmax has the least log-loss on
+    ``rows``: (the scores of each class, the index of the label)."""
     best = (math.inf, 1.0)
     for step in range(1, 121):
         t = step / 4

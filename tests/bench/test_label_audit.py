@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.corpus import CATEGORIES, group, load  # noqa: E402
-from bench.label_audit import (  # noqa: E402
+from bench.corpus import CATEGORIES, group, load
+from bench.label_audit import (
     SECOND_LABELS,
     agreement,
     ceiling,

@@ -6,16 +6,11 @@ written over it (as ``make bench`` once did) dropped them.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench import report  # noqa: E402
+from bench import report
 
 
 def test_the_rendering_goes_to_its_own_file_and_leaves_the_page_alone(tmp_path: Path) -> None:
