@@ -160,17 +160,25 @@ def _task_texts(
     """``(task_id, {origin: text}, log, context)`` of each successful task that names a VM tool."""
     found: dict[tuple[str, int], tuple[str, dict[str, str], str | None, dict[str, str]]] = {}
     order: dict[tuple[str, int], str] = {}
+    # successful tasks with nothing of their own to read: an entry only if their lineage has a text
+    plain: dict[tuple[str, int], TaskRecord] = {}
     for task in run.tasks or ():
         if task.state != SUCCESS:
             continue
-        texts, context = _rendered_texts(task)
-        found[(task.task_id, task.map_index)] = (task.task_id, texts, task.log, context)
-        order[(task.task_id, task.map_index)] = task.end_date or ""
+        key = (task.task_id, task.map_index)
+        if task.rendered or task.log is not None:
+            texts, context = _rendered_texts(task)
+            found[key] = (task.task_id, texts, task.log, context)
+            order[key] = task.end_date or ""
+            plain.pop(key, None)
+        else:  # (the later of two tasks with one key wins, as for the others)
+            plain[key] = task
+            found.pop(key, None)
     if lineage is not None:
         for key, seen in lineage.tasks.items():
             if not seen.source_code:
                 continue
-            entry = found.get(key) or found.get((key[0], -1))
+            entry = _entry(key, found, plain, order) or _entry((key[0], -1), found, plain, order)
             if entry is None:
                 if run.tasks is not None or seen.terminal_type != "COMPLETE":
                     continue  # not a successful task
@@ -179,6 +187,22 @@ def _task_texts(
             entry[1]["OpenLineage sourceCode"] = seen.source_code
     keys = sorted((k for k, v in found.items() if v[1] or v[2]), key=lambda k: (order.get(k, ""), k))
     return [found[k] for k in keys]
+
+
+def _entry(
+    key: tuple[str, int],
+    found: dict[tuple[str, int], tuple[str, dict[str, str], str | None, dict[str, str]]],
+    plain: dict[tuple[str, int], TaskRecord],
+    order: dict[tuple[str, int], str],
+) -> tuple[str, dict[str, str], str | None, dict[str, str]] | None:
+    """The entry of the successful task ``key``, made now for a task with no text of its own."""
+    entry = found.get(key)
+    if entry is None:
+        task = plain.pop(key, None)
+        if task is not None:
+            entry = found[key] = (task.task_id, {}, None, {})
+            order[key] = task.end_date or ""
+    return entry
 
 
 def _rendered_texts(task: TaskRecord) -> tuple[dict[str, str], dict[str, str]]:

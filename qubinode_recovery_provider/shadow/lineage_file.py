@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qubinode_recovery_provider.shadow.lineage import LineageIndex, RunKey
-from qubinode_recovery_provider.shadow.olevents import EventError, decode_event
+from qubinode_recovery_provider.shadow.olevents import EventError, add_event, decode_event
 from qubinode_recovery_provider.shadow.runs import parse_time
 from qubinode_recovery_provider.shadow.watermarks import checkpoint_before, prune_checkpoints
 
@@ -300,19 +300,16 @@ def _read_lines(lines: Iterator[bytes] | IO[bytes], index: LineageIndex, end: in
     chunk = _Chunk(index)
     if end is not None:  # (a file: stop at the first line that ends at or after ``end``)
         lines = _until(lines, lines.tell(), end)  # type: ignore[union-attr]
-    add, decode, count = index.add, decode_event, 0
+    take, count = add_event, 0
     for count, line in enumerate(lines, start=1):
         if line.isspace():  # (no copy of the line, unlike strip)
             continue
         try:
-            record = decode(line)
+            take(line, index)  # (decode_event, then index.add, fused)
         except EventError as exc:
             chunk.bad_count += 1
             if len(chunk.bad) < _MAX_BAD_LINES:
                 chunk.bad.append((count, str(exc)))
-        else:
-            if record is not None:
-                add(record)
     chunk.lines = count
     return chunk
 
