@@ -147,6 +147,7 @@ def run_scan(
     max_logs: int = DEFAULT_MAX_LOGS,
     incremental: IncrementalScan | None = None,
     kcli: KcliCheck | None = None,
+    early_read: Any = None,
 ) -> ScanResult:
     """Scan the runs that ended in ``[since, until)``.
 
@@ -157,6 +158,8 @@ def run_scan(
         ``kcli_check_failed`` finding when kcli fails or disagrees with libvirt)
     :param incremental: read from the sources' watermarks (the caller stores the new ones with
         ``incremental.commit()`` once the findings are recorded)
+    :param early_read: the read :func:`begin_lineage_read` began (its workers forked before the
+        caller did anything else, such as checking the runs file); None: the scan decides
     :raises RunsSourceError: when the runs cannot be read (nothing can be checked without them)
     """
     with _no_cyclic_gc():
@@ -171,7 +174,20 @@ def run_scan(
             max_logs,
             incremental,
             kcli,
+            early_read,
         )
+
+
+def begin_lineage_read(
+    source: LineageSource | None, since: datetime | None, incremental: IncrementalScan | None
+) -> Any:
+    """Fork the lineage workers now, when :func:`run_scan` would fork them before reading the runs
+    anyway (several workers, no window start, not incremental): the caller's own work before the scan
+    (the CLI's check of the runs file) then runs beside them. None otherwise. Call this before any
+    thread starts; pass the result as ``early_read``, or ``cancel()`` it when the scan does not run."""
+    if since is not None or incremental is not None or getattr(source, "workers", 1) <= 1:
+        return None
+    return _start_early(source)
 
 
 def _run_scan(
@@ -185,6 +201,7 @@ def _run_scan(
     max_logs: int,
     incremental: IncrementalScan | None,
     kcli: KcliCheck | None = None,
+    early_read: Any = None,
 ) -> ScanResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -195,8 +212,7 @@ def _run_scan(
 
     if incremental is not None:
         since = incremental.runs_since(runs_source, since)
-    # no window: the workers read while the runs are read
-    early = _start_early(lineage_source) if forks and since is None and incremental is None else None
+    early = early_read or _early(lineage_source, forks, since, incremental)
     mark = time.perf_counter()
     runs = _fetch_runs(runs_source, since, until, early)
     timings["runs"] = time.perf_counter() - mark
@@ -280,6 +296,13 @@ def _resumes(incremental: IncrementalScan | None, source: LineageSource | None) 
     if incremental is None or source is None:
         return False
     return bool(incremental.has_checkpoints(getattr(source, "watermark_key", None)))
+
+
+def _early(
+    source: LineageSource | None, forks: bool, since: datetime | None, incremental: IncrementalScan | None
+) -> Any:
+    """Without a window start, the workers read while the runs are read (None: they fork later)."""
+    return _start_early(source) if forks and since is None and incremental is None else None
 
 
 def _start_early(source: LineageSource | None) -> Any:
