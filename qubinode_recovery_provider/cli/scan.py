@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     :param args: the parsed arguments.
     """
     from qubinode_recovery_provider.shadow import lineage_source_from
-    from qubinode_recovery_provider.shadow.scan import begin_lineage_read
+    from qubinode_recovery_provider.shadow.scan import begin_lineage_read, no_cyclic_gc
 
     since, until = _window(args)
     stateful = args.incremental or args.full
@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
     # a full scan's lineage workers read while the runs file is checked (forked before any thread)
     early = begin_lineage_read(lineage, since, None) if not stateful else None
     try:
-        return _scan(args, since, until, stateful, lineage, early)
+        with no_cyclic_gc():  # (the check of the runs file too: tens of MB of decoded JSON)
+            return _scan(args, since, until, stateful, lineage, early)
     finally:
         if early is not None:
             early.cancel()  # (nothing left to stop once the scan read it)
