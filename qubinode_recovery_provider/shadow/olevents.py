@@ -207,12 +207,7 @@ def _add_task_event(event: Any, index: LineageIndex) -> bool:
     run_id, task_id = dag_run.run_id, task.task_id
     if dag_id is None or run_id is None or task_id is None:
         return False  # (a parent's job name, the job's name, or held until its DAG-run event)
-    if ti is not None:
-        map_index, try_number = ti.map_index, ti.try_number
-        map_index = map_index if type(map_index) is int else as_int(map_index, -1)
-        try_number = try_number if type(try_number) is int else as_int(try_number, 0)
-    else:
-        map_index, try_number = -1, 0
+    map_index, try_number = _map_and_try(ti)
     conf, outputs = dag_run.conf, event.outputs
     # every field first, as for a record: the index is touched only once nothing can raise
     declared = _outputs(outputs, task_id) if outputs else ()
@@ -321,12 +316,7 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
     task_id = task.task_id if task is not None else None
     if task_id is None:
         task_id = _task_from_job_name(job.name, dag_id)
-    if ti is not None:
-        map_index, try_number = ti.map_index, ti.try_number
-        map_index = map_index if type(map_index) is int else as_int(map_index, -1)
-        try_number = try_number if type(try_number) is int else as_int(try_number, 0)
-    else:
-        map_index, try_number = -1, 0
+    map_index, try_number = _map_and_try(ti)
     conf = dag_run.conf if dag_run is not None else None
     outputs = event.outputs
     # (positional: a record is built per event; the order of LineageRecord's fields)
@@ -349,6 +339,15 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
         parent.run.runId if parent is not None and parent.run is not None else None,
         _source_code(job),
     )
+
+
+def _map_and_try(ti: Any) -> tuple[int, int]:
+    """The ``taskInstance`` facet's map index (-1: not mapped) and try number (0: unknown)."""
+    if ti is None:
+        return -1, 0
+    map_index, try_number = ti.map_index, ti.try_number
+    map_index = map_index if type(map_index) is int else as_int(map_index, -1)
+    return map_index, try_number if type(try_number) is int else as_int(try_number, 0)
 
 
 def _source_code(job: Any) -> str | None:
