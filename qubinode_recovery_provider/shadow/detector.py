@@ -41,7 +41,7 @@ from qubinode_recovery_provider.shadow.domains import (
     DomainURIError,
     declarations_from_params,
 )
-from qubinode_recovery_provider.shadow.inference import RunInference, infer_run
+from qubinode_recovery_provider.shadow.inference import RunInference, infer_run, prepare_runs
 from qubinode_recovery_provider.shadow.records import (
     FAILED_TASK_STATES,
     NEGATIVE_STATES,
@@ -137,6 +137,13 @@ class ShadowErrorDetector:
         self.default_host = default_host
         self.explain = frozenset(explain)
         self._ignored_cache: dict[str | None, bool] = {}
+
+    def prepare(self, runs: Sequence[RunRecord]) -> None:
+        """Work :meth:`detect` would do first, done ahead (the scan calls this while it waits for its
+        lineage workers): the command texts of the runs' tasks parsed for the inference. Optional; the
+        findings are the same either way."""
+        if self.infer:
+            prepare_runs(runs)
 
     def detect(
         self,

@@ -13,6 +13,7 @@ its params or a run's conf).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from qubinode_recovery_provider.shadow.contracts import (
     infer_task,
     last_actions,
     mentions_vm_tool,
+    prepare_text,
 )
 from qubinode_recovery_provider.shadow.domains import DomainURIError, check_host
 from qubinode_recovery_provider.shadow.records import SUCCESS, DeclaredDomain
@@ -113,6 +115,29 @@ def infer_run(
         cache[key] = cached
     # a copy of the lists: the caller adds notes
     return RunInference(list(cached.declared), list(cached.tasks), list(cached.notes))
+
+
+def prepare_runs(runs: Iterable[RunRecord], limit: int = 4096) -> int:
+    """Parse the distinct command texts of the runs' successful tasks (their rendered fields) into the
+    inference's caches ahead of :func:`infer_run`, which then finds them parsed (same results); at most
+    ``limit`` texts (the caches' size). Returns how many texts were parsed."""
+    seen: set[tuple[str, str | None]] = set()
+    for run in runs:
+        if opted_out(run):
+            continue
+        for task in run.tasks or ():
+            if task.state != SUCCESS or not task.rendered:
+                continue
+            texts, context = _rendered_texts(task)
+            for text in texts.values():
+                key = (text, context.get("remote_host"))
+                if key in seen:
+                    continue
+                if len(seen) >= limit:
+                    return len(seen)
+                seen.add(key)
+                prepare_text(*key)
+    return len(seen)
 
 
 def _infer(

@@ -35,7 +35,7 @@ import marshal
 import os
 import pickle
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -209,6 +209,7 @@ class PendingRead:
         if source._resume is not None:
             self._plan_resume(source._resume)
         self.forked: dict[Path, _Forked] = {}
+        self._idle: Callable[[], None] | None = None
         if source.workers > 1 and fork:
             for path in self.files:
                 size = _size(path)
@@ -263,7 +264,13 @@ class PendingRead:
             forked.cancel()
         self.forked.clear()
 
-    def result(self) -> LineageIndex:
+    def result(self, idle: Callable[[], None] | None = None) -> LineageIndex:
+        """Read the rest here, collect the workers' partial indexes and merge.
+
+        :param idle: work the caller needs later, run once this process has read its own range of a
+            file its workers share and before it waits for their results (never without workers)
+        """
+        self._idle = idle
         index, report = self.index, self.index.report
         if not self.all_files:
             report.available = False
@@ -286,7 +293,8 @@ class PendingRead:
             _merge_chunks(path, [chunk], index)
             return
         if path in self.forked:
-            _merge_chunks(path, self.forked.pop(path).finish(), index)
+            idle, self._idle = self._idle, None  # (once)
+            _merge_chunks(path, self.forked.pop(path).finish(idle), index)
             return
         if path.suffix == ".json" and _size(path) <= _DOCUMENT_LIMIT:
             self.source._read_document(path, index)
@@ -388,10 +396,12 @@ class _Forked:
             _FORK_WANTED = None
         return cls(path, ranges, wanted, children)
 
-    def finish(self) -> list[_Chunk]:
-        """Read the parent's ranges, then collect the children's, in file order."""
+    def finish(self, idle: Callable[[], None] | None = None) -> list[_Chunk]:
+        """Read the parent's ranges, run ``idle``, then collect the children's, in file order."""
         done = len(self.children)
         own = [_read_range(str(self.path), begin, end, self.wanted) for begin, end in self.ranges[done:]]
+        if idle is not None:
+            idle()
         chunks: list[_Chunk] = []
         for process, receive in self.children:
             try:

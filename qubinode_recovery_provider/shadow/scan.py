@@ -8,10 +8,11 @@ the scan window are kept in memory.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import re
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -213,6 +214,7 @@ def _run_scan(
 ) -> ScanResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    detector = detector or ShadowErrorDetector()
     forks = getattr(lineage_source, "workers", 1) > 1 and not _resumes(incremental, lineage_source)
     listing = InventoryListing(targets)
     if not forks:  # list the hosts while the runs are read (no fork may follow a thread)
@@ -232,12 +234,14 @@ def _run_scan(
     if lineage_source is not None:
         mark = time.perf_counter()
         wanted = {r.key for r in runs}
-        lineage = _read_lineage(lineage_source, wanted, since, listing if forks else None, early, forks)
+        # (while this process waits for its lineage workers, the detector parses the runs' commands)
+        idle = functools.partial(detector.prepare, runs)
+        lineage = _read_lineage(lineage_source, wanted, since, listing if forks else None, early, forks, idle)
         timings["lineage"] = time.perf_counter() - mark
         if incremental is not None:
             incremental.stage_lineage(lineage_source)
 
-    if max_logs > 0 and (detector is None or detector.infer):
+    if max_logs > 0 and detector.infer:
         mark = time.perf_counter()
         stats_logs = attach_logs(runs_source, runs, lineage, max_logs)
         timings["logs"] = time.perf_counter() - mark
@@ -249,7 +253,7 @@ def _run_scan(
     timings["inventory_wait"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    report = (detector or ShadowErrorDetector()).detect(runs, lineage, listed)
+    report = detector.detect(runs, lineage, listed)
     timings["detect"] = time.perf_counter() - mark
     if kcli is not None:
         mark = time.perf_counter()
@@ -326,17 +330,19 @@ def _read_lineage(
     listing: InventoryListing | None,
     early: Any = None,
     forks: bool = True,
+    idle: Callable[[], None] | None = None,
 ) -> LineageIndex:
     """Read the lineage of the ``wanted`` runs; start ``listing`` once the source's workers are forked.
 
     :param early: the read :func:`_start_early` began before the runs were known
     :param forks: whether the source may fork workers (not once the listing threads run)
+    :param idle: work to run while this process waits for the source's workers, if it has any
     """
     if early is not None:
         early.narrow(wanted)
         if listing is not None:
             listing.start()
-        found: LineageIndex = early.result()
+        found: LineageIndex = early.result(idle)
         return found
     start = getattr(source, "start", None)
     if start is None:
@@ -345,7 +351,7 @@ def _read_lineage(
     # (its workers, if any, are forked before the listing threads start)
     if listing is not None:
         listing.start()
-    result: LineageIndex = pending.result()
+    result: LineageIndex = pending.result(idle)
     return result
 
 

@@ -331,6 +331,15 @@ def _spy_on_workers(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> list[A
         calls.append("cancel" if self.forked else "nothing to cancel")
         real_cancel(self)
 
+    from qubinode_recovery_provider.shadow.detector import ShadowErrorDetector
+
+    real_prepare = ShadowErrorDetector.prepare
+
+    def prepare(self: Any, runs: Any) -> None:
+        calls.append("prepare")
+        real_prepare(self, runs)
+
+    monkeypatch.setattr(ShadowErrorDetector, "prepare", prepare)
     monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
     monkeypatch.setattr(lf._Forked, "start", start)
     monkeypatch.setattr(lf.PendingRead, "cancel", cancel)
@@ -345,12 +354,13 @@ def test_a_full_scan_forks_its_lineage_workers_before_checking_the_runs_file(
     processes = _spy_on_workers(monkeypatch, calls)
     argv = ["--runs-file", str(runs_file), "--lineage-file", str(REAL_EVENTS), "--json"]
     code, out, _ = scan(capsys, *argv, "--lineage-workers", "3")
-    assert calls == ["fork", "check", "nothing to cancel"]  # (the scan read what they sent)
+    # the detector's preparation while the scan waits for the workers; nothing left to cancel after
+    assert calls == ["fork", "check", "prepare", "nothing to cancel"]
     assert len(processes) == 2
     assert not any(p.is_alive() for p in processes)
     calls.clear()
     one_code, one_out, _ = scan(capsys, *argv, "--lineage-workers", "1")
-    assert calls == ["check"]
+    assert calls == ["check"]  # no workers: nothing to wait for, detection parses as it goes
     assert (one_code, _findings(one_out)) == (code, _findings(out))  # the same findings
 
 
