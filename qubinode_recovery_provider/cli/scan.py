@@ -158,16 +158,39 @@ def run(args: argparse.Namespace) -> int:
 
     :param args: the parsed arguments.
     """
-    from qubinode_recovery_provider.shadow import (
-        RunsSourceError,
-        ShadowErrorDetector,
-        lineage_source_from,
-        run_scan,
-    )
-    from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
+    from qubinode_recovery_provider.shadow import lineage_source_from
+    from qubinode_recovery_provider.shadow.scan import begin_lineage_read, no_cyclic_gc
 
     since, until = _window(args)
     stateful = args.incremental or args.full
+    lineage = lineage_source_from(
+        args.lineage_file,
+        args.marquez_url,
+        args.marquez_namespace or None,
+        timeout=args.http_timeout,
+        workers=args.lineage_workers,
+    )
+    # a full scan's lineage workers read while the runs file is checked (forked before any thread)
+    early = begin_lineage_read(lineage, since, None) if not stateful else None
+    try:
+        with no_cyclic_gc():  # (the check of the runs file too: tens of MB of decoded JSON)
+            return _scan(args, since, until, stateful, lineage, early)
+    finally:
+        if early is not None:
+            early.cancel()  # (nothing left to stop once the scan read it)
+
+
+def _scan(
+    args: argparse.Namespace,
+    since: datetime | None,
+    until: datetime | None,
+    stateful: bool,
+    lineage: Any,
+    early: Any,
+) -> int:
+    from qubinode_recovery_provider.shadow import RunsSourceError, ShadowErrorDetector, run_scan
+    from qubinode_recovery_provider.shadow.watermarks import IncrementalScan
+
     with contextlib.ExitStack() as stack:
         runs_source = _runs_source(args, stack)
         ledger = _ledger_to_record_in(args.ledger) if args.record or stateful else None
@@ -176,13 +199,6 @@ def run(args: argparse.Namespace) -> int:
         incremental = IncrementalScan(ledger, full=args.full) if stateful and ledger is not None else None
         if args.marquez_url:
             _http_url(args.marquez_url, "--marquez-url")
-        lineage = lineage_source_from(
-            args.lineage_file,
-            args.marquez_url,
-            args.marquez_namespace or None,
-            timeout=args.http_timeout,
-            workers=args.lineage_workers,
-        )
         kcli = _kcli_check(args)
         targets = _targets(args)
         detector = ShadowErrorDetector(
@@ -198,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
                 detector=detector,
                 incremental=incremental,
                 kcli=kcli,
+                early_read=early,
             )
         except RunsSourceError as exc:
             raise UsageError(str(exc)) from None

@@ -159,6 +159,17 @@ def infer_task(
     return result
 
 
+def prepare_text(text: str, remote_host: str | None = None) -> None:
+    """Parse a command text into the caches :func:`infer_task` reads it from (the same results, only
+    earlier: the scan does this while it waits for its lineage workers). Playbooks and commands that
+    read a file are left to :func:`infer_task`."""
+    if not mentions_vm_tool(text) or _looks_like_playbook(text):
+        return
+    for command, _ in _commands(text, remote_host):
+        if not _reads_files(command):
+            _pure_contracts(command)
+
+
 def _merge_log(result: TaskInference, from_log: list[Contract]) -> None:
     """Log lines confirm a command's contract (higher confidence) or add one the commands did not name."""
     by_name = {(c.name, c.action in NEGATIVE_ACTIONS): c for c in result.contracts}

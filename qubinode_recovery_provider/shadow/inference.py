@@ -13,6 +13,7 @@ its params or a run's conf).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from qubinode_recovery_provider.shadow.contracts import (
     infer_task,
     last_actions,
     mentions_vm_tool,
+    prepare_text,
 )
 from qubinode_recovery_provider.shadow.domains import DomainURIError, check_host
 from qubinode_recovery_provider.shadow.records import SUCCESS, DeclaredDomain
@@ -115,6 +117,29 @@ def infer_run(
     return RunInference(list(cached.declared), list(cached.tasks), list(cached.notes))
 
 
+def prepare_runs(runs: Iterable[RunRecord], limit: int = 4096) -> int:
+    """Parse the distinct command texts of the runs' successful tasks (their rendered fields) into the
+    inference's caches ahead of :func:`infer_run`, which then finds them parsed (same results); at most
+    ``limit`` texts (the caches' size). Returns how many texts were parsed."""
+    seen: set[tuple[str, str | None]] = set()
+    for run in runs:
+        if opted_out(run):
+            continue
+        for task in run.tasks or ():
+            if task.state != SUCCESS or not task.rendered:
+                continue
+            texts, context = _rendered_texts(task)
+            for text in texts.values():
+                key = (text, context.get("remote_host"))
+                if key in seen:
+                    continue
+                if len(seen) >= limit:
+                    return len(seen)
+                seen.add(key)
+                prepare_text(*key)
+    return len(seen)
+
+
 def _infer(
     tasks: list[tuple[str, dict[str, str], str | None, dict[str, str]]], default_host: str
 ) -> RunInference:
@@ -160,17 +185,25 @@ def _task_texts(
     """``(task_id, {origin: text}, log, context)`` of each successful task that names a VM tool."""
     found: dict[tuple[str, int], tuple[str, dict[str, str], str | None, dict[str, str]]] = {}
     order: dict[tuple[str, int], str] = {}
+    # successful tasks with nothing of their own to read: an entry only if their lineage has a text
+    plain: dict[tuple[str, int], TaskRecord] = {}
     for task in run.tasks or ():
         if task.state != SUCCESS:
             continue
-        texts, context = _rendered_texts(task)
-        found[(task.task_id, task.map_index)] = (task.task_id, texts, task.log, context)
-        order[(task.task_id, task.map_index)] = task.end_date or ""
+        key = (task.task_id, task.map_index)
+        if task.rendered or task.log is not None:
+            texts, context = _rendered_texts(task)
+            found[key] = (task.task_id, texts, task.log, context)
+            order[key] = task.end_date or ""
+            plain.pop(key, None)
+        else:  # (the later of two tasks with one key wins, as for the others)
+            plain[key] = task
+            found.pop(key, None)
     if lineage is not None:
         for key, seen in lineage.tasks.items():
             if not seen.source_code:
                 continue
-            entry = found.get(key) or found.get((key[0], -1))
+            entry = _entry(key, found, plain, order) or _entry((key[0], -1), found, plain, order)
             if entry is None:
                 if run.tasks is not None or seen.terminal_type != "COMPLETE":
                     continue  # not a successful task
@@ -179,6 +212,22 @@ def _task_texts(
             entry[1]["OpenLineage sourceCode"] = seen.source_code
     keys = sorted((k for k, v in found.items() if v[1] or v[2]), key=lambda k: (order.get(k, ""), k))
     return [found[k] for k in keys]
+
+
+def _entry(
+    key: tuple[str, int],
+    found: dict[tuple[str, int], tuple[str, dict[str, str], str | None, dict[str, str]]],
+    plain: dict[tuple[str, int], TaskRecord],
+    order: dict[tuple[str, int], str],
+) -> tuple[str, dict[str, str], str | None, dict[str, str]] | None:
+    """The entry of the successful task ``key``, made now for a task with no text of its own."""
+    entry = found.get(key)
+    if entry is None:
+        task = plain.pop(key, None)
+        if task is not None:
+            entry = found[key] = (task.task_id, {}, None, {})
+            order[key] = task.end_date or ""
+    return entry
 
 
 def _rendered_texts(task: TaskRecord) -> tuple[dict[str, str], dict[str, str]]:

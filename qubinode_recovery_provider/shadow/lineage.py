@@ -62,13 +62,13 @@ class TaskLineage:
     events: int = 0
     source_code: str | None = None  # the sourceCode facet, when it names a VM tool
 
-    def take_terminal(self, record: LineageRecord) -> None:
+    def take_terminal(self, try_number: int, event_time: str, event_type: str, error: str | None) -> None:
         """Keep the latest terminal event (highest try, then latest time)."""
-        candidate = (record.try_number, record.event_time, record.event_type)
-        if self.terminal is None or candidate[:2] >= self.terminal[:2]:
-            self.terminal = candidate
-            if record.event_type != "COMPLETE" and record.error:
-                self.error = record.error
+        terminal = self.terminal
+        if terminal is None or (try_number, event_time) >= terminal[:2]:
+            self.terminal = (try_number, event_time, event_type)
+            if event_type != "COMPLETE" and error:
+                self.error = error
 
     @property
     def terminal_type(self) -> str | None:
@@ -113,25 +113,54 @@ class RunLineage:
     events: int = 0
 
     def add(self, record: LineageRecord) -> None:
-        self.events += 1
-        if record.conf_declared and not self.conf_declared:
-            self.conf_declared = record.conf_declared
         if record.kind == "dag":
+            self.events += 1
+            if record.conf_declared and not self.conf_declared:
+                self.conf_declared = record.conf_declared
             self._add_dag(record)
             return
-        key = (record.task_id or "", record.map_index)
+        self.add_task_event(
+            record.task_id or "",
+            record.map_index,
+            record.event_type,
+            record.try_number,
+            record.event_time,
+            record.outputs,
+            record.error,
+            record.source_code,
+            record.conf_declared,
+        )
+
+    def add_task_event(
+        self,
+        task_id: str,
+        map_index: int,
+        event_type: str,
+        try_number: int,
+        event_time: str,
+        outputs: tuple[DeclaredDomain, ...],
+        error: str | None,
+        source_code: str | None,
+        conf_declared: tuple[DeclaredDomain, ...],
+    ) -> None:
+        """One task event: what :meth:`add` does with a task record, from its fields (the file reader
+        calls this straight from the decoded event, without building the record)."""
+        self.events += 1
+        if conf_declared and not self.conf_declared:
+            self.conf_declared = conf_declared
+        key = (task_id, map_index)
         task = self.tasks.get(key)
         if task is None:
             task = self.tasks[key] = TaskLineage()
         task.events += 1
-        task.types.add(record.event_type)
-        if record.source_code is not None:
-            task.source_code = record.source_code
-        if record.outputs:
-            for declared in record.outputs:
+        task.types.add(event_type)
+        if source_code is not None:
+            task.source_code = source_code
+        if outputs:
+            for declared in outputs:
                 task.outputs.setdefault(declared.uri, declared)
-        if record.event_type in TERMINAL_TYPES:
-            task.take_terminal(record)
+        if event_type in TERMINAL_TYPES:
+            task.take_terminal(try_number, event_time, event_type, error)
 
     def _add_dag(self, record: LineageRecord) -> None:
         self.dag_types.add(record.event_type)
@@ -239,6 +268,19 @@ class LineageIndex:
         if run is None:
             run = self.runs[key] = RunLineage()
         run.add(record)
+
+    def task_run(self, dag_id: str, run_id: str) -> RunLineage | None:
+        """The run a task event with both ids goes to, counted as :meth:`add` counts a record; None when
+        the run is outside the scan (counted too). Then :meth:`RunLineage.add_task_event`."""
+        self.report.items += 1
+        key = (dag_id, run_id)
+        if self.wanted is not None and key not in self.wanted:
+            self.other_runs += 1
+            return None
+        run = self.runs.get(key)
+        if run is None:
+            run = self.runs[key] = RunLineage()
+        return run
 
     def add_all(self, records: Iterable[LineageRecord]) -> None:
         for record in records:

@@ -32,7 +32,7 @@ from qubinode_recovery_provider.shadow.domains import (
     declared_from_state,
 )
 from qubinode_recovery_provider.shadow.jsonview import View, as_int, as_str, is_raw, mapping, msgspec
-from qubinode_recovery_provider.shadow.lineage import LineageRecord
+from qubinode_recovery_provider.shadow.lineage import LineageIndex, LineageRecord
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.shadow.records import DeclaredDomain
@@ -157,6 +157,81 @@ def decode_event(line: bytes | str) -> LineageRecord | None:
             pass  # valid JSON of unexpected types: read it the slow, tolerant way
         except msgspec.DecodeError as exc:
             raise EventError(_short(str(exc))) from None
+        except RecursionError:  # (msgspec counts the levels of skipped fields too)
+            raise EventError("JSON nested too deeply") from None
+    return _decode_tolerant(line)
+
+
+def add_event(line: bytes | str, index: LineageIndex) -> None:
+    """:func:`decode_event`, then :meth:`LineageIndex.add` of its record, in one step: an Airflow task
+    event of the usual shape goes from the typed struct straight to its task in the index, without
+    the intermediate :class:`LineageRecord` (same counts, same index; the file reader's per-line path).
+    Raises :class:`EventError` as :func:`decode_event` does, before the index is touched."""
+    if _DECODER is not None:
+        try:
+            event = _DECODER.decode(line)
+        except msgspec.ValidationError:
+            record = _decode_tolerant(line)
+        except msgspec.DecodeError as exc:
+            raise EventError(_short(str(exc))) from None
+        except RecursionError:
+            raise EventError("JSON nested too deeply") from None
+        else:
+            if _add_task_event(event, index):
+                return
+            record = extract(event)
+    else:  # pragma: no cover
+        record = _decode_tolerant(line)
+    if record is not None:
+        index.add(record)
+
+
+def _add_task_event(event: Any, index: LineageIndex) -> bool:
+    """Take a typed task event (job type ``TASK``, the ``airflow`` run facet naming the DAG, the run
+    and the task) into ``index`` as :func:`_task_record` and :meth:`LineageIndex.add` would; False,
+    untouched, for any other event (the caller takes the general path)."""
+    event_type, run, job = event.eventType, event.run, event.job
+    if not event_type or run is None or job is None:
+        return False
+    facets, job_facets = run.facets, job.facets
+    if facets is None or job_facets is None:
+        return False
+    job_type = job_facets.jobType
+    airflow = facets.airflow
+    if job_type is None or job_type.jobType != "TASK" or airflow is None:
+        return False
+    dag, dag_run, task, ti = airflow.dag, airflow.dagRun, airflow.task, airflow.taskInstance
+    if dag_run is None or task is None:
+        return False
+    dag_id = (dag.dag_id if dag is not None else None) or dag_run.dag_id
+    run_id, task_id = dag_run.run_id, task.task_id
+    if dag_id is None or run_id is None or task_id is None:
+        return False  # (a parent's job name, the job's name, or held until its DAG-run event)
+    map_index, try_number = _map_and_try(ti)
+    conf, outputs = dag_run.conf, event.outputs
+    # every field first, as for a record: the index is touched only once nothing can raise
+    declared = _outputs(outputs, task_id) if outputs else ()
+    error = _error(facets) if facets.errorMessage is not None else None
+    source_code = _source_code(job)
+    conf_declared = _conf_declared(conf) if conf else ()
+    target = index.task_run(dag_id, run_id)
+    if target is not None:
+        target.add_task_event(
+            task_id,
+            map_index,
+            event_type,  # (a str: typed)
+            try_number,
+            event.eventTime or "",
+            declared,
+            error,
+            source_code,
+            conf_declared,
+        )
+    return True
+
+
+def _decode_tolerant(line: bytes | str) -> LineageRecord | None:
+    """The standard library's reading of an event the typed decoder did not take."""
     try:
         data = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -241,12 +316,7 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
     task_id = task.task_id if task is not None else None
     if task_id is None:
         task_id = _task_from_job_name(job.name, dag_id)
-    if ti is not None:
-        map_index, try_number = ti.map_index, ti.try_number
-        map_index = map_index if type(map_index) is int else as_int(map_index, -1)
-        try_number = try_number if type(try_number) is int else as_int(try_number, 0)
-    else:
-        map_index, try_number = -1, 0
+    map_index, try_number = _map_and_try(ti)
     conf = dag_run.conf if dag_run is not None else None
     outputs = event.outputs
     # (positional: a record is built per event; the order of LineageRecord's fields)
@@ -269,6 +339,15 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
         parent.run.runId if parent is not None and parent.run is not None else None,
         _source_code(job),
     )
+
+
+def _map_and_try(ti: Any) -> tuple[int, int]:
+    """The ``taskInstance`` facet's map index (-1: not mapped) and try number (0: unknown)."""
+    if ti is None:
+        return -1, 0
+    map_index, try_number = ti.map_index, ti.try_number
+    map_index = map_index if type(map_index) is int else as_int(map_index, -1)
+    return map_index, try_number if type(try_number) is int else as_int(try_number, 0)
 
 
 def _source_code(job: Any) -> str | None:

@@ -305,3 +305,81 @@ def test_wrong_credentials_are_one_line_without_the_password(capsys: pytest.Capt
     assert err.strip().endswith(f"Airflow API at {served.url}: login failed: HTTP 401: Invalid credentials")
     assert "wrong-pass-9" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def _spy_on_workers(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> list[Any]:
+    """Record the lineage workers forked (their processes) and when, among ``calls``."""
+    from qubinode_recovery_provider.cli import scan as cli_scan
+    from qubinode_recovery_provider.shadow import lineage_file as lf
+
+    processes: list[Any] = []
+    real_start, real_check = lf._Forked.start, cli_scan.check_runs_file
+
+    def start(*args: Any, **kwargs: Any) -> Any:
+        calls.append("fork")
+        forked = real_start(*args, **kwargs)
+        processes.extend(process for process, _ in forked.children)
+        return forked
+
+    def check(name: str) -> Any:
+        calls.append("check")
+        return real_check(name)
+
+    real_cancel = lf.PendingRead.cancel
+
+    def cancel(self: Any) -> None:
+        calls.append("cancel" if self.forked else "nothing to cancel")
+        real_cancel(self)
+
+    from qubinode_recovery_provider.shadow.detector import ShadowErrorDetector
+
+    real_prepare = ShadowErrorDetector.prepare
+
+    def prepare(self: Any, runs: Any) -> None:
+        calls.append("prepare")
+        real_prepare(self, runs)
+
+    monkeypatch.setattr(ShadowErrorDetector, "prepare", prepare)
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(lf._Forked, "start", start)
+    monkeypatch.setattr(lf.PendingRead, "cancel", cancel)
+    monkeypatch.setattr(cli_scan, "check_runs_file", check)
+    return processes
+
+
+def test_a_full_scan_forks_its_lineage_workers_before_checking_the_runs_file(
+    capsys: pytest.CaptureFixture[str], runs_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    processes = _spy_on_workers(monkeypatch, calls)
+    argv = ["--runs-file", str(runs_file), "--lineage-file", str(REAL_EVENTS), "--json"]
+    code, out, _ = scan(capsys, *argv, "--lineage-workers", "3")
+    # the detector's preparation while the scan waits for the workers; nothing left to cancel after
+    assert calls == ["fork", "check", "prepare", "nothing to cancel"]
+    assert len(processes) == 2
+    assert not any(p.is_alive() for p in processes)
+    calls.clear()
+    one_code, one_out, _ = scan(capsys, *argv, "--lineage-workers", "1")
+    assert calls == ["check"]  # no workers: nothing to wait for, detection parses as it goes
+    assert (one_code, _findings(one_out)) == (code, _findings(out))  # the same findings
+
+
+def _findings(out: str) -> list[dict[str, Any]]:
+    return [{k: v for k, v in json.loads(line).items() if k != "detected_at"} for line in out.splitlines()]
+
+
+def test_a_bad_runs_file_stops_the_workers_forked_before_its_check(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    processes = _spy_on_workers(monkeypatch, calls)
+    bad = tmp_path / "runs.json"
+    bad.write_text('{"dag_runs": [')
+    code, _, err = scan(
+        capsys, "--runs-file", str(bad), "--lineage-file", str(REAL_EVENTS), "--lineage-workers", "3"
+    )
+    assert code == 2
+    assert "runs file" in err
+    assert calls == ["fork", "check", "cancel"]
+    assert len(processes) == 2
+    assert not any(p.is_alive() for p in processes)  # terminated and joined

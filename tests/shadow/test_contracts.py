@@ -385,3 +385,64 @@ def test_runs_reading_the_same_commands_share_one_inference_but_not_its_notes(tm
     assert [d.name for d in before.declared] == ["vm1"]
     assert [d.name for d in after.declared] == ["vm2"]
     assert len(cache) == 1
+
+
+def test_tasks_with_no_text_of_their_own_take_their_lineage_source_code() -> None:
+    """Successful tasks without rendered fields or a log get an entry only when their lineage carries a
+    ``sourceCode`` naming a VM tool (by their key, else the unmapped key); the later of two task
+    instances with one key wins; failed tasks never count."""
+    from qubinode_recovery_provider.shadow.inference import _task_texts
+    from qubinode_recovery_provider.shadow.lineage import RunLineage, TaskLineage
+
+    run = RunRecord(
+        "d",
+        "r",
+        "success",
+        tasks=[
+            TaskRecord("a", state="success", end_date="2026-01-01T00:03:00Z"),
+            TaskRecord("m", map_index=2, state="success", end_date="2026-01-01T00:01:00Z"),
+            TaskRecord("b", state="success", rendered={"bash_command": "kcli create vm b1 -i x"}),
+            TaskRecord("b", state="success", end_date="2026-01-01T00:04:00Z"),
+            TaskRecord("c", state="failed", end_date="2026-01-01T00:00:00Z"),
+            TaskRecord("u", state="success", end_date="2026-01-01T00:05:00Z"),
+        ],
+    )
+    lineage = RunLineage()
+    for key in [("a", -1), ("m", 2), ("m", 5), ("c", -1), ("u", 3)]:
+        lineage.tasks[key] = TaskLineage(source_code=f"kcli create vm {key[0]}{key[1]} -i x")
+    lineage.tasks[("b", -1)] = TaskLineage()
+    code = "OpenLineage sourceCode"
+    assert _task_texts(run, lineage) == [
+        ("m", {code: "kcli create vm m2 -i x"}, None, {}),
+        ("a", {code: "kcli create vm a-1 -i x"}, None, {}),
+        ("u", {code: "kcli create vm u3 -i x"}, None, {}),
+    ]
+    assert _task_texts(run, None) == []
+
+
+def test_prepared_commands_give_the_same_inference_from_the_caches() -> None:
+    """``prepare_runs`` parses each distinct rendered text once, ahead of ``infer_run``, which then reads
+    it from the caches: same contracts; opted-out runs, failed tasks and texts past the limit are left."""
+    from qubinode_recovery_provider.shadow import contracts
+    from qubinode_recovery_provider.shadow.inference import OPT_OUT_TAG, prepare_runs
+
+    def run(run_id: str, command: str, state: str = "success", tags: tuple[str, ...] = ()) -> RunRecord:
+        task = TaskRecord("make", state=state, rendered={"bash_command": command, "remote_host": "kvm7"})
+        return RunRecord("d", run_id, "success", tasks=[task], dag_tags=tags)
+
+    runs = [
+        run("r1", "kcli create vm prep-a1 -i x"),
+        run("r2", "kcli create vm prep-a1 -i x"),  # the same text: parsed once
+        run("r3", "kcli create vm prep-b1 -i x && kcli delete vm -y prep-b1"),
+        run("r4", "kcli create vm prep-c1 -i x", state="failed"),
+        run("r5", "kcli create vm prep-d1 -i x", tags=(OPT_OUT_TAG,)),
+    ]
+    expected = [infer_run(r, None, "lab").declared for r in runs]
+    contracts._commands.cache_clear()
+    assert prepare_runs(runs) == 2
+    assert contracts._commands.cache_info().currsize == 2
+    assert prepare_runs(runs[2:], limit=0) == 0
+    before = contracts._commands.cache_info().hits
+    assert [infer_run(r, None, "lab").declared for r in runs] == expected
+    assert contracts._commands.cache_info().hits - before == 3  # r1, r2, r3 read from the cache
+    assert {d.host for d in expected[0]} == {"kvm7"}

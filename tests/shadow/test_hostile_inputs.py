@@ -17,6 +17,12 @@ def test_a_lineage_event_nested_too_deeply_is_an_event_error() -> None:
         decode_event('{"eventType": "FAIL", "run": ' + DEEP + "}")
 
 
+def test_a_lineage_event_nested_too_deeply_in_a_skipped_field_is_an_event_error() -> None:
+    """The typed decoder counts the levels of the fields it skips too: a malformed line, not an abort."""
+    with pytest.raises(EventError, match="nested too deeply"):
+        decode_event('{"eventType": "FAIL", "unknown": ' + DEEP + "}")
+
+
 def test_a_runs_file_with_a_deep_line_and_odd_items_keeps_the_good_run(tmp_path: Path) -> None:
     good = (
         '{"dag_id": "build_vm", "dag_run_id": "r1", "state": "success", "end_date": "2026-01-01T00:00:00Z"}'

@@ -253,3 +253,34 @@ def test_a_conf_key_written_with_escapes_is_still_read() -> None:
         record = olevents.decode_event(line.encode())
         assert record is not None
         assert [(d.host, d.name) for d in record.conf_declared] == [("lab", "web9")]
+
+
+def test_the_idle_work_runs_once_between_the_own_range_and_the_workers_results(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path / "events.jsonl", real_lines * 4)
+    steps: list[str] = []
+    real_read, real_back = lf._read_range, lf._Chunk.from_bytes
+
+    def read(*args: Any) -> lf._Chunk:
+        steps.append("own range")
+        return real_read(*args)
+
+    def back(data: bytes) -> lf._Chunk:
+        steps.append("worker's result")
+        return real_back(data)
+
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1 << 20)
+    pending = FileLineageSource(path, workers=2).start(None)
+    assert not pending.forked  # too small: no workers, so no idle work
+    pending.result(lambda: steps.append("idle"))
+    assert "idle" not in steps
+
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    pending = FileLineageSource(path, workers=3).start(None)
+    monkeypatch.setattr(lf, "_read_range", read)  # (after the fork: the parent's reads only)
+    monkeypatch.setattr(lf._Chunk, "from_bytes", back)
+    steps.clear()
+    index = pending.result(lambda: steps.append("idle"))
+    assert steps == ["own range", "idle", "worker's result", "worker's result"]
+    assert _summary(index) == _summary(FileLineageSource(path).read(None))
