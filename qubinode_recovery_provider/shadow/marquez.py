@@ -264,7 +264,10 @@ class MarquezLineageSource:
         self.requests += 1
         response = client.get(path, params=params)
         response.raise_for_status()
-        body = response.json()
+        try:
+            body = response.json()
+        except RecursionError:  # the json module's limit on nesting: a bad answer, not a crash
+            raise MarquezError(f"GET {path}: the response is nested too deeply") from None
         if not isinstance(body, dict):
             raise MarquezError(f"GET {path}: expected a JSON object")
         return body

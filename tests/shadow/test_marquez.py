@@ -131,6 +131,20 @@ def test_an_unreachable_marquez_is_a_warning() -> None:
     assert "unusable" in index.report.warnings[0]
 
 
+def test_a_response_nested_too_deeply_is_a_warning_not_a_crash() -> None:
+    import httpx
+
+    hostile = b"[" * 200_000 + b"]" * 200_000
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, content=hostile, headers={"Content-Type": "application/json"})
+    )
+    index = MarquezLineageSource("http://marquez.invalid", transport=transport).read(None)
+    assert not index.report.available
+    assert index.report.warnings == [
+        "marquez: http://marquez.invalid/api/v1 unusable: GET /namespaces: the response is nested too deeply"
+    ]
+
+
 def test_a_broken_run_is_skipped_and_counted(marquez: MarquezServer) -> None:
     next(iter(marquez.runs.values()))["facets"] = {"airflow": "not an object"}
     with serve(marquez.handle) as served:
