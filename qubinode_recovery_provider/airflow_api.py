@@ -45,6 +45,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from qubinode_recovery_provider.jsontext import loads as json_loads
 from qubinode_recovery_provider.redaction import redact, redact_data
 
 if TYPE_CHECKING:
@@ -634,7 +635,7 @@ def _seg(value: str) -> str:
 
 def _json(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return json_loads(response.content)
     except ValueError as exc:
         raise AirflowAPIError(
             f"{response.request.method} {response.request.url.path}: answer is not JSON",

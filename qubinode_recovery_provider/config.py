@@ -16,6 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from qubinode_recovery_provider.jsontext import loads as json_loads
+
 SECTION = "qubinode_recovery"
 
 
@@ -317,7 +319,7 @@ def get_list(option: str) -> list[str]:
 
 def get_json(option: str) -> Any:
     try:
-        return json.loads(get(option) or "null")
+        return json_loads(get(option) or "null")
     except json.JSONDecodeError as exc:
         raise ConfigError(f"[{SECTION}] {option} is not valid JSON: {exc.msg}") from None
 

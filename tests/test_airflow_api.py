@@ -320,6 +320,15 @@ def _runs(count: int) -> list[dict[str, object]]:
     return [{"dag_id": "d", "dag_run_id": f"r{n}", "state": "success"} for n in range(count)]
 
 
+def test_an_answer_nested_too_deeply_is_an_api_error_not_a_crash() -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    with (
+        _paging_client(lambda _: httpx.Response(200, content=deep)) as client,
+        pytest.raises(AirflowAPIError, match="answer is not JSON"),
+    ):
+        list(client.iter_dag_runs(state="success"))
+
+
 def test_dag_runs_follow_the_cursor() -> None:
     seen: list[dict[str, str]] = []
     runs = _runs(5)

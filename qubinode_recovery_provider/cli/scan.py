@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import sys
@@ -33,6 +32,7 @@ from qubinode_recovery_provider.cli.common import (
     window_start,
     workers,
 )
+from qubinode_recovery_provider.jsontext import loads as json_loads
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.airflow_api import APISettings
@@ -489,11 +489,14 @@ def connection_from_env(conn_id: str) -> dict[str, Any] | None:
         return None
     if value.lstrip().startswith("{"):
         try:
-            data = json.loads(value)
+            data = json_loads(value)
         except ValueError:
             raise UsageError(f"AIRFLOW_CONN_{conn_id.upper()} is not valid JSON") from None
         extra = data.get("extra")
-        data["extra"] = json.loads(extra) if isinstance(extra, str) and extra else extra or {}
+        try:
+            data["extra"] = json_loads(extra) if isinstance(extra, str) and extra else extra or {}
+        except ValueError:
+            raise UsageError(f"AIRFLOW_CONN_{conn_id.upper()}: its extra is not valid JSON") from None
         return data
     parts = urllib.parse.urlsplit(value)
     return {

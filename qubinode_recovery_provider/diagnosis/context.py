@@ -9,7 +9,6 @@ lost because the context around it could not be gathered.
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +26,7 @@ from qubinode_recovery_provider.diagnosis.probes.network import check_reachabili
 from qubinode_recovery_provider.diagnosis.probes.podman import collect_podman
 from qubinode_recovery_provider.diagnosis.probes.resources import collect_resources
 from qubinode_recovery_provider.diagnosis.probes.systemd import collect_systemd
+from qubinode_recovery_provider.jsontext import loads as json_loads
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import DiagnosticContext
@@ -114,7 +114,7 @@ class ContextCollector:
             raw = _config_value(config.get_json, "dependency_map", None, self.config_errors)
         elif isinstance(given, str):
             try:
-                raw = json.loads(given) if given.strip() else None
+                raw = json_loads(given) if given.strip() else None
             except ValueError as exc:
                 self.config_errors.append(f"dependency_map is not valid JSON: {exc}")
                 raw = None

@@ -19,6 +19,7 @@ from typing import Any
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.categories import utcnow
 from qubinode_recovery_provider.files import FILE_MODE, private_dir, write_private
+from qubinode_recovery_provider.jsontext import loads as json_loads
 
 PENDING = "pending"
 SENT = "sent"
@@ -70,7 +71,9 @@ class TriggerRecord:
 
     @classmethod
     def from_json(cls, text: str) -> TriggerRecord:
-        data = json.loads(text)
+        data = json_loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a trigger record is a JSON object")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -24,6 +24,7 @@ from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from qubinode_recovery_provider.jsontext import loads as json_loads
 from qubinode_recovery_provider.shadow.domains import FACET_NAME, namespace_host
 from qubinode_recovery_provider.shadow.lineage import LineageIndex, RunKey
 from qubinode_recovery_provider.shadow.olevents import EventError, decode_document
@@ -265,9 +266,9 @@ class MarquezLineageSource:
         response = client.get(path, params=params)
         response.raise_for_status()
         try:
-            body = response.json()
-        except RecursionError:  # the json module's limit on nesting: a bad answer, not a crash
-            raise MarquezError(f"GET {path}: the response is nested too deeply") from None
+            body = json_loads(response.content)
+        except ValueError as exc:
+            raise MarquezError(f"GET {path}: the answer is not JSON ({getattr(exc, 'msg', exc)})") from None
         if not isinstance(body, dict):
             raise MarquezError(f"GET {path}: expected a JSON object")
         return body

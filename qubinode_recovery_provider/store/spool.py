@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qubinode_recovery_provider.files import FILE_MODE, make_private, private_dir
+from qubinode_recovery_provider.jsontext import loads as json_loads
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class SpoolEvent:
         :raises SpoolReject: when the line is not a well-formed event.
         """
         try:
-            record = json.loads(line)
+            record = json_loads(line)
         except json.JSONDecodeError as exc:
             raise SpoolReject(f"not JSON: {exc.msg}") from None
         if not isinstance(record, dict):

@@ -141,7 +141,8 @@ def test_a_response_nested_too_deeply_is_a_warning_not_a_crash() -> None:
     index = MarquezLineageSource("http://marquez.invalid", transport=transport).read(None)
     assert not index.report.available
     assert index.report.warnings == [
-        "marquez: http://marquez.invalid/api/v1 unusable: GET /namespaces: the response is nested too deeply"
+        "marquez: http://marquez.invalid/api/v1 unusable: "
+        "GET /namespaces: the answer is not JSON (nested too deeply)"
     ]
 
 

@@ -127,6 +127,7 @@ def test_corrupted_spool_lines_are_counted_and_kept(tmp_path: Path) -> None:
         "[1, 2]\n",
         bad_payload.to_line(),
         unknown_op.to_line(),
+        '{"id": "deep", "op": "record_failure", "payload": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
     ]
     with path.open("a") as fh:
         fh.writelines(garbage)
@@ -135,13 +136,13 @@ def test_corrupted_spool_lines_are_counted_and_kept(tmp_path: Path) -> None:
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", spool_dir, auto_flush_interval=0)
     assert ledger.flush_spool() == 2
-    assert ledger.last_flush.rejected == 6
+    assert ledger.last_flush.rejected == 7
     assert {i.fingerprint for i in ledger.list_incidents()} == {"fp-good-1", "fp-good-2"}
     rejected = path.with_name(path.name + ".rejected").read_text().splitlines(keepends=True)
-    assert rejected[:5] == garbage
-    assert rejected[5].startswith('{"v":1,"id":"torn"')
+    assert rejected[:6] == garbage
+    assert rejected[6].startswith('{"v":1,"id":"torn"')
     assert not path.exists()
-    assert ledger.spool_status() == {"directory": str(spool_dir), "pending_events": 0, "rejected_events": 6}
+    assert ledger.spool_status() == {"directory": str(spool_dir), "pending_events": 0, "rejected_events": 7}
 
 
 def test_flush_stops_when_the_database_goes_away_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ entry and the reason. Messages are redacted as they come in.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from qubinode_recovery_provider.diagnosis.probes.commands import (
     sane_timeout,
     valid_name,
 )
+from qubinode_recovery_provider.jsontext import loads as json_loads
 from qubinode_recovery_provider.redaction import redact
 
 #: The most journal entries returned by one call.
@@ -79,7 +79,7 @@ def _window(since_seconds: float) -> int:
 def _entry(line: str) -> dict[str, Any] | None:
     """One ``journalctl --output=json`` record as an entry; None for a line that is not one."""
     try:
-        record = json.loads(line)
+        record = json_loads(line)
     except ValueError:
         return None
     if not isinstance(record, dict):

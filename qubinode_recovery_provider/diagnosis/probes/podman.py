@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from qubinode_recovery_provider.diagnosis.probes.commands import (
     unknown_service,
     valid_name,
 )
+from qubinode_recovery_provider.jsontext import loads as json_loads
 
 if TYPE_CHECKING:
     from qubinode_recovery_provider.models import ServiceHealth
@@ -94,7 +94,7 @@ def _decode_inspect(stdout: str) -> list[Any] | None:
     :param stdout: the command's stdout.
     """
     try:
-        data = json.loads(stdout) if stdout.strip() else None
+        data = json_loads(stdout) if stdout.strip() else None
     except ValueError:
         return None
     return data if isinstance(data, list) else None
