@@ -44,6 +44,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from qubinode_recovery_provider import config
 from qubinode_recovery_provider.diagnosis.cache import cache_dir, read_trusted, write_atomically
+from qubinode_recovery_provider.diagnosis.transient import transient_signal
 from qubinode_recovery_provider.models import Diagnosis, LLMOpinion, RootCause
 from qubinode_recovery_provider.redaction import redact, redact_lines, strip_control
 
@@ -371,7 +372,10 @@ def apply_opinion(diagnosis: Diagnosis, answer: LLMAnswer, model: str, *, cached
             f"at {diagnosis.confidence:.2f})"
         )
     if cause is answer.root_cause and (cause is not diagnosis.root_cause or diagnosis.retryable is None):
-        out.retryable = answer.retryable if confidence >= MIN_RETRYABLE_CONFIDENCE else None
+        claim = answer.retryable if confidence >= MIN_RETRYABLE_CONFIDENCE else None
+        if claim is True and not any(transient_signal(m.evidence) for m in diagnosis.matched_patterns):
+            claim = None  # the retryable rule holds for a model too: "true" needs a transient signal
+        out.retryable = claim
         out.retry_delay_seconds = (diagnosis.retry_delay_seconds or 60) if out.retryable else None
     out.recommended_actions += [f"{opinion.label}: {a}" for a in actions]
     return out

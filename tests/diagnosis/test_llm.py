@@ -28,7 +28,7 @@ from qubinode_recovery_provider.diagnosis.llm import (
     apply_opinion,
     capped_confidence,
 )
-from qubinode_recovery_provider.models import Diagnosis, FailureEvent, RootCause
+from qubinode_recovery_provider.models import Diagnosis, FailureEvent, PatternMatch, RootCause
 
 UNKNOWN_TEXT = "step 3/5: provisioning\nthe frobnicator would not cooperate\ntask exited"
 REGISTRY_TEXT = (
@@ -86,7 +86,8 @@ def test_a_low_confidence_diagnosis_is_improved_within_the_cap_and_labelled(libr
     assert script.calls == 1
     assert improved.root_cause is RootCause.NETWORK
     assert plain.confidence < improved.confidence == NO_EVIDENCE_CAP  # claimed 0.9, capped
-    assert improved.retryable is True
+    assert improved.llm.retryable is True  # what it said is kept...
+    assert improved.retryable is None  # ...but no line carries a transient signal: no claim
     assert improved.fingerprint == plain.fingerprint  # the incident stays the patterns'
     assert opinion_status(improved) == "applied"
     assert improved.llm.model == "scripted"
@@ -287,6 +288,37 @@ def test_the_prompt_is_bounded_redacted_and_holds_the_decisive_lines(library: Pa
 
 def _pattern(cause: RootCause, confidence: float) -> Diagnosis:
     return Diagnosis(root_cause=cause, confidence=confidence, fingerprint="fp", retryable=None)
+
+
+@pytest.mark.parametrize(
+    ("evidence", "retryable"),
+    [
+        ("read tcp 10.0.0.5:51234->1.2.3.4:443: read: connection reset by peer", True),
+        ("toomanyrequests: You have reached your pull rate limit", True),
+        ('Get "https://quay.io/v2/": dial tcp 1.2.3.4:443: i/o timeout', None),
+        (None, None),  # no pattern matched at all
+    ],
+)
+def test_a_model_saying_retry_needs_a_transient_signal_on_a_matched_line(
+    evidence: str | None, retryable: bool | None
+) -> None:
+    diagnosis = _pattern(RootCause.UNKNOWN, 0.2)
+    if evidence is not None:
+        diagnosis.matched_patterns = [
+            PatternMatch(pattern_id="p", category=RootCause.NETWORK, line_number=3, evidence=evidence)
+        ]
+    answer = LLMAnswer(root_cause=RootCause.NETWORK, confidence=0.9, retryable=True)
+    out = apply_opinion(diagnosis, answer, "m")
+    assert out.root_cause is RootCause.NETWORK
+    assert out.retryable is retryable
+    assert out.llm is not None
+    assert out.llm.retryable is True
+    assert (out.retry_delay_seconds is not None) is (retryable is True)
+
+
+def test_a_model_saying_no_retry_is_taken_without_a_signal() -> None:
+    answer = LLMAnswer(root_cause=RootCause.CONFIGURATION, confidence=0.9, retryable=False)
+    assert apply_opinion(_pattern(RootCause.UNKNOWN, 0.2), answer, "m").retryable is False
 
 
 @given(
