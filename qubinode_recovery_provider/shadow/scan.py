@@ -343,18 +343,24 @@ def _read_lineage(
     """
     if early is not None:
         early.narrow(wanted)
-        if listing is not None:
-            listing.start()
-        found: LineageIndex = early.result(idle)
-        return found
+        return _collect(early, listing, idle)
     start = getattr(source, "start", None)
     if start is None:
         return source.read(wanted, since)
     pending = start(wanted, since) if forks else start(wanted, since, fork=False)
     # (its workers, if any, are forked before the listing threads start)
-    if listing is not None:
-        listing.start()
-    result: LineageIndex = pending.result(idle)
+    return _collect(pending, listing, idle)
+
+
+def _collect(pending: Any, listing: InventoryListing | None, idle: Callable[[], None] | None) -> LineageIndex:
+    """Start ``listing``, then wait for the read's result; its workers are stopped whatever fails."""
+    try:
+        if listing is not None:
+            listing.start()
+        result: LineageIndex = pending.result(idle)
+    except BaseException:
+        pending.cancel()
+        raise
     return result
 
 
