@@ -296,7 +296,9 @@ def _reaped(pid: int) -> bool:
     return False
 
 
-def _forked_read(tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any]]:
+def _forked_read(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, list[Any]]:
     monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
     path = _write(tmp_path / "events.jsonl", real_lines * 3)
     pending = FileLineageSource(path, workers=3).start(None)

@@ -110,7 +110,9 @@ def _hostile() -> list[bytes]:
         _variant(_set("run.facets.airflow.dag.dag_id", ["a", "list"])),  # (was: unhashable, a crash)
         _variant(_set("run.facets.airflow.dagRun.run_id", {"an": "object"})),
         _variant(lambda e: (_set("eventType", "COMPLETE")(e), _set("eventTime", 5)(e))),
-        _variant(lambda e: (_set("eventType", "FAIL")(e), _set("eventTime", "2026-01-01")(e))),  # (was: 5 >= str)
+        _variant(
+            lambda e: (_set("eventType", "FAIL")(e), _set("eventTime", "2026-01-01")(e))
+        ),  # (was: 5 >= str)
         _variant(_set("run.facets.airflow.dagRun.conf", {"qubinode_vm": {"name": "web9", "state": 5}})),
         _variant(_set("run.facets.airflow.dagRun.conf", {"qubinode_vm": "libvirt://[lab/web9"})),
         _variant(_drop("run")),
@@ -261,9 +263,12 @@ def test_a_line_with_ids_or_times_of_other_types_is_read_or_malformed_never_a_cr
     add_event(_variant(_set("run.facets.airflow.dag.dag_id", ["a"])), index)  # the dagRun's dag_id then
     add_event(_variant(lambda e: (_set("eventType", "COMPLETE")(e), _set("eventTime", 5)(e))), index)
     add_event(_variant(lambda e: (_set("eventType", "FAIL")(e), _set("eventTime", "2026")(e))), index)
-    add_event(_variant(_set("run.facets.airflow.dagRun.conf", {"qubinode_vm": {"name": "w", "state": 5}})), index)
+    add_event(
+        _variant(_set("run.facets.airflow.dagRun.conf", {"qubinode_vm": {"name": "w", "state": 5}})), index
+    )
     (run,) = index.runs.values()
     (task,) = run.tasks.values()
-    assert task.terminal is not None and task.terminal[1:] == ("5", "COMPLETE")  # ("5" > "2026")
+    assert task.terminal is not None
+    assert task.terminal[1:] == ("5", "COMPLETE")  # ("5" > "2026")
     assert all(type(v) is str for key in index.runs for v in key)
     assert run.conf_declared == ()  # a bad qubinode_vm declares nothing, as for an invalid URI

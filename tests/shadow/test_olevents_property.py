@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shadow_site import REAL_EVENTS
+from test_olevents import _state  # (everything an index holds, comparable)
 
 from qubinode_recovery_provider.shadow.lineage import LineageIndex
 from qubinode_recovery_provider.shadow.olevents import add_event, decode_event
@@ -90,7 +91,14 @@ _OUTPUT = st.fixed_dictionaries(
         "namespace": st.one_of(_SCALAR, st.sampled_from(["libvirt://lab", "LIBVIRT://Lab/", "libvirt://"])),
         "name": st.one_of(_SCALAR, st.sampled_from(["web1", "web%2F1", "db1"])),
     },
-    optional={"facets": st.one_of(_SCALAR, st.fixed_dictionaries({"libvirtDomain": st.one_of(_SCALAR, st.fixed_dictionaries({"expectedState": _STATES}))}))},
+    optional={
+        "facets": st.one_of(
+            _SCALAR,
+            st.fixed_dictionaries(
+                {"libvirtDomain": st.one_of(_SCALAR, st.fixed_dictionaries({"expectedState": _STATES}))}
+            ),
+        )
+    },
 )
 _VALUE = st.one_of(
     _SCALAR,
@@ -171,29 +179,9 @@ def _old(line: bytes, index: LineageIndex) -> str | None:
     return _outcome(call)
 
 
-def _state(index: LineageIndex) -> Any:
-    index.finish()
-    runs = {
-        key: (
-            sorted(run.dag_types),
-            run.dag_terminal,
-            run.dag_run_state,
-            run.tasks_state,
-            run.announced,
-            run.conf_declared,
-            run.events,
-            {
-                k: (sorted(t.types), t.terminal, t.outputs, t.error, t.events, t.source_code)
-                for k, t in run.tasks.items()
-            },
-        )
-        for key, run in index.runs.items()
-    }
-    report = (index.report.items, index.report.skipped, index.report.warnings)
-    return runs, report, index.other_runs, index.unattributed, index._ol_runs
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(lines=st.lists(_line(), min_size=1, max_size=8), wanted=st.sampled_from(["all", "one", "none"]))
 def test_the_fused_step_and_the_general_path_agree_on_any_stream(lines: list[bytes], wanted: str) -> None:
     keep = {"all": None, "one": set(_RUNS[:1]), "none": set()}[wanted]
