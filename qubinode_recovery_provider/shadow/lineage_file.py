@@ -400,6 +400,9 @@ class _Forked:
                 children.append((process, receive))
         except (OSError, ValueError) as exc:  # no fork here: the parent reads the other ranges itself
             log.warning("lineage workers unavailable (%s); reading %s in one process", exc, path)
+        except BaseException:  # (an interrupt between two forks: the ones started are reaped)
+            cls(path, ranges, wanted, children).cancel()
+            raise
         finally:
             _FORK_WANTED = None
         return cls(path, ranges, wanted, children)

@@ -336,3 +336,27 @@ def test_workers_are_reaped_when_the_parents_own_range_cannot_be_read(
     index = pending.result()
     assert any("cannot read" in w and "the file went away" in w for w in index.report.warnings)
     assert all(_reaped(process.pid) for process in processes)
+
+
+def test_an_interrupt_between_two_forks_reaps_the_first_worker(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    path = _write(tmp_path / "events.jsonl", real_lines * 3)
+    context = multiprocessing.get_context("fork")
+    started: list[Any] = []
+    real_start = type(context.Process()).start
+
+    def start(self: Any) -> None:
+        if started:
+            raise KeyboardInterrupt
+        real_start(self)
+        started.append(self)
+
+    monkeypatch.setattr(type(context.Process()), "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        FileLineageSource(path, workers=3).start(None)
+    assert len(started) == 1
+    assert _reaped(started[0].pid)
