@@ -677,7 +677,7 @@ def _next_runs_page(
 
 def _error(response: httpx.Response, what: str, *, unavailable: bool = False) -> AirflowAPIError:
     try:
-        detail: Any = response.json().get("detail")
+        detail: Any = json_loads(response.content).get("detail")  # (nested too deeply: a ValueError)
     except (ValueError, AttributeError):
         detail = response.text[:_MAX_DETAIL]
     cls = AirflowAPIUnavailable if unavailable else AirflowAPIError

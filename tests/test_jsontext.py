@@ -79,3 +79,20 @@ def test_a_connection_nested_too_deeply_is_a_usage_error(
     monkeypatch.setenv("AIRFLOW_CONN_KVM_DEEP", value)
     with pytest.raises(UsageError, match=message):
         connection_from_env("kvm_deep")
+
+
+def test_an_api_error_answer_nested_too_deeply_is_its_text() -> None:
+    """The REST API's error body is outside JSON too (``response.json()`` raised RecursionError)."""
+    import httpx
+
+    from qubinode_recovery_provider.airflow_api import _error
+
+    error = _error(httpx.Response(500, content=('{"detail": ' + DEEP + "}").encode()), "list runs")
+    assert str(error).startswith("list runs: HTTP 500: ")
+
+
+def test_a_runs_file_nested_too_deeply_in_a_skipped_field_is_no_typed_page() -> None:
+    """msgspec counts the levels of the fields it skips: the typed decode gives up, the reader goes on."""
+    from qubinode_recovery_provider.shadow.runs import decode_pages
+
+    assert decode_pages('{"dag_runs": [{"conf": ' + DEEP + "}]}") is None

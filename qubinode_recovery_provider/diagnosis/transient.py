@@ -18,6 +18,9 @@ from qubinode_recovery_provider.diagnosis.linear import compile_linear
 
 #: A signal the log shows on this many lines or more: the tool's own retries met it again.
 RECURRING_LINES = 3
+#: An HTTP status as a number of its own: not a part of an address, a port, a version or
+#: an issue number (``10.0.5.503``, ``host:503``, ``1.503``, ``#503``; ``status=503`` is one).
+_STATUS = r"(?:^|[^\w.:/#]){}(?:$|[^\w.:/]|[.:](?:\W|$))"
 #: (name, expression) of each kind of transient signal, in the order they are tried.
 TRANSIENT_SIGNALS: tuple[tuple[str, str], ...] = (
     ("connection reset", r"connection reset|\bECONNRESET\b|Cannot recv data"),
@@ -30,22 +33,38 @@ TRANSIENT_SIGNALS: tuple[tuple[str, str], ...] = (
         r"|use of closed network connection",
     ),
     ("registry or mirror cut off", r"/v2/\S*\s?EOF\b|\bblobs?\b.*\bEOF\b"),
-    ("rate limited (HTTP 429)", r"toomanyrequests|too many requests|\b429\b|rate limit|rate exceeded"),
+    (
+        "rate limited (HTTP 429)",
+        r"toomanyrequests|too many requests|" + _STATUS.format("429") + r"|\brate[ -]?limit|\brate exceeded",
+    ),
     (
         "gateway or service unavailable (HTTP 502/503)",
-        r"\b50[23]\b|bad gateway|service (?:temporarily )?unavailable|service is (?:currently|temporarily) "
-        r"unavailable",
+        _STATUS.format("50[23]") + r"|bad gateway|service (?:temporarily )?unavailable"
+        r"|service is (?:currently|temporarily) unavailable",
     ),
-    ("lock held", r"\block\b|\blocked\b"),
+    # (a word, not a path's ``/lock`` directory or file; dpkg's ``lock-frontend`` file says it too)
+    ("lock held", r"(?:^|[^\w/])lock(?:$|[^\w/])|\blocked\b|\block-frontend\b"),
     ("resolver failure (SERVFAIL)", r"\bSERVFAIL\b|server misbehaving|\bEAI_AGAIN\b"),
     ("service starting up", r"starting up|in recovery mode"),
     ("object being deleted", r"being (?:deleted|terminated)"),
 )
 
 
+#: Lines a signal's expression matches that still do not carry it: a locked user account waits for an
+#: administrator, not for a process to finish.
+NOT_TRANSIENT: dict[str, str] = {"lock held": r"\baccounts?\b.*\block|\blocked out\b|\blockout\b"}
+
+
 @cache
-def _signals() -> list[tuple[str, Any]]:
-    return [(name, compile_linear(regex, ignore_case=True)) for name, regex in TRANSIENT_SIGNALS]
+def _signals() -> list[tuple[str, Any, Any]]:
+    return [
+        (
+            name,
+            compile_linear(regex, ignore_case=True),
+            compile_linear(NOT_TRANSIENT[name], ignore_case=True) if name in NOT_TRANSIENT else None,
+        )
+        for name, regex in TRANSIENT_SIGNALS
+    ]
 
 
 def transient_signal(line: str) -> str | None:
@@ -53,8 +72,8 @@ def transient_signal(line: str) -> str | None:
 
     :param line: the decisive line of a diagnosis.
     """
-    for name, expression in _signals():
-        if expression.search(line):
+    for name, expression, unless in _signals():
+        if expression.search(line) and (unless is None or not unless.search(line)):
             return name
     return None
 

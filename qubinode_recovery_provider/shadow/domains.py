@@ -55,7 +55,8 @@ def check_name(name: str) -> str:
 
 def check_state(state: str | None) -> str:
     """Return the expected state (default ``running``); raise unless it is ``running`` or ``defined``."""
-    value = (state or DEFAULT_EXPECTED_STATE).strip().lower()
+    text = state is None or isinstance(state, str)  # (a conf may hold a number, a list or an object)
+    value = (state or DEFAULT_EXPECTED_STATE).strip().lower() if text else None
     if value not in EXPECTED_STATES:
         raise DomainURIError(f"expected state must be one of {', '.join(EXPECTED_STATES)}, got {state!r}")
     return value
@@ -68,7 +69,10 @@ def domain_uri(host: str, name: str) -> str:
 
 def parse_domain_uri(uri: str) -> tuple[str, str]:
     """Split ``libvirt://host/name`` into ``(host, name)``."""
-    parts = urllib.parse.urlsplit(uri)
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:  # ("libvirt://[web1": an unclosed IPv6 bracket, or a netloc NFKC changes)
+        raise DomainURIError(f"not a libvirt domain URI: {uri!r}") from None
     if parts.scheme.lower() != SCHEME:
         raise DomainURIError(f"not a libvirt domain URI: {uri!r}")
     return split_host_path(parts.netloc, parts.path, uri)

@@ -211,15 +211,19 @@ class PendingRead:
         self.forked: dict[Path, _Forked] = {}
         self._idle: Callable[[], None] | None = None
         if source.workers > 1 and fork:
-            for path in self.files:
-                size = _size(path)
-                if (
-                    path.suffix not in (".gz", ".json")
-                    and size >= PARALLEL_MIN_BYTES
-                    and path not in self.offsets
-                ):
-                    share = _EARLY_SHARE if early else None
-                    self.forked[path] = _Forked.start(path, size, source.workers, wanted, share)
+            try:
+                for path in self.files:
+                    size = _size(path)
+                    if (
+                        path.suffix not in (".gz", ".json")
+                        and size >= PARALLEL_MIN_BYTES
+                        and path not in self.offsets
+                    ):
+                        share = _EARLY_SHARE if early else None
+                        self.forked[path] = _Forked.start(path, size, source.workers, wanted, share)
+            except BaseException:  # (no caller holds this read yet to cancel it)
+                self.cancel()
+                raise
 
     def _plan_resume(self, resume: Resume) -> None:
         """Choose the files and offsets of an incremental read; record this scan's checkpoint."""
@@ -276,11 +280,15 @@ class PendingRead:
             report.available = False
             report.warn(f"{self.source.name}: {self.source.path} does not exist or holds no event files")
             return index.finish()
-        for path in self.files:
-            try:
-                self._read_file(path)
-            except (OSError, EOFError) as exc:
-                report.warn(f"{self.source.name}: cannot read {path}: {exc}")
+        try:
+            for path in self.files:
+                try:
+                    self._read_file(path)
+                except (OSError, EOFError) as exc:
+                    report.warn(f"{self.source.name}: cannot read {path}: {exc}")
+        except BaseException:  # (an interrupt, or ``idle`` failed: no worker outlives the read)
+            self.cancel()
+            raise
         if report.skipped:
             report.warn(f"{self.source.name}: {report.skipped} malformed lines skipped")
         return index.finish()
@@ -392,12 +400,23 @@ class _Forked:
                 children.append((process, receive))
         except (OSError, ValueError) as exc:  # no fork here: the parent reads the other ranges itself
             log.warning("lineage workers unavailable (%s); reading %s in one process", exc, path)
+        except BaseException:  # (an interrupt between two forks: the ones started are reaped)
+            cls(path, ranges, wanted, children).cancel()
+            raise
         finally:
             _FORK_WANTED = None
         return cls(path, ranges, wanted, children)
 
     def finish(self, idle: Callable[[], None] | None = None) -> list[_Chunk]:
-        """Read the parent's ranges, run ``idle``, then collect the children's, in file order."""
+        """Read the parent's ranges, run ``idle``, then collect the children's, in file order. The
+        children are stopped and reaped whatever this raises (an unreadable range, ``idle``)."""
+        try:
+            return self._finish(idle)
+        except BaseException:
+            self.cancel()
+            raise
+
+    def _finish(self, idle: Callable[[], None] | None) -> list[_Chunk]:
         done = len(self.children)
         own = [_read_range(str(self.path), begin, end, self.wanted) for begin, end in self.ranges[done:]]
         if idle is not None:
@@ -405,19 +424,27 @@ class _Forked:
         chunks: list[_Chunk] = []
         for process, receive in self.children:
             try:
-                chunks.append(_Chunk.from_bytes(receive.recv_bytes()))
+                data: bytes | None = receive.recv_bytes()
             except EOFError:  # the child died: read its range here
+                data = None
+            receive.close()
+            process.join()  # (it ends once it has sent; on an exception above, cancel() reaps it)
+            if data is None:
                 chunks.append(_read_range(str(self.path), *self.ranges[len(chunks)], self.wanted))
-            finally:
-                receive.close()
-                process.join()
+            else:
+                chunks.append(_Chunk.from_bytes(data))
+        self.children = []
         return [*chunks, *own]
 
     def cancel(self) -> None:
+        """Stop the children (SIGTERM, then SIGKILL after 10 s) and reap them."""
         for process, receive in self.children:
+            receive.close()
             process.terminate()
             process.join(timeout=10)
-            receive.close()
+            if process.exitcode is None:  # (a handler that ignores SIGTERM, inherited at the fork)
+                process.kill()
+                process.join()
         self.children = []
 
 

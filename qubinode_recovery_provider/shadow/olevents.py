@@ -262,6 +262,10 @@ def extract(event: Any) -> LineageRecord | None:
     run, job, event_type = event.run, event.job, event.eventType
     if not event_type:
         return None  # a job or dataset event (OpenLineage 2): nothing about a run
+    if type(event_type) is not str:
+        event_type = as_str(event_type)  # (a number as text; an object or a list is no event type)
+        if event_type is None:
+            raise EventError("'eventType' is not text")
     if run is None or job is None:
         raise EventError("a run event needs both 'run' and 'job'")
     facets = run.facets or _EMPTY_FACETS
@@ -269,26 +273,27 @@ def extract(event: Any) -> LineageRecord | None:
     job_type_facet = job_facets.jobType if job_facets is not None else None
     job_type = job_type_facet.jobType if job_type_facet is not None else None
     if job_type == "DAG" or (job_type is None and facets.airflowDagRun is not None):
-        return _dag_record(event, str(event_type), facets, job)
-    return _task_record(event, str(event_type), facets, job)
+        return _dag_record(event, event_type, facets, job)
+    return _task_record(event, event_type, facets, job)
 
 
 def _dag_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageRecord:
     info = facets.airflowDagRun
     dag_run = info.dagRun if info is not None else None
     dag = info.dag if info is not None else None
+    # (as_str: the tolerant reader's ids and times may be numbers, objects or lists)
     dag_id = (
-        (dag.dag_id if dag is not None else None)
-        or (dag_run.dag_id if dag_run is not None else None)
-        or job.name
+        as_str(dag.dag_id if dag is not None else None)
+        or as_str(dag_run.dag_id if dag_run is not None else None)
+        or as_str(job.name)
     )
     record = LineageRecord(
         kind="dag",
         event_type=event_type,
         dag_id=dag_id,
-        run_id=dag_run.run_id if dag_run is not None else None,
-        event_time=event.eventTime or "",
-        ol_run_id=event.run.runId,
+        run_id=as_str(dag_run.run_id) if dag_run is not None else None,
+        event_time=as_str(event.eventTime) or "",
+        ol_run_id=as_str(event.run.runId),
         announced=_announced(job),
         conf_declared=_conf_declared(dag_run.conf) if dag_run is not None else (),
         error=_error(facets),
@@ -310,12 +315,15 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
         dag, dag_run, task, ti = airflow.dag, airflow.dagRun, airflow.task, airflow.taskInstance
     else:
         dag = dag_run = task = ti = None
-    dag_id = (dag.dag_id if dag is not None else None) or (dag_run.dag_id if dag_run is not None else None)
+    # (as_str: the tolerant reader's ids and times may be numbers, objects or lists)
+    dag_id = as_str(dag.dag_id if dag is not None else None) or as_str(
+        dag_run.dag_id if dag_run is not None else None
+    )
     if dag_id is None and parent is not None and parent.job is not None:
-        dag_id = parent.job.name
-    task_id = task.task_id if task is not None else None
+        dag_id = as_str(parent.job.name)
+    task_id = as_str(task.task_id) if task is not None else None
     if task_id is None:
-        task_id = _task_from_job_name(job.name, dag_id)
+        task_id = _task_from_job_name(as_str(job.name), dag_id)
     map_index, try_number = _map_and_try(ti)
     conf = dag_run.conf if dag_run is not None else None
     outputs = event.outputs
@@ -324,19 +332,19 @@ def _task_record(event: Any, event_type: str, facets: Any, job: Any) -> LineageR
         "task",
         event_type,
         dag_id,
-        dag_run.run_id if dag_run is not None else None,
+        as_str(dag_run.run_id) if dag_run is not None else None,
         task_id,
         map_index,
         try_number,
-        event.eventTime or "",
+        as_str(event.eventTime) or "",
         _outputs(outputs, task_id) if outputs else (),
         None,
         None,
         None,
         _conf_declared(conf) if conf else (),
         _error(facets) if facets.errorMessage is not None else None,
-        event.run.runId,
-        parent.run.runId if parent is not None and parent.run is not None else None,
+        as_str(event.run.runId),
+        as_str(parent.run.runId) if parent is not None and parent.run is not None else None,
         _source_code(job),
     )
 

@@ -360,7 +360,7 @@ def decode_pages(content: bytes | str) -> list[Any] | None:
         return None
     try:
         decoded = _PAGES.decode(content)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # (skipped levels count too)
         return None
     return decoded if isinstance(decoded, list) else [decoded]
 

@@ -133,15 +133,18 @@ def no_cyclic_gc() -> Iterator[None]:
     the pause would walk them all (0.2 s of CPU after a full scan of the benchmark estate, serial):
     they are moved to the oldest generation first (``gc.freeze`` then ``gc.unfreeze``, two list
     splices), where the collector visits them only when that generation is due. Nested pauses leave
-    this to the outermost."""
+    this to the outermost. Not when the caller had frozen objects itself (``gc.unfreeze`` would thaw
+    them too: a process forked after a ``gc.freeze``, as Airflow's executors fork, would write to the
+    pages it shares with its parent): the collector then just resumes."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
-            gc.freeze()
-            gc.unfreeze()
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -340,18 +343,24 @@ def _read_lineage(
     """
     if early is not None:
         early.narrow(wanted)
-        if listing is not None:
-            listing.start()
-        found: LineageIndex = early.result(idle)
-        return found
+        return _collect(early, listing, idle)
     start = getattr(source, "start", None)
     if start is None:
         return source.read(wanted, since)
     pending = start(wanted, since) if forks else start(wanted, since, fork=False)
     # (its workers, if any, are forked before the listing threads start)
-    if listing is not None:
-        listing.start()
-    result: LineageIndex = pending.result(idle)
+    return _collect(pending, listing, idle)
+
+
+def _collect(pending: Any, listing: InventoryListing | None, idle: Callable[[], None] | None) -> LineageIndex:
+    """Start ``listing``, then wait for the read's result; its workers are stopped whatever fails."""
+    try:
+        if listing is not None:
+            listing.start()
+        result: LineageIndex = pending.result(idle)
+    except BaseException:
+        pending.cancel()
+        raise
     return result
 
 

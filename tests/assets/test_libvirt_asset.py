@@ -95,3 +95,20 @@ def test_the_connection_type_is_known_to_airflow() -> None:
 )
 def test_the_param_convention(value: object, expected: list[tuple[str, str, str]]) -> None:
     assert [(d.host, d.name, d.expected_state) for d in declarations_from_params(value)] == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"name": "web1", "state": 5},  # a conf's state that is no text
+        {"name": "web1", "host": "lab", "state": ["running"]},
+        {"value": {"name": "web1", "state": True}},
+        "libvirt://[lab/web1",  # urlsplit: an unclosed IPv6 bracket
+        "libvirt://lab\uff0fx/web1",  # urlsplit: a netloc NFKC normalisation changes
+    ],
+)
+def test_a_hostile_param_is_a_bad_declaration_not_a_crash(value: object) -> None:
+    """The REST runs' conf and the lineage events' conf come from outside: the detector and the event
+    reader catch DomainURIError only."""
+    with pytest.raises(DomainURIError):
+        list(declarations_from_params(value))

@@ -79,3 +79,38 @@ def test_every_retryable_true_pattern_can_make_its_claim() -> None:
         if not any(cp.linear.search(line.encode()) and transient_claim(line) for line in lines):
             dead.append(cp.id)
     assert not dead
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "connecting to 10.0.5.503 failed: permission denied",  # an address's last part
+        "dial tcp 10.0.0.1:503: connect: connection refused",  # a port
+        "requires libfoo >= 1.502",  # a version
+        "see issue #429 for the config error",
+        "bad value: accurate limit must be a number",  # "rate limit" inside a word
+        "separate limit exceeded: disk quota",
+        "error: unable to open /run/lock/lvm/P_global: No such file or directory",  # a /lock/ directory
+        "rm: cannot remove '/var/lock/subsys/libvirtd': Permission denied",
+        "pam_faillock: account locked due to 5 failed logins",  # waits for an administrator
+        "sshd: User root account is locked out",
+    ],
+)
+def test_a_number_word_or_path_that_only_looks_like_a_signal_makes_no_claim(line: str) -> None:
+    assert transient_signal(line) is None
+    assert not transient_claim(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "signal"),
+    [
+        ("HTTP/1.1 503", "gateway or service unavailable (HTTP 502/503)"),
+        ("upstream answered status=502.", "gateway or service unavailable (HTTP 502/503)"),
+        ("curl: (22) The requested URL returned error: 503", "gateway or service unavailable (HTTP 502/503)"),
+        ("Error: 429 Too Many Requests", "rate limited (HTTP 429)"),
+        ("API rate-limited: retry later", "rate limited (HTTP 429)"),
+        ("(/var/lib/dpkg/lock-frontend), is another process using it?", "lock held"),
+    ],
+)
+def test_signals_next_to_punctuation_are_still_named(line: str, signal: str) -> None:
+    assert transient_signal(line) == signal

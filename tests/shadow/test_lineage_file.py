@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,78 @@ def test_the_idle_work_runs_once_between_the_own_range_and_the_workers_results(
     index = pending.result(lambda: steps.append("idle"))
     assert steps == ["own range", "idle", "worker's result", "worker's result"]
     assert _summary(index) == _summary(FileLineageSource(path).read(None))
+
+
+def _reaped(pid: int) -> bool:
+    """Whether the reader already waited for the worker ``pid`` (no zombie, nothing running)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def _forked_read(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, list[Any]]:
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    path = _write(tmp_path / "events.jsonl", real_lines * 3)
+    pending = FileLineageSource(path, workers=3).start(None)
+    processes = [process for forked in pending.forked.values() for process, _ in forked.children]
+    assert len(processes) == 2
+    return pending, processes
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("prepare failed"), KeyboardInterrupt()])
+def test_workers_are_reaped_when_the_wait_for_them_fails(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    """``idle`` (the detector's preparation) or an interrupt fails while the workers read: the read
+    stops and reaps them before the error goes on (they were left running, then zombies)."""
+    pending, processes = _forked_read(tmp_path, real_lines, monkeypatch)
+
+    def idle() -> None:
+        raise failure
+
+    with pytest.raises(type(failure)):
+        pending.result(idle)
+    assert all(_reaped(process.pid) for process in processes)
+    assert pending.forked == {}
+
+
+def test_workers_are_reaped_when_the_parents_own_range_cannot_be_read(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pending, processes = _forked_read(tmp_path, real_lines, monkeypatch)
+
+    def unreadable(*args: Any) -> Any:  # (the children forked already: only this process sees it)
+        raise OSError("the file went away")
+
+    monkeypatch.setattr(lf, "_read_range", unreadable)
+    index = pending.result()
+    assert any("cannot read" in w and "the file went away" in w for w in index.report.warnings)
+    assert all(_reaped(process.pid) for process in processes)
+
+
+def test_an_interrupt_between_two_forks_reaps_the_first_worker(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(lf, "PARALLEL_MIN_BYTES", 1)
+    path = _write(tmp_path / "events.jsonl", real_lines * 3)
+    context = multiprocessing.get_context("fork")
+    started: list[Any] = []
+    real_start = type(context.Process()).start
+
+    def start(self: Any) -> None:
+        if started:
+            raise KeyboardInterrupt
+        real_start(self)
+        started.append(self)
+
+    monkeypatch.setattr(type(context.Process()), "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        FileLineageSource(path, workers=3).start(None)
+    assert len(started) == 1
+    assert _reaped(started[0].pid)

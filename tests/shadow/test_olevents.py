@@ -106,6 +106,15 @@ def _hostile() -> list[bytes]:
         _variant(_set("job.facets", None)),
         _variant(_set("eventType", "")),
         _variant(_set("eventType", 5)),
+        _variant(_set("eventType", {})),  # no event type: malformed (not a View's repr in the index)
+        _variant(_set("run.facets.airflow.dag.dag_id", ["a", "list"])),  # (was: unhashable, a crash)
+        _variant(_set("run.facets.airflow.dagRun.run_id", {"an": "object"})),
+        _variant(lambda e: (_set("eventType", "COMPLETE")(e), _set("eventTime", 5)(e))),
+        _variant(
+            lambda e: (_set("eventType", "FAIL")(e), _set("eventTime", "2026-01-01")(e))
+        ),  # (was: 5 >= str)
+        _variant(_set("run.facets.airflow.dagRun.conf", {"qubinode_vm": {"name": "web9", "state": 5}})),
+        _variant(_set("run.facets.airflow.dagRun.conf", {"qubinode_vm": "libvirt://[lab/web9"})),
         _variant(_drop("run")),
         _variant(_set("run", [])),
         _variant(_set("run.facets.errorMessage", {"message": "boom", "programmingLanguage": "python"})),
@@ -243,3 +252,23 @@ def _read_whole(path: Path) -> lf._Chunk:
     """One whole file through the reader's line loop."""
     with path.open("rb") as handle:
         return lf._read_lines(handle, LineageIndex(None))
+
+
+def test_a_line_with_ids_or_times_of_other_types_is_read_or_malformed_never_a_crash() -> None:
+    """The tolerant reader's ids and times are text or None (a list key was unhashable, a number time
+    failed to compare with a text one, an object's repr became an event type)."""
+    index = LineageIndex(None)
+    with pytest.raises(EventError, match="eventType"):
+        add_event(_variant(_set("eventType", {"a": 1})), index)
+    add_event(_variant(_set("run.facets.airflow.dag.dag_id", ["a"])), index)  # the dagRun's dag_id then
+    add_event(_variant(lambda e: (_set("eventType", "COMPLETE")(e), _set("eventTime", 5)(e))), index)
+    add_event(_variant(lambda e: (_set("eventType", "FAIL")(e), _set("eventTime", "2026")(e))), index)
+    add_event(
+        _variant(_set("run.facets.airflow.dagRun.conf", {"qubinode_vm": {"name": "w", "state": 5}})), index
+    )
+    (run,) = index.runs.values()
+    (task,) = run.tasks.values()
+    assert task.terminal is not None
+    assert task.terminal[1:] == ("5", "COMPLETE")  # ("5" > "2026")
+    assert all(type(v) is str for key in index.runs for v in key)
+    assert run.conf_declared == ()  # a bad qubinode_vm declares nothing, as for an invalid URI

@@ -64,3 +64,34 @@ def test_a_lineage_worker_reads_with_the_collector_off(monkeypatch: pytest.Monke
     gc.enable()
     assert seen == [False]
     assert lf._Chunk.from_bytes(pipe.sent[0]).lines == 0
+
+
+def test_the_pause_leaves_objects_the_caller_froze_frozen() -> None:
+    """A process forked after ``gc.freeze`` (Airflow's executors freeze before they fork) keeps its
+    permanent generation: unfreezing it would touch every page shared with the parent."""
+    kept = [{"n": [n]} for n in range(1_000)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen >= 2_000
+        with no_cyclic_gc():
+            built = [{"n": [n]} for n in range(1_000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() == frozen  # neither thawed nor joined by the scan's objects
+    finally:
+        gc.unfreeze()
+    assert len(kept) == len(built)
+
+
+def test_the_collector_state_is_restored_after_an_exception_and_when_it_was_off() -> None:
+    with pytest.raises(KeyboardInterrupt), no_cyclic_gc():
+        raise KeyboardInterrupt
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError), no_cyclic_gc():
+            raise RuntimeError("boom")
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.enable()
