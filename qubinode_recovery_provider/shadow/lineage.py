@@ -254,24 +254,21 @@ class LineageIndex:
 
     def add(self, record: LineageRecord) -> None:
         """Take one record into the index (or count it as belonging to a run outside the scan)."""
-        self.report.items += 1
         if record.run_id is None or record.dag_id is None:
+            self.report.items += 1
             self._hold_orphan(record)
             return
-        key = (record.dag_id, record.run_id)
-        if self.wanted is not None and key not in self.wanted:
-            self.other_runs += 1
+        run = self.run_for(record.dag_id, record.run_id)
+        if run is None:
             return
         if record.kind == "dag" and record.ol_run_id:
-            self._ol_runs[record.ol_run_id] = key
-        run = self.runs.get(key)
-        if run is None:
-            run = self.runs[key] = RunLineage()
+            self._ol_runs[record.ol_run_id] = (record.dag_id, record.run_id)
         run.add(record)
 
-    def task_run(self, dag_id: str, run_id: str) -> RunLineage | None:
-        """The run a task event with both ids goes to, counted as :meth:`add` counts a record; None when
-        the run is outside the scan (counted too). Then :meth:`RunLineage.add_task_event`."""
+    def run_for(self, dag_id: str, run_id: str) -> RunLineage | None:
+        """The run an event with both ids goes to, the event counted; None when the run is outside the
+        scan (counted too). :meth:`add` takes a record through it; the file reader's task events go
+        from it to :meth:`RunLineage.add_task_event`."""
         self.report.items += 1
         key = (dag_id, run_id)
         if self.wanted is not None and key not in self.wanted:

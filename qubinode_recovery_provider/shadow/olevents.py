@@ -150,16 +150,23 @@ _PARAM_KEY = PARAM_KEY.encode()
 def decode_event(line: bytes | str) -> LineageRecord | None:
     """Decode one JSON event; None for a valid event that is not an Airflow run event (job or
     dataset events). Raises :class:`EventError` for anything that is not an OpenLineage event."""
-    if _DECODER is not None:
-        try:
-            return extract(_DECODER.decode(line))
-        except msgspec.ValidationError:
-            pass  # valid JSON of unexpected types: read it the slow, tolerant way
-        except msgspec.DecodeError as exc:
-            raise EventError(_short(str(exc))) from None
-        except RecursionError:  # (msgspec counts the levels of skipped fields too)
-            raise EventError("JSON nested too deeply") from None
-    return _decode_tolerant(line)
+    event = _decode_typed(line)
+    return extract(event) if event is not None else _decode_tolerant(line)
+
+
+def _decode_typed(line: bytes | str) -> Any:
+    """The typed event; None for valid JSON of unexpected types (to be read the slow, tolerant way) or
+    without msgspec. Raises :class:`EventError` for anything that is not JSON."""
+    if _DECODER is None:  # pragma: no cover
+        return None
+    try:
+        return _DECODER.decode(line)
+    except msgspec.ValidationError:
+        return None
+    except msgspec.DecodeError as exc:
+        raise EventError(_short(str(exc))) from None
+    except RecursionError:  # (msgspec counts the levels of skipped fields too)
+        raise EventError("JSON nested too deeply") from None
 
 
 def add_event(line: bytes | str, index: LineageIndex) -> None:
@@ -167,21 +174,10 @@ def add_event(line: bytes | str, index: LineageIndex) -> None:
     event of the usual shape goes from the typed struct straight to its task in the index, without
     the intermediate :class:`LineageRecord` (same counts, same index; the file reader's per-line path).
     Raises :class:`EventError` as :func:`decode_event` does, before the index is touched."""
-    if _DECODER is not None:
-        try:
-            event = _DECODER.decode(line)
-        except msgspec.ValidationError:
-            record = _decode_tolerant(line)
-        except msgspec.DecodeError as exc:
-            raise EventError(_short(str(exc))) from None
-        except RecursionError:
-            raise EventError("JSON nested too deeply") from None
-        else:
-            if _add_task_event(event, index):
-                return
-            record = extract(event)
-    else:  # pragma: no cover
-        record = _decode_tolerant(line)
+    event = _decode_typed(line)
+    if event is not None and _add_task_event(event, index):
+        return
+    record = extract(event) if event is not None else _decode_tolerant(line)
     if record is not None:
         index.add(record)
 
@@ -214,7 +210,7 @@ def _add_task_event(event: Any, index: LineageIndex) -> bool:
     error = _error(facets) if facets.errorMessage is not None else None
     source_code = _source_code(job)
     conf_declared = _conf_declared(conf) if conf else ()
-    target = index.task_run(dag_id, run_id)
+    target = index.run_for(dag_id, run_id)
     if target is not None:
         target.add_task_event(
             task_id,

@@ -225,7 +225,8 @@ def _run_scan(
 
     if incremental is not None:
         since = incremental.runs_since(runs_source, since)
-    early = early_read or _early(lineage_source, forks, since, incremental)
+    # (no window: the workers read while the runs are read)
+    early = early_read or begin_lineage_read(lineage_source, since, incremental)
     mark = time.perf_counter()
     runs = _fetch_runs(runs_source, since, until, early)
     timings["runs"] = time.perf_counter() - mark
@@ -311,13 +312,6 @@ def _resumes(incremental: IncrementalScan | None, source: LineageSource | None) 
     if incremental is None or source is None:
         return False
     return bool(incremental.has_checkpoints(getattr(source, "watermark_key", None)))
-
-
-def _early(
-    source: LineageSource | None, forks: bool, since: datetime | None, incremental: IncrementalScan | None
-) -> Any:
-    """Without a window start, the workers read while the runs are read (None: they fork later)."""
-    return _start_early(source) if forks and since is None and incremental is None else None
 
 
 def _start_early(source: LineageSource | None) -> Any:
