@@ -12,6 +12,11 @@ concurrent drains never act on one fingerprint together. For each ``escalate`` e
 A ``resolve`` entry (the recovery fixed the failure) closes the open issue with a note. When the interval
 has passed, the drain also comments on issues with occurrences counted but not reported yet.
 
+A drain that finds a fingerprint's lease taken leaves its entries to the drain holding it: that one
+reads the fingerprint's queue again until it is empty, and looks once more after it lets go of the lease,
+so a burst of failures from many workers leaves nothing waiting for the next scheduled drain (at most
+``limit`` entries per drain).
+
 Every entry is marked sent with the issue URL as its reference. A failed GitHub call leaves the entry
 pending with ``next_attempt_at`` set to the later of the wait GitHub asked for and an exponential
 backoff, and ends the drain (a rate limit holds for the whole API).
@@ -69,7 +74,7 @@ class DeliverySettings:
     :param lease_seconds: how long a drain holds a fingerprint (a crashed drain's lease expires)
     :param base_backoff_seconds: wait after the first failure, doubled per failure
     :param max_backoff_seconds: longest wait; also the wait after a failure a retry cannot fix
-    :param limit: entries read per drain
+    :param limit: entries one drain delivers at most (the rest wait for the next drain)
     """
 
     comment_interval: timedelta = timedelta(minutes=60)
@@ -184,15 +189,17 @@ class _Drain:
         self.owner = owner
         self.report = DeliveryReport()
         self.stopped = False
+        self.handled: set[int] = set()  # entries this drain delivered or deferred, even if not recorded yet
 
     def run(self, fingerprint: str | None) -> None:
         order: dict[str, None] = {}
         for entry in self.ledger.due_escalations(self.clock(), self.settings.limit, fingerprint):
             order.setdefault(entry["fingerprint"], None)
         for fp in order:
-            if self.stopped:
-                return
-            self._locked(fp, self._deliver_fingerprint)
+            # Entries queued by drains that found the lease taken are this drain's to deliver; the look
+            # after the release covers those queued between its last read and the release.
+            while not self.stopped and self._locked(fp, self._deliver_fingerprint) and self._ready(fp):
+                pass
         if fingerprint is None:
             cutoff = self.clock() - self.settings.comment_interval
             for fp in self.ledger.escalation_summaries_due(cutoff, self.settings.limit):
@@ -200,7 +207,8 @@ class _Drain:
                     return
                 self._locked(fp, self._report_counted)
 
-    def _locked(self, fingerprint: str, work: Callable[[str], None]) -> None:
+    def _locked(self, fingerprint: str, work: Callable[[str], None]) -> bool:
+        """Do ``work`` under the fingerprint's lease; False when another drain holds it."""
         try:
             # the lease is about this process being alive: real time, whatever clock paces the comments
             claimed = self.ledger.claim_escalation(
@@ -211,29 +219,47 @@ class _Drain:
             claimed = False
         if not claimed:
             self.report.busy += 1
-            return
+            return False
         try:
             work(fingerprint)
         finally:
             self.ledger.release_escalation(fingerprint, self.owner)
+        return True
+
+    def _pending(self, fingerprint: str) -> list[EscalationEntry]:
+        """The fingerprint's pending entries in queue order (retry time come or not), those this drain
+        handled left out (a mark spooled while the ledger was busy still reads as pending)."""
+        entries = self.ledger.due_escalations(EVERY_PENDING, self.settings.limit, fingerprint)
+        return [entry for entry in entries if entry["id"] not in self.handled]
+
+    def _ready(self, fingerprint: str) -> bool:
+        """Whether the fingerprint's queue has a due entry and this drain may still deliver it."""
+        if self.report.delivered >= self.settings.limit:
+            return False
+        entries = self._pending(fingerprint)
+        return bool(entries) and _due(entries[0], self.clock())
 
     def _deliver_fingerprint(self, fingerprint: str) -> None:
-        now = self.clock()
-        for n, entry in enumerate(
-            self.ledger.due_escalations(EVERY_PENDING, self.settings.limit, fingerprint)
-        ):
-            if entry["next_attempt_at"] and datetime.fromisoformat(entry["next_attempt_at"]) > now:
-                return  # in order: a later entry (a resolution) never overtakes one waiting to retry
-            if n and not self._renew(fingerprint):
-                return  # the lease ran out and another drain holds the fingerprint: it carries on
-            try:
-                reference = self._deliver(entry)
-            except DeliveryFailure as failure:
-                self._defer(entry, failure)
-                return
-            self.ledger.mark_escalated(entry["id"], reference)
-            self.report.delivered += 1
-            self.report.references[entry["id"]] = reference
+        leased = True  # just claimed; renewed before every further entry
+        while entries := self._pending(fingerprint):
+            now = self.clock()
+            for entry in entries:
+                if self.report.delivered >= self.settings.limit:
+                    return
+                if not _due(entry, now):
+                    return  # in order: a later entry (a resolution) never overtakes one waiting to retry
+                if not leased and not self._renew(fingerprint):
+                    return  # the lease ran out and another drain holds the fingerprint: it carries on
+                leased = False
+                self.handled.add(entry["id"])
+                try:
+                    reference = self._deliver(entry)
+                except DeliveryFailure as failure:
+                    self._defer(entry, failure)
+                    return
+                self.ledger.mark_escalated(entry["id"], reference)
+                self.report.delivered += 1
+                self.report.references[entry["id"]] = reference
 
     def _renew(self, fingerprint: str) -> bool:
         """Extend this drain's lease before the next entry (many entries and a slow GitHub can outlast
@@ -374,6 +400,10 @@ def resolved_comment(entry: EscalationEntry, record: IssueRecord) -> str:
     note = entry["body"].strip() or entry["title"]
     extra = f" ({record['unreported']} occurrences since the last update)" if record["unreported"] else ""
     return f"**Resolved** by automatic recovery{extra}; closing.\n\n{note}"
+
+
+def _due(entry: EscalationEntry, now: datetime) -> bool:
+    return not entry["next_attempt_at"] or datetime.fromisoformat(entry["next_attempt_at"]) <= now
 
 
 def _context(entry: EscalationEntry) -> str:

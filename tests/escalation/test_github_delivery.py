@@ -58,6 +58,7 @@ def test_a_thousand_failures_from_ten_drains_make_one_issue_and_paced_comments(
     settings = DeliverySettings(comment_interval=INTERVAL)
     times: list[datetime] = []
     errors: list[BaseException] = []
+    drain_errors: list[str] = []
 
     def worker(n: int) -> None:
         try:
@@ -66,7 +67,8 @@ def test_a_thousand_failures_from_ten_drains_make_one_issue_and_paced_comments(
                 for i in range(PER_WORKER):
                     clock.advance(1)
                     ledger.enqueue_escalation(FP, "vault denied", f"**Escalated:** occurrence {n}-{i}", ["q"])
-                    deliver_escalations(ledger, sink, settings=settings, clock=clock)
+                    report = deliver_escalations(ledger, sink, settings=settings, clock=clock)
+                    drain_errors.extend(report.errors)
                 ledger.flush_spool()
         except BaseException as exc:  # reported below
             errors.append(exc)
@@ -83,7 +85,15 @@ def test_a_thousand_failures_from_ten_drains_make_one_issue_and_paced_comments(
 
     with Ledger(ledger_url, tmp_path / "spool") as ledger:
         sink = TimedIssues(issues_for(github), clock, times)
-        deliver_escalations(ledger, sink, settings=settings, clock=clock)  # what arrived under a lease
+        # What the workers' drains left (at most `limit` per drain, so a backlog of any size under
+        # contention): every drain delivers some, and they empty the queue in a bounded number.
+        drains = 0
+        while ledger.pending_escalations():
+            report = deliver_escalations(ledger, sink, settings=settings, clock=clock)
+            drains += 1
+            # a failed drain says why (the workers' drains may have met a busy ledger: reported, not lost)
+            assert (report.delivered > 0, report.errors, report.busy) == (True, [], 0), drain_errors[:5]
+        assert drains <= WORKERS * PER_WORKER // settings.limit
         clock.advance(INTERVAL.total_seconds())
         deliver_escalations(ledger, sink, settings=settings, clock=clock)  # the counted rest
         assert ledger.pending_escalations() == []
@@ -180,6 +190,73 @@ def test_no_request_body_holds_a_canary_secret(
     assert "Diagnosis" in sent
     assert "### Context" in sent
     assert_no_canary(sent, all_canaries())
+
+
+class QueueingWhileHeld(GitHubIssues):
+    """The real sink; creating the issue takes long enough for another worker to queue an occurrence
+    and find the fingerprint's lease taken (its own drain delivers nothing)."""
+
+    def __init__(self, inner: GitHubIssues, ledger: Ledger, clock: Clock) -> None:
+        super().__init__(inner.client, inner.repository)
+        self.ledger, self.clock, self.reports = ledger, clock, []  # type: ignore[var-annotated]
+
+    def create(self, fingerprint, title, body, labels):  # type: ignore[no-untyped-def]
+        ref = super().create(fingerprint, title, body, labels)
+        self.ledger.enqueue_escalation(FP, "vault denied", "**Escalated:** while held", ["q"])
+        self.reports.append(deliver_escalations(self.ledger, self, clock=self.clock))
+        return ref
+
+
+def test_occurrences_queued_while_a_drain_holds_the_lease_are_delivered_by_that_drain(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    ledger.enqueue_escalation(FP, "vault denied", "**Escalated:** first", ["q"])
+    sink = QueueingWhileHeld(issues, ledger, clock)
+    report = deliver_escalations(ledger, sink, clock=clock)
+    assert [r.busy for r in sink.reports] == [1]
+    assert sink.reports[0].delivered == 0
+    assert (report.delivered, report.created, report.counted) == (2, 1, 1)
+    assert ledger.pending_escalations() == []
+    assert ledger.escalation_issue(FP)["occurrences"] == 2  # type: ignore[index]
+
+
+class QueuedBeforeRelease(Ledger):
+    """A ledger where another worker queues an occurrence (and finds the lease taken) just after the
+    holding drain's last read and before it lets go of the lease."""
+
+    queued = False
+
+    def release_escalation(self, fingerprint: str, owner: str) -> None:
+        if not self.queued:
+            self.queued = True
+            self.enqueue_escalation(FP, "vault denied", "**Escalated:** just before the release", ["q"])
+            assert not self.claim_escalation(FP, "another worker", datetime.now().astimezone(), 300)
+        super().release_escalation(fingerprint, owner)
+
+
+def test_an_occurrence_queued_just_before_the_release_is_not_left_for_the_next_drain(
+    ledger_url: str, tmp_path: Path, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    with QueuedBeforeRelease(ledger_url, tmp_path / "spool") as ledger:
+        ledger.migrate()
+        ledger.enqueue_escalation(FP, "vault denied", "**Escalated:** first", ["q"])
+        report = deliver_escalations(ledger, issues, clock=clock)
+        assert ledger.queued
+        assert (report.delivered, report.created, report.counted) == (2, 1, 1)
+        assert ledger.pending_escalations() == []
+
+
+def test_one_drain_delivers_at_most_its_limit_and_the_next_one_the_rest(
+    ledger: Ledger, issues: GitHubIssues, clock: Clock
+) -> None:
+    for n in range(7):
+        ledger.enqueue_escalation(FP, "vault denied", f"**Escalated:** occurrence {n}", ["q"])
+    settings = DeliverySettings(limit=3)
+    assert deliver_escalations(ledger, issues, settings=settings, clock=clock).delivered == 3
+    assert len(ledger.pending_escalations()) == 4
+    assert deliver_escalations(ledger, issues, settings=settings, clock=clock).delivered == 3
+    assert deliver_escalations(ledger, issues, settings=settings, clock=clock).delivered == 1
+    assert ledger.pending_escalations() == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
