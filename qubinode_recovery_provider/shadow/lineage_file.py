@@ -35,6 +35,7 @@ import marshal
 import os
 import pickle
 import re
+import signal
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -451,7 +452,11 @@ class _Forked:
 def _child(send: Any, path: str, begin: int, end: int) -> None:
     """Body of a forked lineage worker: read one range, send the partial index back as tuples. The
     cyclic garbage collector is off here, whoever forked: decoded events hold no cycles, and its passes
-    over the growing index cost a quarter of the reading (the process ends once it has sent)."""
+    over the growing index cost a quarter of the reading (the process ends once it has sent).
+
+    Ctrl-C reaches the terminal's whole process group: the worker ignores it (no traceback of its own)
+    and the parent, which gets it too, stops and reaps its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()
     try:
         send.send_bytes(_read_range(path, begin, end, _FORK_WANTED).to_bytes())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +338,39 @@ def test_workers_are_reaped_when_the_parents_own_range_cannot_be_read(
     index = pending.result()
     assert any("cannot read" in w and "the file went away" in w for w in index.report.warnings)
     assert all(_reaped(process.pid) for process in processes)
+
+
+def _ignores_sigint(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+def test_ctrl_c_leaves_the_interrupt_to_the_scan_and_no_worker_prints_a_traceback(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The terminal sends SIGINT to the whole process group; a worker that took it printed its own
+    KeyboardInterrupt traceback beside the scan's exit 130. It ignores it; the scan reaps it."""
+
+    def reading(*args: Any) -> Any:  # a long read (in the worker; ended by the cancel below)
+        time.sleep(60)
+
+    monkeypatch.setattr(lf, "_read_range", reading)
+    pending, processes = _forked_read(tmp_path, real_lines, monkeypatch)
+    try:
+        deadline = time.monotonic() + 30
+        while not all(_ignores_sigint(p.pid) for p in processes):
+            assert time.monotonic() < deadline, "the workers never ignored SIGINT"
+            time.sleep(0.01)
+        for process in processes:
+            os.kill(process.pid, signal.SIGINT)
+        assert all(p.is_alive() for p in processes)
+    finally:
+        pending.cancel()
+    assert [p.exitcode for p in processes] == [-signal.SIGTERM] * 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
 
 
 def test_an_interrupt_between_two_forks_reaps_the_first_worker(
