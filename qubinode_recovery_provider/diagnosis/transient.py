@@ -12,9 +12,8 @@ one line: linear in the line's length. Plain Python, no Airflow.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
-from qubinode_recovery_provider.diagnosis.linear import compile_linear
+from qubinode_recovery_provider.diagnosis.linear import LinearPattern
 
 #: A signal the log shows on this many lines or more: the tool's own retries met it again.
 RECURRING_LINES = 3
@@ -50,19 +49,26 @@ TRANSIENT_SIGNALS: tuple[tuple[str, str], ...] = (
 )
 
 
-#: Lines a signal's expression matches that still do not carry it: a locked user account waits for an
-#: administrator, not for a process to finish.
-NOT_TRANSIENT: dict[str, str] = {"lock held": r"\baccounts?\b.*\block|\blocked out\b|\blockout\b"}
+#: A number that a label makes something else than an HTTP status: ``port 429``, ``uid=503``,
+#: ``line 502``, ``pid: 503`` (``status 503``, ``code 503``, ``error 503`` stay statuses).
+_LABELLED = (
+    r"\b(?:port|uid|gid|pid|tid|line|lines|row|column|col|offset|bytes?|id|user|group|step|attempt|try"
+    r"|version|build|job|task|issue|item|record|page|size|count|errno|exit code|exit status|rc)"
+    r"\s*[=:#]?\s*{}\b"
+)
+#: Matches that veto a signal's match they overlap (what look-around would say): a locked user
+#: account waits for an administrator, not for a process to finish; a labelled number is no status.
+NOT_TRANSIENT: dict[str, tuple[str, ...]] = {
+    "rate limited (HTTP 429)": (_LABELLED.format("429"),),
+    "gateway or service unavailable (HTTP 502/503)": (_LABELLED.format("50[23]"),),
+    "lock held": (r"\baccounts?\b.*\block", r"\blocked out\b", r"\blockout\b"),
+}
 
 
 @cache
-def _signals() -> list[tuple[str, Any, Any]]:
+def _signals() -> list[tuple[str, LinearPattern]]:
     return [
-        (
-            name,
-            compile_linear(regex, ignore_case=True),
-            compile_linear(NOT_TRANSIENT[name], ignore_case=True) if name in NOT_TRANSIENT else None,
-        )
+        (name, LinearPattern.compile(regex, NOT_TRANSIENT.get(name, ()), ignore_case=True))
         for name, regex in TRANSIENT_SIGNALS
     ]
 
@@ -72,8 +78,9 @@ def transient_signal(line: str) -> str | None:
 
     :param line: the decisive line of a diagnosis.
     """
-    for name, expression, unless in _signals():
-        if expression.search(line) and (unless is None or not unless.search(line)):
+    data = line.encode("utf-8", "replace")
+    for name, pattern in _signals():
+        if pattern.search(data) is not None:
             return name
     return None
 

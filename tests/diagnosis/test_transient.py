@@ -94,6 +94,10 @@ def test_every_retryable_true_pattern_can_make_its_claim() -> None:
         "rm: cannot remove '/var/lock/subsys/libvirtd': Permission denied",
         "pam_faillock: account locked due to 5 failed logins",  # waits for an administrator
         "sshd: User root account is locked out",
+        "nc: connect to db01 port 429 (tcp) failed: Connection refused",  # a port, as words
+        "useradd: UID=503 is not unique",  # a user id
+        "ERROR! Syntax Error while loading YAML, line 502, column 3",  # a line number
+        "systemd[1]: Main process exited, pid: 503, exit status 1",  # a process id
     ],
 )
 def test_a_number_word_or_path_that_only_looks_like_a_signal_makes_no_claim(line: str) -> None:
@@ -110,6 +114,9 @@ def test_a_number_word_or_path_that_only_looks_like_a_signal_makes_no_claim(line
         ("Error: 429 Too Many Requests", "rate limited (HTTP 429)"),
         ("API rate-limited: retry later", "rate limited (HTTP 429)"),
         ("(/var/lib/dpkg/lock-frontend), is another process using it?", "lock held"),
+        ("status 503 from https://quay.io/v2/", "gateway or service unavailable (HTTP 502/503)"),
+        ("error 429 on port 8443: slow down", "rate limited (HTTP 429)"),  # the port vetoes itself only
+        ("line 12: upstream said 503", "gateway or service unavailable (HTTP 502/503)"),
     ],
 )
 def test_signals_next_to_punctuation_are_still_named(line: str, signal: str) -> None:
