@@ -190,6 +190,7 @@ class _Drain:
         self.report = DeliveryReport()
         self.stopped = False
         self.handled: set[int] = set()  # entries this drain delivered or deferred, even if not recorded yet
+        self.head_waiting = False  # the last pass stopped at an entry whose retry time had not come
 
     def run(self, fingerprint: str | None) -> None:
         order: dict[str, None] = {}
@@ -233,20 +234,25 @@ class _Drain:
         return [entry for entry in entries if entry["id"] not in self.handled]
 
     def _ready(self, fingerprint: str) -> bool:
-        """Whether the fingerprint's queue has a due entry and this drain may still deliver it."""
-        if self.report.delivered >= self.settings.limit:
+        """Whether the fingerprint's queue has a due entry and this drain may still deliver it. Not when
+        the last pass stopped at an entry waiting to retry: the entries behind it wait too, and a second
+        reading of the clock must not decide otherwise (a clock that steps back and forth would make the
+        drain take the lease again and again)."""
+        if self.report.delivered >= self.settings.limit or self.head_waiting:
             return False
         entries = self._pending(fingerprint)
         return bool(entries) and _due(entries[0], self.clock())
 
     def _deliver_fingerprint(self, fingerprint: str) -> None:
         leased = True  # just claimed; renewed before every further entry
+        self.head_waiting = False
         while entries := self._pending(fingerprint):
             now = self.clock()
             for entry in entries:
                 if self.report.delivered >= self.settings.limit:
                     return
                 if not _due(entry, now):
+                    self.head_waiting = True
                     return  # in order: a later entry (a resolution) never overtakes one waiting to retry
                 if not leased and not self._renew(fingerprint):
                     return  # the lease ran out and another drain holds the fingerprint: it carries on

@@ -395,10 +395,19 @@ class _Forked:
             context = multiprocessing.get_context("fork")
             for begin, end in ranges[:-1]:
                 receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_child, args=(send, str(path), begin, end), daemon=True)
-                process.start()
-                send.close()
-                children.append((process, receive))
+                readers = [*(r for _, r in children), receive]  # (the child closes its copies)
+                process = context.Process(
+                    target=_child, args=(send, readers, str(path), begin, end), daemon=True
+                )
+                # SIGINT blocked across the fork: the child takes none before it ignores it, and an
+                # interrupt of this process comes once the child is in ``children`` (to be reaped)
+                blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+                try:
+                    process.start()
+                    children.append((process, receive))
+                    send.close()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         except (OSError, ValueError) as exc:  # no fork here: the parent reads the other ranges itself
             log.warning("lineage workers unavailable (%s); reading %s in one process", exc, path)
         except BaseException:  # (an interrupt between two forks: the ones started are reaped)
@@ -449,17 +458,28 @@ class _Forked:
         self.children = []
 
 
-def _child(send: Any, path: str, begin: int, end: int) -> None:
+def _child(send: Any, readers: list[Any], path: str, begin: int, end: int) -> None:
     """Body of a forked lineage worker: read one range, send the partial index back as tuples. The
     cyclic garbage collector is off here, whoever forked: decoded events hold no cycles, and its passes
     over the growing index cost a quarter of the reading (the process ends once it has sent).
 
     Ctrl-C reaches the terminal's whole process group: the worker ignores it (no traceback of its own)
-    and the parent, which gets it too, stops and reaps its workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    and the parent, which gets it too, stops and reaps its workers. It is blocked from the fork until
+    it is ignored, so one that comes during multiprocessing's start-up in the child is dropped too.
+
+    The reading ends of the pipes (its own and its elder siblings'), inherited at the fork, are closed
+    first: only the parent reads them, so a parent that died without reaping its workers (SIGKILL, a
+    SIGTERM it does not handle) makes the send fail and the worker end, instead of waiting forever
+    for a reader of a result larger than the pipe's buffer."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # (one pending since the fork is dropped here)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    for reader in readers:
+        reader.close()
     gc.disable()
     try:
         send.send_bytes(_read_range(path, begin, end, _FORK_WANTED).to_bytes())
+    except BrokenPipeError:  # the parent is gone or stopped reading: nobody wants the result
+        pass
     finally:
         send.close()
 

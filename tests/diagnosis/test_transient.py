@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from qubinode_recovery_provider.diagnosis import PatternLibrary
-from qubinode_recovery_provider.diagnosis.transient import RECURRING_LINES, transient_claim, transient_signal
+from qubinode_recovery_provider.diagnosis.transient import (
+    MAX_LABELLED,
+    RECURRING_LINES,
+    transient_claim,
+    transient_signal,
+)
 
 
 @pytest.mark.parametrize(
@@ -121,3 +126,27 @@ def test_a_number_word_or_path_that_only_looks_like_a_signal_makes_no_claim(line
 )
 def test_signals_next_to_punctuation_are_still_named(line: str, signal: str) -> None:
     assert transient_signal(line) == signal
+
+
+@pytest.mark.parametrize(
+    ("line", "signal"),
+    [
+        ("port 503 " * 40 + "Service Unavailable", "gateway or service unavailable (HTTP 502/503)"),
+        ("uid=429 " * 40 + "Too Many Requests", "rate limited (HTTP 429)"),
+        ("line 502, " * 40 + "upstream answered 502", "gateway or service unavailable (HTTP 502/503)"),
+        ("pid: 429 " * 9_000 + "HTTP 429", "rate limited (HTTP 429)"),
+        ("pid: 429 " * 100_000 + "Too Many Requests", "rate limited (HTTP 429)"),  # about 1 MB
+        ("report 503 from the proxy", "gateway or service unavailable (HTTP 502/503)"),  # not "port 503"
+        ("support 503 tickets", "gateway or service unavailable (HTTP 502/503)"),
+    ],
+)
+def test_labelled_numbers_however_many_veto_only_themselves(line: str, signal: str) -> None:
+    """A labelled number vetoed the matches it overlaps, but only the first 32 matches of a signal's
+    expression were tried: a line with more labelled numbers lost its status and even its words."""
+    assert transient_signal(line) == signal
+
+
+def test_a_line_of_more_labelled_numbers_than_looked_at_claims_no_status() -> None:
+    """Past MAX_LABELLED labelled numbers the line's statuses are not looked at (no retry claim), so
+    a hostile line costs milliseconds; its words still count."""
+    assert transient_signal("pid: 429 " * (MAX_LABELLED + 1) + "HTTP 429") is None

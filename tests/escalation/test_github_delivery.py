@@ -348,3 +348,29 @@ def test_the_backoff_doubles_up_to_its_bound_however_many_tries_failed(tries: in
     assert (
         settings.backoff(tries, DeliveryFailure("401", transient=False), now) == settings.max_backoff_seconds
     )
+
+
+def test_a_clock_stepping_back_and_forth_around_a_retry_time_ends_the_drain(
+    ledger: Ledger, issues: GitHubIssues, github: GitHubStub, clock: Clock
+) -> None:
+    """The drain stopped at the entry waiting to retry, then read the clock again to decide whether to
+    take the lease once more: a clock on the other side of the retry time each time made it loop
+    (bounded here: the clock gives up after 1,000 readings)."""
+    ledger.enqueue_escalation(FP, "vault denied", "**Escalated:** first", ["q"])
+    github.fail_next(502, "Server Error")
+    settings = DeliverySettings(base_backoff_seconds=60)
+    assert deliver_escalations(ledger, issues, settings=settings, clock=clock).deferred == 1
+    retry_at = clock() + timedelta(seconds=60)
+    readings = itertools.count(1)
+
+    def stepping() -> datetime:  # after the retry time, before it, after it, ...
+        reading = next(readings)
+        if reading > 1000:
+            raise RuntimeError("the drain never ended")
+        return retry_at + timedelta(seconds=1 if reading % 2 else -1)
+
+    sent = len(github.requests)
+    report = deliver_escalations(ledger, issues, settings=settings, clock=stepping)
+    assert (report.delivered, report.errors) == (0, [])
+    assert len(github.requests) == sent
+    assert next(readings) < 10

@@ -395,3 +395,89 @@ def test_an_interrupt_between_two_forks_reaps_the_first_worker(
         FileLineageSource(path, workers=3).start(None)
     assert len(started) == 1
     assert _reaped(started[0].pid)
+
+
+_ORPHANING_PARENT = """
+import sys, time
+from pathlib import Path
+from qubinode_recovery_provider.shadow import FileLineageSource
+from qubinode_recovery_provider.shadow import lineage_file as lf
+
+class Large:  # a range's index too large for the pipe's buffer: the worker waits for the parent
+    def to_bytes(self):
+        return b"x" * (1 << 20)
+
+lf.PARALLEL_MIN_BYTES = 1
+lf._read_range = lambda *args: Large()
+pending = FileLineageSource(Path(sys.argv[1]), workers=3).start(None)
+pids = [process.pid for forked in pending.forked.values() for process, _ in forked.children]
+print("workers", *pids, flush=True)
+time.sleep(600)  # killed by the test before it collects its workers
+"""
+
+
+def test_workers_end_when_the_parent_is_killed_before_it_collects_them(
+    tmp_path: Path, real_lines: list[str]
+) -> None:
+    """The parent dies without its cleanup (SIGKILL, the OOM killer, a SIGTERM it does not handle)
+    while its workers wait to send a large result: each worker held its own pipe's reading end
+    (inherited at the fork), so its write never failed and it waited forever."""
+    import sys
+
+    import psutil
+    from support.processes import Service
+
+    path = _write(tmp_path / "events.jsonl", real_lines * 3)
+    script = tmp_path / "parent.py"
+    script.write_text(_ORPHANING_PARENT)
+    log = tmp_path / "parent.log"
+    parent = Service.start([sys.executable, str(script), str(path)], name="lineage-parent", log_path=log)
+    try:
+        deadline = time.monotonic() + 60
+        while "workers" not in log.read_text():
+            assert parent.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the parent never forked its workers"
+            time.sleep(0.05)
+        pids = [int(pid) for pid in log.read_text().split("workers", 1)[1].split()]
+        workers = [psutil.Process(pid) for pid in pids]
+        assert len(workers) == 2
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.process.wait(30)
+
+        def ended(process: psutil.Process) -> bool:
+            try:
+                return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        deadline = time.monotonic() + 60  # (they end at once; a stuck worker never would)
+        while not all(ended(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [ended(w) for w in workers] == [True, True]
+        assert "Traceback" not in log.read_text()
+    finally:
+        parent.stop()
+
+
+def test_ctrl_c_right_after_a_fork_prints_no_worker_traceback(
+    tmp_path: Path, real_lines: list[str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C that reaches a worker between its fork and its first line (multiprocessing's start-up in
+    the child) was a KeyboardInterrupt there, with its traceback: the worker now starts with SIGINT
+    blocked, so it only ever sees the interrupt once it ignores it; the parent gets its own."""
+    import multiprocessing.util
+    import weakref
+
+    class Hook:
+        pass
+
+    hook = Hook()
+    monkeypatch.setattr(multiprocessing.util, "_afterfork_registry", weakref.WeakValueDictionary())
+    multiprocessing.util.register_after_fork(hook, lambda _: os.kill(os.getpid(), signal.SIGINT))
+    pending, processes = _forked_read(tmp_path, real_lines, monkeypatch)
+    index = pending.result()
+    assert [p.exitcode for p in processes] == [0, 0]
+    assert index.runs
+    err = capfd.readouterr().err
+    assert "KeyboardInterrupt" not in err
+    assert "Traceback" not in err

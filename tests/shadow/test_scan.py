@@ -4,6 +4,7 @@ hands them to the oldest generation when it resumes, so no young collection walk
 from __future__ import annotations
 
 import gc
+import signal
 from typing import Any
 
 import pytest
@@ -60,8 +61,12 @@ def test_a_lineage_worker_reads_with_the_collector_off(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(lf, "_read_range", read)
     pipe = Pipe()
-    lf._child(pipe, "events.jsonl", 0, 0)  # (in a forked worker, the process ends here)
-    gc.enable()
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        lf._child(pipe, [], "events.jsonl", 0, 0)  # (in a forked worker, the process ends here)
+    finally:
+        signal.signal(signal.SIGINT, handler)  # (the worker ignores Ctrl-C; this process must not)
+        gc.enable()
     assert seen == [False]
     assert lf._Chunk.from_bytes(pipe.sent[0]).lines == 0
 
