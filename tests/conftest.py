@@ -14,7 +14,8 @@ Guard rails (see ``docs/testing.md``):
 
 PostgreSQL: a real server, started by the test session itself. ``pg_server`` (session) runs
 ``initdb`` and ``pg_ctl`` from Debian's ``postgresql`` package (installed by ``scripts/setup.sh``) in a
-private temporary directory on a free port. PostgreSQL refuses to run as root, so under root the
+private temporary directory on a free port (another one when a process took it before the server
+bound it). PostgreSQL refuses to run as root, so under root the
 commands run as the ``postgres`` user through ``runuser``; otherwise as the current user. ``pg_url``
 gives each test a fresh database (pytest-postgresql's ``DatabaseJanitor``), ``make_pg_server`` a
 private server a test may stop and restart. These tests are never skipped: a missing PostgreSQL is an
@@ -92,6 +93,21 @@ class PostgresServer:
             )
         return result
 
+    def log_size(self) -> int:
+        try:
+            return self.logfile.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """What the server logged after ``offset`` (a :meth:`log_size`)."""
+        try:
+            with self.logfile.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
@@ -165,11 +181,24 @@ class PostgresServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+#: Ports tried for a new server: its port is chosen free, then bound seconds later (after initdb), and
+#: another process (the other xdist worker's server, a client's ephemeral port) may take it meanwhile.
+PG_PORT_ATTEMPTS = 5
+
+
 def _new_server() -> PostgresServer:
     server = PostgresServer(Path(tempfile.mkdtemp(prefix="qubinode-pg-")))
     try:
         server.init()
-        server.start()
+        for attempt in range(1, PG_PORT_ATTEMPTS + 1):
+            logged = server.log_size()
+            try:
+                server.start()
+                break
+            except RuntimeError:
+                if attempt == PG_PORT_ATTEMPTS or "Address already in use" not in server.log_since(logged):
+                    raise
+                server.port = free_port()
     except BaseException:
         server.remove()
         raise

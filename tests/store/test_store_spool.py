@@ -202,7 +202,7 @@ def test_spool_append_reopens_a_file_replaced_during_the_wait(tmp_path: Path) ->
         if len(seen) == 1:  # an append from another thread while the replay holds the lock
             writer = threading.Thread(target=spool.append, args=(SpoolEvent(op="late", payload={}),))
             writer.start()
-            time.sleep(0.2)
+            _wait_for(lambda: _waits_for_its_flock(spool.path), "the append waiting for the replay's lock")
             apply.writer = writer  # type: ignore[attr-defined]
 
     spool.replay(apply)
@@ -210,6 +210,13 @@ def test_spool_append_reopens_a_file_replaced_during_the_wait(tmp_path: Path) ->
     lines = [json.loads(line)["op"] for line in spool.path.read_text().splitlines()]
     assert seen == ["record_plan"]
     assert lines == ["late"]
+
+
+def _waits_for_its_flock(path: Path) -> bool:
+    """Whether a process or thread is blocked on a ``flock`` of ``path`` (``->`` in /proc/locks)."""
+    inode = path.stat().st_ino
+    with open("/proc/locks") as locks:  # "1: -> FLOCK  ADVISORY  WRITE <pid> <maj:min:inode> 0 EOF"
+        return any(line.split()[1] == "->" and line.split()[-3].endswith(f":{inode}") for line in locks)
 
 
 def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
