@@ -44,7 +44,8 @@ def test_the_key_existing_ledgers_hold_does_not_change() -> None:
 def test_the_first_caller_queues_it_the_others_find_it_queued(ledger: Ledger) -> None:
     diagnosis = Diagnosis(fingerprint="fp-credential", root_cause=RootCause.CREDENTIAL, confidence=0.9)
     ledger.record_failure(FailureEvent(dag_id="build_vm", task_id="fetch", run_id=RUN_ID), diagnosis)
-    first = queue_escalation(ledger, plan(), "no safe automatic option", host="kvm-01")
+    planned = plan()  # one plan: its body names its creation time (two plans may straddle a second)
+    first = queue_escalation(ledger, planned, "no safe automatic option", host="kvm-01")
     again = queue_escalation(ledger, plan(), "verification failed")
 
     assert (first.first, again.first) == (True, False)
@@ -60,7 +61,7 @@ def test_the_first_caller_queues_it_the_others_find_it_queued(ledger: Ledger) ->
     )
     assert (stored.outcome, stored.detail) == (AttemptOutcome.BLOCKED, first.attempt.detail)
     (entry,) = ledger.pending_escalations()
-    title, body = escalation_text(plan(), "no safe automatic option")
+    title, body = escalation_text(planned, "no safe automatic option")
     assert (entry["title"], entry["body"]) == (title, body)
     assert title == "[qubinode-recovery] credential failure in build_vm.fetch"
     assert entry["labels"] == ["qubinode-recovery", "root-cause:credential"]
