@@ -13,9 +13,9 @@ A ``resolve`` entry (the recovery fixed the failure) closes the open issue with 
 has passed, the drain also comments on issues with occurrences counted but not reported yet.
 
 A drain that finds a fingerprint's lease taken leaves its entries to the drain holding it: that one
-reads the fingerprint's queue again until it is empty, and looks once more after it lets go of the lease,
-so a burst of failures from many workers leaves nothing waiting for the next scheduled drain (at most
-``limit`` entries per drain).
+looks at the fingerprint's queue again each time it lets go of the lease, and takes the lease back while
+an entry is due, so a burst of failures from many workers leaves nothing waiting for the next
+scheduled drain (at most ``limit`` entries per drain).
 
 Every entry is marked sent with the issue URL as its reference. A failed GitHub call leaves the entry
 pending with ``next_attempt_at`` set to the later of the wait GitHub asked for and an exponential
@@ -244,28 +244,27 @@ class _Drain:
         return bool(entries) and _due(entries[0], self.clock())
 
     def _deliver_fingerprint(self, fingerprint: str) -> None:
-        leased = True  # just claimed; renewed before every further entry
+        """One pass over the fingerprint's queue; entries queued meanwhile are found by :meth:`_ready`
+        after the release, which takes the lease again for them."""
         self.head_waiting = False
-        while entries := self._pending(fingerprint):
-            now = self.clock()
-            for entry in entries:
-                if self.report.delivered >= self.settings.limit:
-                    return
-                if not _due(entry, now):
-                    self.head_waiting = True
-                    return  # in order: a later entry (a resolution) never overtakes one waiting to retry
-                if not leased and not self._renew(fingerprint):
-                    return  # the lease ran out and another drain holds the fingerprint: it carries on
-                leased = False
-                self.handled.add(entry["id"])
-                try:
-                    reference = self._deliver(entry)
-                except DeliveryFailure as failure:
-                    self._defer(entry, failure)
-                    return
-                self.ledger.mark_escalated(entry["id"], reference)
-                self.report.delivered += 1
-                self.report.references[entry["id"]] = reference
+        now = self.clock()
+        for n, entry in enumerate(self._pending(fingerprint)):
+            if self.report.delivered >= self.settings.limit:
+                return
+            if not _due(entry, now):
+                self.head_waiting = True
+                return  # in order: a later entry (a resolution) never overtakes one waiting to retry
+            if n and not self._renew(fingerprint):
+                return  # the lease ran out and another drain holds the fingerprint: it carries on
+            self.handled.add(entry["id"])
+            try:
+                reference = self._deliver(entry)
+            except DeliveryFailure as failure:
+                self._defer(entry, failure)
+                return
+            self.ledger.mark_escalated(entry["id"], reference)
+            self.report.delivered += 1
+            self.report.references[entry["id"]] = reference
 
     def _renew(self, fingerprint: str) -> bool:
         """Extend this drain's lease before the next entry (many entries and a slow GitHub can outlast
