@@ -101,12 +101,7 @@ class PostgresServer:
 
     def log_since(self, offset: int) -> str:
         """What the server logged after ``offset`` (a :meth:`log_size`)."""
-        try:
-            with self.logfile.open("rb") as log:
-                log.seek(offset)
-                return log.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return processes.read_from(self.logfile, offset)[0]
 
     def log_tail(self, lines: int = 20) -> str:
         try:

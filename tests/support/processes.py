@@ -248,7 +248,8 @@ def describe(process: psutil.Process) -> str:
         return f"pid={process.pid} (gone)"
 
 
-def _read_from(path: Path, offset: int) -> tuple[str, int]:
+def read_from(path: Path, offset: int) -> tuple[str, int]:
+    """What ``path`` holds after ``offset`` (nothing when it cannot be read), and the offset after it."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
@@ -270,15 +271,15 @@ def _wait(
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            return _read_from(out_path, 0)[0], "timeout"
-        return _read_from(out_path, 0)[0], None
+            return read_from(out_path, 0)[0], "timeout"
+        return read_from(out_path, 0)[0], None
     deadline = time.monotonic() + timeout
     output, offset = "", 0
     linger_until: float | None = None
     while True:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=0.2)
-        chunk, offset = _read_from(out_path, offset)
+        chunk, offset = read_from(out_path, offset)
         output += chunk
         now = time.monotonic()
         if process.returncode is not None:
@@ -347,7 +348,7 @@ def run(
                 kill_tree(process, token, grace)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
-    errors, _ = _read_from(err_path, 0)
+    errors, _ = read_from(err_path, 0)
     shutil.rmtree(workdir, ignore_errors=True)
     if stopped == "timeout":
         raise ProcessTimeout(argv, timeout, output + errors)
